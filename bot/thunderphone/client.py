@@ -1,0 +1,208 @@
+"""Async client for the ThunderPhone REST API (the parts the bot uses).
+
+Creates (POST) are sent exactly once: ThunderPhone has no idempotency key for test calls,
+batches or issue reports, so a retried create could start a second paid run. Reads (GET) are
+retried on transport errors and 5xx replies.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any, TypeVar
+
+import httpx
+import stamina
+
+from bot.thunderphone.errors import (
+    ThunderPhoneBadResponse,
+    ThunderPhoneNotFound,
+    ThunderPhoneUnavailable,
+    error_for_status,
+    extract_detail,
+)
+from bot.thunderphone.models import (
+    Batch,
+    BatchRequest,
+    Call,
+    Grade,
+    IssueReport,
+    IssueReportRequest,
+    ResponseModel,
+    Run,
+    TestCallRequest,
+    Transcript,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "ThunderPhoneClient"]
+
+DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+READ_ATTEMPTS = 3
+
+M = TypeVar("M", bound=ResponseModel)
+
+
+def _client_version() -> str:
+    try:
+        return importlib.metadata.version("thunderbot")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "the request timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "the connection failed"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return "the connection dropped"
+    return f"network error: {type(exc).__name__}"
+
+
+def _parse(model: type[M], data: object, status: int) -> M:
+    try:
+        return model.parse(data)
+    except ThunderPhoneBadResponse as exc:
+        raise ThunderPhoneBadResponse(exc.detail, status=status, body=data) from exc
+
+
+class ThunderPhoneClient:
+    """ThunderPhone API client sharing one `httpx.AsyncClient`.
+
+    `base_url` is the host without `/v1`, e.g. `https://api.thunderphone.com`. When `http` is
+    given, its owner closes it; otherwise `aclose` does.
+    """
+
+    def __init__(
+        self, *, base_url: str, api_key: str, http: httpx.AsyncClient | None = None
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "X-ThunderPhone-Client": f"thunderbot/{_client_version()}",
+            "Accept": "application/json",
+        }
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> ThunderPhoneClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> tuple[int, Any]:
+        """One HTTP exchange; returns (status, decoded JSON) for a 2xx or raises."""
+        try:
+            response = await self._http.request(
+                method, self._base_url + path, json=json, params=params, headers=self._headers
+            )
+        except httpx.TransportError as exc:
+            raise ThunderPhoneUnavailable(_transport_reason(exc)) from exc
+        status = response.status_code
+        text = response.text
+        try:
+            body: Any = response.json()
+            decoded = True
+        except ValueError:
+            body, decoded = None, False
+        if not 200 <= status < 300:
+            raise error_for_status(status, body, text)
+        if not decoded:
+            raise ThunderPhoneBadResponse(
+                f"the body is not JSON: {extract_detail(None, text) or '(empty)'}",
+                status=status,
+                body=text,
+            )
+        return status, body
+
+    async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        # Never retried: a second attempt could create a second paid run.
+        return await self._send_once("POST", path, json=body)
+
+    async def _get(self, path: str, params: dict[str, str | int] | None = None) -> tuple[int, Any]:
+        async for attempt in stamina.retry_context(
+            on=ThunderPhoneUnavailable, attempts=READ_ATTEMPTS
+        ):
+            with attempt:
+                return await self._send_once("GET", path, params=params)
+        raise AssertionError("unreachable: stamina re-raises the last failure")
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def create_test_call(self, request: TestCallRequest) -> Run:
+        """Start one test-call run (POST /v1/test-calls)."""
+        status, body = await self._post("/v1/test-calls", request.to_json())
+        return _parse(Run, body, status)
+
+    async def create_batch(self, request: BatchRequest) -> Batch:
+        """Start a batch of runs (POST /v1/test-call-batches)."""
+        status, body = await self._post("/v1/test-call-batches", request.to_json())
+        return _parse(Batch, body, status)
+
+    async def get_batch(self, batch_id: int) -> Batch:
+        """Batch progress and child run ids."""
+        status, body = await self._get(f"/v1/test-call-batches/{int(batch_id)}")
+        return _parse(Batch, body, status)
+
+    async def list_test_calls(
+        self,
+        *,
+        limit: int = 200,
+        offset: int = 0,
+        status: str | None = None,
+        agent_id: int | None = None,
+    ) -> list[Run]:
+        """Recent runs; accepts a plain array or a `{"results": [...]}` envelope."""
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if status is not None:
+            params["status"] = status
+        if agent_id is not None:
+            params["agent_id"] = agent_id
+        code, body = await self._get("/v1/test-calls", params)
+        items = body.get("results") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise ThunderPhoneBadResponse(
+                "expected a list of runs or an object with `results`", status=code, body=body
+            )
+        return [_parse(Run, item, code) for item in items]
+
+    async def get_call(self, call_id: int) -> Call:
+        """One call log."""
+        status, body = await self._get(f"/v1/calls/{int(call_id)}")
+        return _parse(Call, body, status)
+
+    async def get_transcript(self, call_id: int) -> Transcript:
+        """The transcript of a call."""
+        status, body = await self._get(f"/v1/calls/{int(call_id)}/transcript")
+        return _parse(Transcript, body, status)
+
+    async def get_grade(self, call_id: int) -> Grade | None:
+        """The latest grade of a call, or None when it has not been graded yet (404)."""
+        try:
+            status, body = await self._get(f"/v1/calls/{int(call_id)}/grade")
+        except ThunderPhoneNotFound:
+            return None
+        if isinstance(body, dict) and body.get("call_id") is None:
+            body = {**body, "call_id": call_id}
+        return _parse(Grade, body, status)
+
+    async def create_issue_report(self, call_id: int, request: IssueReportRequest) -> IssueReport:
+        """File an issue report against a call."""
+        status, body = await self._post(
+            f"/v1/calls/{int(call_id)}/issue-reports", request.to_json()
+        )
+        return _parse(IssueReport, body, status)
