@@ -1,0 +1,66 @@
+"""Settings: read once at start-up from the environment (and `.env`), then passed down."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything thunderbot reads from its environment. Field names map to upper-case variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr = Field(
+        SecretStr(""), description="Bot token (xoxb-...); required for `serve`."
+    )
+    slack_signing_secret: SecretStr = Field(description="Verifies that requests come from Slack.")
+    slack_api_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (ends with /api/)."
+    )
+    thunderphone_api_key: SecretStr = Field(description="ThunderPhone organisation API key.")
+    thunderphone_base_url: str = Field(
+        "https://api.thunderphone.com", description="ThunderPhone API host, without /v1."
+    )
+    thunderphone_webhook_secret: SecretStr = Field(
+        description="Webhook signing secret; a comma-separated list allows rotation."
+    )
+    thunderphone_require_v2_signature: bool = Field(
+        False, description="Refuse webhooks signed only with the older body-only signature."
+    )
+    thunderbot_db: str = Field("thunderbot.db", description="SQLite file.")
+    thunderbot_score_threshold: float = Field(
+        0.8, ge=0, le=1, description="Scores below this fraction are marked as below threshold."
+    )
+    thunderbot_poll_seconds: float = Field(
+        10.0, gt=0, description="How often runs that have gone quiet are checked with ThunderPhone."
+    )
+    host: str = Field("0.0.0.0", description="Listen address.")
+    port: int = Field(3000, ge=0, le=65535, description="Listen port.")
+
+    @field_validator("slack_signing_secret", "thunderphone_api_key", "thunderphone_webhook_secret")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        # An empty secret would turn every request into a 500 later; refuse it at start-up.
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        raw = self.thunderphone_webhook_secret.get_secret_value()
+        return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def describe_settings_error(error: Exception) -> str:
+    """A start-up message naming each missing or invalid variable."""
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return str(error)
+    lines = ["thunderbot cannot start; fix these environment variables:"]
+    for problem in error.errors():
+        name = str(problem["loc"][0]).upper() if problem["loc"] else "?"
+        reason = "is required" if problem["type"] == "missing" else problem["msg"]
+        lines.append(f"  {name} {reason}")
+    return "\n".join(lines)

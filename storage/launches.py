@@ -1,0 +1,53 @@
+"""Launch intents: recorded before any paid request, claimed atomically by one click."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlite_utils import Database
+
+from storage.db import now_iso
+from storage.models import Launch, LaunchStatus
+
+
+def new_launch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def save_launch(db: Database, launch: Launch) -> Launch:
+    stored = launch.model_copy(update={"created_at": launch.created_at or now_iso()})
+    db.table("launches").insert(stored.model_dump(), pk="id")
+    return stored
+
+
+def get_launch(db: Database, launch_id: str) -> Launch | None:
+    rows = list(db.table("launches").rows_where("id = ?", [launch_id]))
+    return Launch.from_row(rows[0]) if rows else None
+
+
+def claim_launch(
+    db: Database,
+    launch_id: str,
+    *,
+    to: LaunchStatus,
+    by: str,
+    from_status: LaunchStatus = "proposed",
+) -> bool:
+    """Move a launch from `from_status` to `to`; True only for the one caller that did it."""
+    cursor = db.execute(
+        "update launches set status = ?, decided_by = ?, decided_at = ?"
+        " where id = ? and status = ?",
+        [to, by, now_iso(), launch_id, from_status],
+    )
+    return cursor.rowcount == 1
+
+
+def finish_launch(
+    db: Database,
+    launch_id: str,
+    *,
+    status: LaunchStatus,
+    run_id: int | None = None,
+    error: str | None = None,
+) -> None:
+    db.table("launches").update(launch_id, {"status": status, "run_id": run_id, "error": error})

@@ -1,0 +1,113 @@
+"""Rows as typed records. Plain data: no Slack or HTTP knowledge."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+LaunchStatus = Literal["proposed", "launching", "launched", "failed", "cancelled"]
+TERMINAL_RUN_STATUSES = frozenset({"completed", "failed"})
+_RUN_STATUS_RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2}
+
+
+def run_status_rank(status: str) -> int:
+    """Order of the run lifecycle; an unknown status ranks with `queued`."""
+    return _RUN_STATUS_RANK.get(status, 0)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Any:
+        return cls.model_validate(row)
+
+
+class Alias(Record):
+    team_id: str
+    name: str
+    target_type: str
+    target_id: int
+    created_by: str = ""
+    created_at: str = ""
+
+
+class Launch(Record):
+    id: str
+    team_id: str
+    channel_id: str
+    user_id: str
+    target_type: str
+    target_id: int
+    target_label: str = ""
+    direction: str = "outbound"
+    mode: str = "bot"
+    caller_number: str | None = None
+    scenario_prompt: str = ""
+    status: LaunchStatus = "proposed"
+    run_id: int | None = None
+    error: str | None = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+    created_at: str = ""
+
+
+class RunRecord(Record):
+    run_id: int
+    launch_id: str | None = None
+    team_id: str
+    channel_id: str
+    card_ts: str | None = None
+    card_digest: str | None = None
+    result_ts: str | None = None
+    result_digest: str | None = None
+    started_by: str
+    target_type: str
+    target_id: int
+    target_name: str = ""
+    direction: str = "outbound"
+    mode: str = "bot"
+    caller_number: str | None = None
+    scenario_prompt: str = ""
+    status: str = "queued"
+    call_id: int | None = None
+    error_message: str | None = None
+    duration_seconds: int | None = None
+    cost_cents: int | None = None
+    end_reason: str | None = None
+    created_at: str = ""
+    started_at: str | None = None
+    completed_at: str | None = None
+    updated_at: str = ""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_RUN_STATUSES
+
+
+class GradeRecord(Record):
+    call_id: int
+    score: float | None = None
+    status: str = ""
+    call_outcome: str = ""
+    summary: str = ""
+    outcome_reasoning: str = ""
+    grader_model: str = ""
+    graded_at: str | None = None
+
+
+class FlagRecord(Record):
+    run_id: int
+    call_id: int
+    user_id: str
+    severity: str
+    title: str
+    description: str = ""
+    turn: int | None = None
+    status: Literal["filing", "filed", "failed"] = "filing"
+    issue_id: int | None = None
+    trace_id: str | None = None
+    permalink: str | None = None
+    error: str | None = None
+    created_at: str = ""

@@ -1,0 +1,179 @@
+"""Runs, their grades, transcripts and review flags, merged idempotently."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from storage.db import now_iso
+from storage.models import (
+    TERMINAL_RUN_STATUSES,
+    FlagRecord,
+    GradeRecord,
+    RunRecord,
+    run_status_rank,
+)
+
+
+def save_run(db: Database, run: RunRecord) -> RunRecord:
+    stamp = now_iso()
+    stored = run.model_copy(update={"created_at": run.created_at or stamp, "updated_at": stamp})
+    db.table("runs").insert(stored.model_dump(), pk="run_id")
+    return stored
+
+
+def get_run(db: Database, run_id: int) -> RunRecord | None:
+    rows = list(db.table("runs").rows_where("run_id = ?", [run_id]))
+    return RunRecord.from_row(rows[0]) if rows else None
+
+
+def find_run_by_call(db: Database, call_id: int) -> RunRecord | None:
+    rows = list(db.table("runs").rows_where("call_id = ?", [call_id], limit=1))
+    return RunRecord.from_row(rows[0]) if rows else None
+
+
+def merge_run(db: Database, run_id: int, changes: dict[str, Any]) -> tuple[RunRecord, bool]:
+    """Apply what ThunderPhone reported about a run; return it and whether anything changed.
+
+    A status only moves forward (a terminal status never goes back), and a known value is never
+    overwritten with nothing, so replays and out-of-order reports are harmless.
+    """
+    with db.atomic():
+        current = get_run(db, run_id)
+        if current is None:
+            raise KeyError(run_id)
+        update: dict[str, Any] = {}
+        for field, value in changes.items():
+            if value is None or getattr(current, field) == value:
+                continue
+            if field == "status":
+                if current.status in TERMINAL_RUN_STATUSES:
+                    continue
+                if run_status_rank(value) < run_status_rank(current.status):
+                    continue
+            update[field] = value
+        if not update:
+            return current, False
+        update["updated_at"] = now_iso()
+        db.table("runs").update(run_id, update)
+        merged = get_run(db, run_id)
+    assert merged is not None
+    return merged, True
+
+
+def set_run_message(db: Database, run_id: int, kind: str, *, ts: str, digest: str) -> None:
+    """Remember the Slack message (kind "card" or "result") a run owns and what it shows."""
+    if kind not in {"card", "result"}:
+        raise ValueError(kind)
+    db.table("runs").update(run_id, {f"{kind}_ts": ts, f"{kind}_digest": digest})
+
+
+def active_runs(db: Database) -> list[RunRecord]:
+    rows = db.table("runs").rows_where(
+        "status not in ('completed', 'failed')", order_by="created_at"
+    )
+    return [RunRecord.from_row(row) for row in rows]
+
+
+def recent_runs(db: Database, team_id: str, *, limit: int = 10) -> list[RunRecord]:
+    rows = db.table("runs").rows_where(
+        "team_id = ?", [team_id], order_by="created_at desc", limit=limit
+    )
+    return [RunRecord.from_row(row) for row in rows]
+
+
+def recent_costs(db: Database, target_type: str, target_id: int, *, limit: int = 8) -> list[int]:
+    """Billed cost of the last completed runs on a target, newest first."""
+    rows = db.execute(
+        "select cost_cents from runs where target_type = ? and target_id = ?"
+        " and cost_cents is not null order by completed_at desc limit ?",
+        [target_type, target_id, limit],
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def merge_grade(db: Database, grade: GradeRecord) -> bool:
+    """Store a grade unless a later one is already stored; True when it was stored."""
+    with db.atomic():
+        rows = list(db.table("grades").rows_where("call_id = ?", [grade.call_id]))
+        if rows:
+            current = GradeRecord.from_row(rows[0])
+            if current == grade:
+                return False
+            if (current.graded_at or "") > (grade.graded_at or ""):
+                return False
+        db.table("grades").upsert({**grade.model_dump(), "received_at": now_iso()}, pk="call_id")
+    return True
+
+
+def get_grade(db: Database, call_id: int | None) -> GradeRecord | None:
+    if call_id is None:
+        return None
+    rows = list(db.table("grades").rows_where("call_id = ?", [call_id]))
+    return GradeRecord.from_row(rows[0]) if rows else None
+
+
+def save_transcript(db: Database, call_id: int, entries: list[dict[str, Any]]) -> None:
+    db.table("transcripts").upsert(
+        {"call_id": call_id, "entries": json.dumps(entries), "fetched_at": now_iso()},
+        pk="call_id",
+    )
+
+
+def get_transcript(db: Database, call_id: int | None) -> list[dict[str, Any]] | None:
+    if call_id is None:
+        return None
+    rows = list(db.table("transcripts").rows_where("call_id = ?", [call_id]))
+    if not rows:
+        return None
+    entries: list[dict[str, Any]] = json.loads(rows[0]["entries"])
+    return entries
+
+
+def claim_flag(db: Database, flag: FlagRecord) -> bool:
+    """Record that someone is filing a review flag for a run; False if one exists already."""
+    row = {**flag.model_dump(), "created_at": flag.created_at or now_iso()}
+    cursor = db.execute(
+        f"insert or ignore into flags ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+        list(row.values()),
+    )
+    return cursor.rowcount == 1
+
+
+def update_flag(db: Database, run_id: int, changes: dict[str, Any]) -> FlagRecord:
+    db.table("flags").update(run_id, changes)
+    flag = get_flag(db, run_id)
+    assert flag is not None
+    return flag
+
+
+def get_flag(db: Database, run_id: int) -> FlagRecord | None:
+    rows = list(db.table("flags").rows_where("run_id = ?", [run_id]))
+    return FlagRecord.from_row(rows[0]) if rows else None
+
+
+def delete_flag(db: Database, run_id: int) -> None:
+    db.execute("delete from flags where run_id = ?", [run_id])
+
+
+def finished_without_grade(db: Database, *, within_hours: int = 24) -> list[RunRecord]:
+    """Completed runs whose grade has not arrived (call.graded may never come)."""
+    rows = db.query(
+        "select runs.* from runs left join grades on grades.call_id = runs.call_id"
+        " where runs.status = 'completed' and runs.call_id is not null"
+        " and grades.call_id is null"
+        " and coalesce(runs.completed_at, runs.updated_at) > ?",
+        [(datetime.now(UTC) - timedelta(hours=within_hours)).isoformat()],
+    )
+    return [RunRecord.from_row(row) for row in rows]
+
+
+def finished_without_result(db: Database) -> list[RunRecord]:
+    """Finished runs whose result reply was never posted (Slack was down, say)."""
+    rows = db.table("runs").rows_where(
+        "status in ('completed', 'failed') and result_ts is null", order_by="created_at"
+    )
+    return [RunRecord.from_row(row) for row in rows]
