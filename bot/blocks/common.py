@@ -1,0 +1,128 @@
+"""Formatting shared by the Block Kit builders: escaping, trimming, money, time, scores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+SECTION_LIMIT = 3000
+_END_REASONS = {
+    "caller_hangup": "caller hung up",
+    "user_hangup": "caller hung up",
+    "agent_end": "agent ended the call",
+    "ai_hangup": "agent ended the call",
+    "transfer": "transferred",
+    "timeout": "timed out",
+    "error": "ended with an error",
+}
+
+
+def escape(text: str) -> str:
+    """Escape the three characters mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def trim(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def mention(user_id: str) -> str:
+    return f"<@{user_id}>"
+
+
+def parse_time(value: str | datetime | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def clock(value: str | datetime | None) -> str:
+    """A time each reader sees in their own time zone (UTC in the fallback)."""
+    moment = parse_time(value)
+    if moment is None:
+        return ""
+    fallback = moment.astimezone(UTC).strftime("%H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{time}}|{fallback}>"
+
+
+def plain_clock(value: str | datetime | None) -> str:
+    moment = parse_time(value)
+    return moment.astimezone(UTC).strftime("%H:%M UTC") if moment else ""
+
+
+def duration(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, rest = divmod(max(int(seconds), 0), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def money(cents: int | float | None) -> str:
+    if cents is None:
+        return ""
+    return f"${cents / 100:,.2f}"
+
+
+def percent(score: float | None) -> str:
+    return "" if score is None else f"{round(score * 100)}%"
+
+
+def end_reason(reason: str | None) -> str:
+    if not reason:
+        return ""
+    return _END_REASONS.get(reason, reason.replace("_", " "))
+
+
+def target_text(target_type: str, target_id: int, name: str = "") -> str:
+    noun = "agent" if target_type == "agent" else "number"
+    base = f"{noun} {target_id}"
+    return f"{base} ({escape(name)})" if name else base
+
+
+def direction_text(direction: str, mode: str) -> str:
+    return f"{direction} · {'SIP loopback' if mode == 'sip' else 'bot-to-bot'}"
+
+
+def section(text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": trim_block(text)},
+        **extra,
+    }
+
+
+def trim_block(text: str, limit: int = SECTION_LIMIT) -> str:
+    """Keep line breaks, cut to Slack's section limit."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def context(*texts: str) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": trim_block(t, 2000)} for t in texts if t][:10],
+    }
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def actions(block_id: str, *elements: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "actions", "block_id": block_id, "elements": list(elements)}
+
+
+def message(text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A message payload: blocks plus the plain-text fallback notifications read."""
+    return {"text": trim(text, 3000), "blocks": blocks[:50]}

@@ -1,0 +1,136 @@
+"""Modals: flagging a call for human review, and reading a whole transcript."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot import ids
+from bot.blocks.common import context, escape, section, trim
+from bot.blocks.turns import turn_line
+from storage.models import RunRecord
+
+TURNS_PER_PAGE = 40
+SEVERITIES = ("info", "warning", "critical")
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _option(value: str) -> dict[str, Any]:
+    return {"text": _plain(value.capitalize()), "value": value}
+
+
+def flag_modal(run: RunRecord, *, channel_id: str, message_ts: str, turns: int) -> dict[str, Any]:
+    """Flag a call for human review: becomes a ThunderPhone issue report."""
+    metadata = json.dumps({"run_id": run.run_id, "channel": channel_id, "ts": message_ts})
+    title = trim(f"Test call: {run.scenario_prompt}", 150)
+    turn_hint = f"1 to {turns}" if turns else "the turn number"
+    return {
+        "type": "modal",
+        "callback_id": ids.FLAG_MODAL,
+        "private_metadata": metadata,
+        "title": _plain("Flag for review"),
+        "submit": _plain("File report"),
+        "close": _plain("Cancel"),
+        "blocks": [
+            section(
+                f"Run {run.run_id} · call {run.call_id}. This files an issue report in "
+                "ThunderPhone with a link back to this thread."
+            ),
+            {
+                "type": "input",
+                "block_id": ids.FLAG_TITLE,
+                "label": _plain("Title"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ids.INPUT_VALUE,
+                    "initial_value": title,
+                    "max_length": 255,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": ids.FLAG_SEVERITY,
+                "label": _plain("Severity"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": ids.INPUT_VALUE,
+                    "options": [_option(value) for value in SEVERITIES],
+                    "initial_option": _option("warning"),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": ids.FLAG_DESCRIPTION,
+                "optional": True,
+                "label": _plain("What went wrong?"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ids.INPUT_VALUE,
+                    "multiline": True,
+                    "max_length": 3000,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": ids.FLAG_TURN,
+                "optional": True,
+                "label": _plain("Turn where it went wrong"),
+                "hint": _plain(f"Optional: {turn_hint}, as numbered in the transcript."),
+                "element": {"type": "plain_text_input", "action_id": ids.INPUT_VALUE},
+            },
+        ],
+    }
+
+
+def transcript_modal(
+    run: RunRecord, entries: list[dict[str, Any]], page: int = 0
+) -> dict[str, Any]:
+    """The whole transcript, numbered, paged so each page stays within Slack's limits."""
+    pages = max(1, -(-len(entries) // TURNS_PER_PAGE))
+    page = min(max(page, 0), pages - 1)
+    start = page * TURNS_PER_PAGE
+    shown = entries[start : start + TURNS_PER_PAGE]
+    blocks: list[dict[str, Any]] = [
+        context(
+            f"Run {run.run_id} · call {run.call_id} · “{escape(trim(run.scenario_prompt, 200))}”"
+        )
+    ]
+    chunk: list[str] = []
+    for number, entry in enumerate(shown, start=start + 1):
+        line = f"`{number:>3}`  {turn_line(entry, limit=1200)}"
+        if sum(len(item) + 1 for item in chunk) + len(line) > 2900:
+            blocks.append(section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(section("\n".join(chunk)))
+    if not entries:
+        blocks.append(section("_No transcript was recorded._"))
+    if pages > 1:
+        nav = []
+        if page > 0:
+            nav.append(_page_button("← Previous", run.run_id, page - 1))
+        if page < pages - 1:
+            nav.append(_page_button("Next →", run.run_id, page + 1))
+        blocks.append(context(f"Page {page + 1} of {pages} · {len(entries)} turns"))
+        blocks.append({"type": "actions", "block_id": "transcript_nav", "elements": nav})
+    return {
+        "type": "modal",
+        "callback_id": ids.TRANSCRIPT_MODAL,
+        "private_metadata": str(run.run_id),
+        "title": _plain("Transcript"),
+        "close": _plain("Close"),
+        "blocks": blocks,
+    }
+
+
+def _page_button(text: str, run_id: int, page: int) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": _plain(text),
+        "action_id": ids.TRANSCRIPT_PAGE,
+        "value": f"{run_id}:{page}",
+    }

@@ -1,0 +1,141 @@
+"""Ephemeral replies to the person who typed the command: confirmation, refusals, help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import ids
+from bot.blocks.common import (
+    actions,
+    button,
+    clock,
+    context,
+    direction_text,
+    escape,
+    mention,
+    message,
+    money,
+    section,
+    target_text,
+    trim,
+)
+from bot.commands import USAGE
+from storage.models import Alias, Launch
+
+PROMPT_PREVIEW_CHARS = 2500
+
+
+def cost_note(recent_costs: list[int], target_type: str) -> str:
+    note = "billed at 2× the normal rate"
+    if recent_costs:
+        average = sum(recent_costs) / len(recent_costs)
+        noun = "agent" if target_type == "agent" else "number"
+        runs = f"the last {len(recent_costs)} runs" if len(recent_costs) > 1 else "the last run"
+        note += f" · about {money(average)} (average of {runs} on this {noun})"
+    else:
+        note += " · no estimate yet: this target has no finished runs"
+    return note
+
+
+def confirmation(launch: Launch, recent_costs: list[int]) -> dict[str, Any]:
+    """Ask before money is spent; only the Start button gives consent to charge."""
+    target = target_text(launch.target_type, launch.target_id)
+    if launch.target_label and ":" not in launch.target_label:
+        target = f"{escape(launch.target_label)} ({target})"
+    prompt = launch.scenario_prompt
+    shown = escape(trim(prompt, PROMPT_PREVIEW_CHARS))
+    lines = [
+        f"*Target*  {target}",
+        f"*Direction*  {direction_text(launch.direction, launch.mode)}"
+        + (
+            " (the test bot places the call)"
+            if launch.direction == "outbound"
+            else " (the agent calls the test bot)"
+        ),
+    ]
+    if launch.caller_number:
+        lines.append(f"*Caller id*  {escape(launch.caller_number)}")
+    lines.append(f"*Cost*  {cost_note(recent_costs, launch.target_type)}")
+    blocks = [
+        section("*Start a test call?*\n" + "\n".join(lines)),
+        section(f"*Scenario*\n“{shown}”"),
+    ]
+    if len(prompt) > PROMPT_PREVIEW_CHARS:
+        blocks.append(context(f"Shortened here; all {len(prompt):,} characters are sent."))
+    blocks.append(
+        actions(
+            f"launch:{launch.id}",
+            button("Start test call", ids.START_RUN, launch.id, style="primary"),
+            button("Cancel", ids.CANCEL_RUN, launch.id),
+        )
+    )
+    return message(f"Start a test call on {target}? It is billed at 2× the normal rate.", blocks)
+
+
+def decided(text: str) -> dict[str, Any]:
+    """What replaces the confirmation once a button has done its job."""
+    return message(text.replace("*", ""), [section(text)])
+
+
+def started(launch: Launch, run_id: int) -> dict[str, Any]:
+    who = mention(launch.decided_by or launch.user_id)
+    return decided(
+        f"Started run {run_id} — see the card below. ({who} at {clock(launch.decided_at)})"
+    )
+
+
+def already_decided(launch: Launch) -> dict[str, Any]:
+    who = mention(launch.decided_by) if launch.decided_by else "someone"
+    when = clock(launch.decided_at)
+    if launch.status == "cancelled":
+        return decided(f"Cancelled by {who} at {when}.")
+    if launch.status == "failed":
+        return decided(f"This launch did not start: {escape(launch.error or 'unknown error')}")
+    if launch.status == "launched":
+        return decided(f"Already started by {who} at {when} (run {launch.run_id}).")
+    return decided(f"Already being started by {who} at {when}.")
+
+
+def refusal(problem: str, usage: str | None = None) -> dict[str, Any]:
+    """Name the problem and the fix, then the usage."""
+    blocks = [section(escape(problem))]
+    if usage:
+        blocks.append(context(f"Usage: `{escape(usage)}`"))
+    text = problem if not usage else f"{problem} Usage: {usage}"
+    return message(text, blocks)
+
+
+def help_message() -> dict[str, Any]:
+    lines = [
+        "*Test your ThunderPhone agents from Slack.* Every test call is a real call, billed at "
+        "2× the normal rate; I always ask before starting one.",
+        f'• `{USAGE["run"]}`\n   e.g. `/testcall run agent:12 "You are a polite caller asking '
+        'about refund policy for order 12345."`',
+        "   `outbound`: the test bot calls the agent (default) · `inbound`: the agent calls the "
+        "test bot · `--sip`: SIP loopback instead of bot-to-bot · `--caller`: the caller id the "
+        "agent sees",
+        '• `/testcall alias set support agent:12` then `/testcall run support "…"`',
+        "• `/testcall alias list` · `/testcall alias remove support`",
+    ]
+    return message("thunderbot: /testcall run, alias, help", [section("\n".join(lines))])
+
+
+def alias_saved(alias: Alias) -> dict[str, Any]:
+    target = target_text(alias.target_type, alias.target_id)
+    return decided(
+        f"Saved: `{escape(alias.name)}` now means {target}. Try `/testcall run {escape(alias.name)}"
+        ' "…"`.'
+    )
+
+
+def alias_list(aliases: list[Alias]) -> dict[str, Any]:
+    if not aliases:
+        return refusal("No aliases yet.", USAGE["alias"])
+    lines = [
+        f"• `{escape(a.name)}` → {target_text(a.target_type, a.target_id)}"
+        f" (set by {mention(a.created_by)})"
+        for a in aliases
+    ]
+    return message(
+        f"{len(aliases)} aliases", [section("*Aliases in this workspace*\n" + "\n".join(lines))]
+    )

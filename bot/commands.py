@@ -1,0 +1,231 @@
+"""The `/testcall` grammar: command text in, a typed request or a `CommandError` out. No I/O."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+TargetKind = Literal["agent", "phone_number", "alias"]
+
+USAGE = {
+    "run": '/testcall run <target> [outbound|inbound] [--sip] [--caller +E164] "<scenario prompt>"',
+    "alias": "/testcall alias set <name> agent:<id>  ·  /testcall alias list  ·  "
+    "/testcall alias remove <name>",
+    "help": "/testcall help",
+}
+TARGET_HELP = "a target is agent:<id>, number:<id> or an alias, like agent:12"
+MAX_PROMPT_CHARS = 4000
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_ALIAS_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+_TARGET_KINDS = {"agent": "agent", "number": "phone_number", "phone_number": "phone_number"}
+_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"'})
+
+
+class CommandError(Exception):
+    """Input the bot cannot act on; `problem` names it, `usage` is the line to show with it."""
+
+    def __init__(self, problem: str, usage: str = "run") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.usage = USAGE[usage]
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: TargetKind
+    id: int | None = None
+    alias: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "alias":
+            return str(self.alias)
+        return f"{'agent' if self.kind == 'agent' else 'number'}:{self.id}"
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    target: Target
+    prompt: str
+    direction: Literal["outbound", "inbound"] = "outbound"
+    mode: Literal["bot", "sip"] = "bot"
+    caller: str | None = None
+
+
+@dataclass(frozen=True)
+class HelpCommand:
+    pass
+
+
+@dataclass(frozen=True)
+class AliasSet:
+    name: str
+    target: Target
+
+
+@dataclass(frozen=True)
+class AliasList:
+    pass
+
+
+@dataclass(frozen=True)
+class AliasRemove:
+    name: str
+
+
+Command = RunCommand | HelpCommand | AliasSet | AliasList | AliasRemove
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    quoted: bool
+
+
+def parse_command(text: str) -> Command:
+    """Parse what followed `/testcall`. Raises `CommandError` naming the problem."""
+    tokens = _tokenize(_clean(text))
+    if not tokens or tokens[0].text.lower() in {"help", "-h", "--help"}:
+        return HelpCommand()
+    verb, rest = tokens[0].text.lower(), tokens[1:]
+    if verb == "run":
+        return _parse_run(rest)
+    if verb == "alias":
+        return _parse_alias(rest)
+    raise CommandError(f'Unknown command: "{tokens[0].text}". Try run, alias or help.', "help")
+
+
+def parse_target(text: str, *, allow_alias: bool = True) -> Target:
+    raw = text.strip()
+    if ":" in raw:
+        kind_text, _, id_text = raw.partition(":")
+        kind = _TARGET_KINDS.get(kind_text.lower())
+        if kind is None:
+            raise CommandError(f'I couldn\'t read "{raw}": {TARGET_HELP}.')
+        noun = "an agent id" if kind == "agent" else "a phone number id"
+        if not id_text.isdigit() or int(id_text) <= 0:
+            raise CommandError(
+                f'I couldn\'t read "{raw}": {noun} is a number, like {kind_text.lower()}:12.'
+            )
+        return Target(kind="agent" if kind == "agent" else "phone_number", id=int(id_text))
+    if raw.isdigit():
+        raise CommandError(f'I couldn\'t read "{raw}": say which kind, like agent:{raw}.')
+    if allow_alias and _ALIAS_NAME.match(raw.lower()):
+        return Target(kind="alias", alias=raw.lower())
+    raise CommandError(f'I couldn\'t read "{raw}": {TARGET_HELP}.')
+
+
+def normalise_e164(text: str) -> str:
+    """`+1 (415) 555-0123` -> `+14155550123`; raises `CommandError` if it is not E.164."""
+    compact = re.sub(r"[\s().-]", "", text)
+    if not _E164.match(compact):
+        raise CommandError(f'"{text}" is not a phone number in E.164 format, like +14155550123.')
+    return compact
+
+
+def _clean(text: str) -> str:
+    # Slack escapes &, < and > in command text; phones may send typographic quotes.
+    unescaped = html.unescape(text or "").translate(_SMART_QUOTES)
+    # Links and phone numbers Slack formatted: <tel:+1415...|+1415...> -> the label.
+    return re.sub(r"<(?:tel:|mailto:|https?://)[^|>]*\|([^>]*)>", r"\1", unescaped).strip()
+
+
+def _tokenize(text: str) -> list[_Token]:
+    # Double quotes group words; apostrophes stay literal, since prompts are full of them.
+    tokens: list[_Token] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        if char.isspace():
+            position += 1
+        elif char == '"':
+            end = text.find('"', position + 1)
+            if end == -1:
+                raise CommandError(
+                    'The scenario prompt has an opening quote but no closing one (").'
+                )
+            tokens.append(_Token(text[position + 1 : end].strip(), quoted=True))
+            position = end + 1
+        else:
+            end = position
+            while end < len(text) and not text[end].isspace() and text[end] != '"':
+                end += 1
+            tokens.append(_Token(text[position:end], quoted=False))
+            position = end
+    return tokens
+
+
+def _parse_run(tokens: list[_Token]) -> RunCommand:
+    if not tokens or tokens[0].quoted:
+        raise CommandError("Which agent or number should I call? Name a target, like agent:12.")
+    target = parse_target(tokens[0].text)
+    direction: Literal["outbound", "inbound"] = "outbound"
+    mode: Literal["bot", "sip"] = "bot"
+    caller: str | None = None
+    prompt_parts: list[_Token] = []
+    remaining = iter(tokens[1:])
+    for token in remaining:
+        # Options are read before the prompt, or after it when the prompt was quoted.
+        prompt_open = bool(prompt_parts) and not prompt_parts[0].quoted
+        word = token.text.lower()
+        if token.quoted or prompt_open:
+            prompt_parts.append(token)
+        elif word in {"outbound", "inbound"}:
+            direction = "outbound" if word == "outbound" else "inbound"
+        elif word == "--sip":
+            mode = "sip"
+        elif word == "--bot":
+            mode = "bot"
+        elif word == "--caller":
+            number = next(remaining, None)
+            if number is None:
+                raise CommandError("--caller needs a phone number after it, like +14155550123.")
+            caller = normalise_e164(number.text)
+        elif word.startswith("--"):
+            raise CommandError(f'I don\'t know the option "{token.text}".')
+        else:
+            prompt_parts.append(token)
+    prompt = " ".join(part.text for part in prompt_parts).strip()
+    if not prompt:
+        raise CommandError(
+            'A test call needs a scenario prompt in quotes, like "You are a polite caller '
+            'asking about refund policy."'
+        )
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise CommandError(
+            f"The scenario prompt is {len(prompt):,} characters; keep it under "
+            f"{MAX_PROMPT_CHARS:,}."
+        )
+    return RunCommand(target=target, prompt=prompt, direction=direction, mode=mode, caller=caller)
+
+
+def _parse_alias(tokens: list[_Token]) -> Command:
+    action = tokens[0].text.lower() if tokens else ""
+    if action == "list" and len(tokens) == 1:
+        return AliasList()
+    if action in {"remove", "rm", "delete"} and len(tokens) == 2:
+        return AliasRemove(name=_alias_name(tokens[1].text))
+    if action == "set":
+        if len(tokens) != 3:
+            raise CommandError(
+                "alias set needs a name and a target, like: alias set support agent:12.", "alias"
+            )
+        name = _alias_name(tokens[1].text)
+        try:
+            target = parse_target(tokens[2].text, allow_alias=False)
+        except CommandError as error:
+            raise CommandError(error.problem, "alias") from error
+        return AliasSet(name=name, target=target)
+    raise CommandError("I couldn't read that alias command.", "alias")
+
+
+def _alias_name(text: str) -> str:
+    name = text.lower()
+    if name in {"agent", "number", "help", "run", "alias"} or not _ALIAS_NAME.match(name):
+        raise CommandError(
+            f'"{text}" can\'t be an alias name: use up to 32 letters, digits, ".", "-" or "_".',
+            "alias",
+        )
+    return name
