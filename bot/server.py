@@ -1,0 +1,70 @@
+"""The one aiohttp server: Slack on /slack/events, ThunderPhone on /webhooks/thunderphone,
+and /healthz. Clients, the database and the background worker live and die with the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+import handlers
+from bot.config import Settings
+from bot.reconcile import run_forever
+from bot.services import SERVICES, Services
+from bot.slack import BOLT, create_bolt_app, create_slack_client, handle_slack_events
+from bot.thunderphone import ThunderPhoneClient
+from handlers import webhooks
+from handlers.context import services_middleware
+from storage.db import open_db
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+SLACK_ROUTE = "/slack/events"
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources)
+    app.router.add_post(SLACK_ROUTE, handle_slack_events)
+    webhooks.setup_routes(app)
+    app.router.add_get("/healthz", handle_healthz)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = open_db(settings.thunderbot_db)
+    session = aiohttp.ClientSession()
+    thunderphone = ThunderPhoneClient(
+        base_url=settings.thunderphone_base_url,
+        api_key=settings.thunderphone_api_key.get_secret_value(),
+    )
+    slack = create_slack_client(settings, session)
+    services = Services(settings=settings, db=db, thunderphone=thunderphone, slack=slack)
+    bolt = create_bolt_app(settings, slack)
+    bolt.use(services_middleware(services))
+    handlers.register_all(bolt)
+    app[SERVICES] = services
+    app[BOLT] = bolt
+    worker = asyncio.create_task(run_forever(services), name="thunderbot-worker")
+    try:
+        yield
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        await thunderphone.aclose()
+        await session.close()
+        db.close()
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    services.db.execute("select 1").fetchone()
+    return web.json_response({"ok": True})

@@ -1,0 +1,65 @@
+"""`POST /webhooks/thunderphone`: verify, check the shape, store, answer; the worker applies.
+
+An accepted delivery is in the database before ThunderPhone gets its 2xx, so a crash right
+after the answer loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from aiohttp import web
+
+from bot.reconcile import HANDLED_EVENTS
+from bot.services import SERVICES
+from bot.thunderphone import (
+    ThunderPhoneError,
+    WebhookEvent,
+    parse_call_graded,
+    parse_test_call_completed,
+    verify_webhook,
+)
+from storage import inbox
+
+log = logging.getLogger(__name__)
+
+ROUTE = "/webhooks/thunderphone"
+
+
+def _reject(status: int, reason: str) -> web.Response:
+    return web.json_response({"ok": False, "error": reason}, status=status)
+
+
+async def handle_thunderphone(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    body = await request.read()
+    check = verify_webhook(
+        request.headers,
+        method=request.method,
+        path=request.raw_path,
+        body=body,
+        secrets=services.settings.webhook_secrets,
+        require_v2=services.settings.thunderphone_require_v2_signature,
+    )
+    if not check.ok:
+        log.warning("rejected a webhook: %s", check.reason)
+        return _reject(401, check.reason)
+    try:
+        event = WebhookEvent.from_body(body)
+        if event.type == "test-call.completed":
+            parse_test_call_completed(event.data)
+        elif event.type == "call.graded":
+            parse_call_graded(event.data)
+    except (ThunderPhoneError, ValueError) as error:
+        return _reject(400, f"unreadable event: {error}")
+    if event.type not in HANDLED_EVENTS:
+        return web.json_response({"ok": True, "ignored": event.type}, status=202)
+    key = event.event_id or hashlib.sha256(body).hexdigest()
+    fresh = inbox.store_event(services.db, key, event.type, body.decode("utf-8"))
+    services.inbox_signal.set()
+    return web.json_response({"ok": True, "duplicate": not fresh})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post(ROUTE, handle_thunderphone)
