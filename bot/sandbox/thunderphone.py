@@ -1,0 +1,605 @@
+"""A local simulator of the ThunderPhone REST API (test calls, calls, grades, webhooks).
+
+It serves the `/v1` routes a chat-ops client uses, moves test-call runs through their
+lifecycle on a timer (or one step at a time with `advance`), and delivers signed webhooks
+with retries. Objects use the superset shape that both the public docs and the official
+SDK accept. Outcomes are derived from the scenario prompt, never from randomness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from thunderphone.webhooks import compute_signature
+
+from bot.sandbox import tp_scenarios as sc
+from bot.sandbox.tp_scenarios import JSON
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = {"detail": "Not found."}
+CONSENT_MESSAGE = (
+    "Test calls are billed at 2x the normal rate. Set consent_to_charge to true to confirm."
+)
+E164_MESSAGE = "Enter a valid phone number in E.164 format, like +14155550123."
+BALANCE_MESSAGE = "Insufficient balance. Top up your account to place test calls."
+REQUIRED = "This field is required."
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_QUEUED, _IN_PROGRESS, _COMPLETED, _DONE = range(4)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class RecordedRequest:
+    """One API request as the sandbox received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any
+
+
+@dataclass
+class WebhookDelivery:
+    """One webhook delivery attempt; `status` is None when the connection failed."""
+
+    event_id: str
+    type: str
+    body: bytes
+    headers: dict[str, str]
+    attempt: int
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Fault:
+    method: str
+    path: str
+    status: int
+    body: JSON
+
+
+@dataclass
+class _Parsed:
+    malformed: bool = False
+    value: Any = None
+
+
+_PARSED = web.RequestKey("tp_parsed_body", _Parsed)
+
+
+@dataclass
+class _RunState:
+    scenario: sc.Scenario
+    target: sc.Target
+    stage: int = _QUEUED
+    started: float = 0.0
+
+
+@dataclass
+class _Errors:
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, name: str, message: str) -> None:
+        self.fields.setdefault(name, []).append(message)
+
+
+def _as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _choice(
+    body: JSON, name: str, choices: tuple[str, ...], default: str | None, errs: _Errors
+) -> None:
+    if name not in body:
+        if default is None:
+            errs.add(name, REQUIRED)
+        else:
+            body[name] = default
+    elif body[name] not in choices:
+        errs.add(name, f'"{body[name]}" is not a valid choice.')
+
+
+def _bounded(body: JSON, name: str, low: int, high: int, default: int, errs: _Errors) -> None:
+    value = _as_int(body.setdefault(name, default))
+    if value is None:
+        errs.add(name, "A valid integer is required.")
+    elif value < low:
+        errs.add(name, f"Ensure this value is greater than or equal to {low}.")
+    elif value > high:
+        errs.add(name, f"Ensure this value is less than or equal to {high}.")
+
+
+def _string(body: JSON, name: str, errs: _Errors, default: str = "") -> None:
+    if not isinstance(body.setdefault(name, default), str):
+        errs.add(name, "Not a valid string.")
+
+
+class ThunderPhoneSandbox:
+    """In-process ThunderPhone API with seeded agents 12, 14 and phone number 34."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk_test_sandbox",
+        webhook_url: str | None = None,
+        webhook_secret: str = "whsec_sandbox",
+        step_seconds: float | None = 0.2,
+        webhook_retry_base_seconds: float = 0.2,
+        webhook_max_attempts: int = 5,
+        balance_cents: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.api_key = api_key
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.step_seconds = step_seconds
+        self.webhook_retry_base_seconds = webhook_retry_base_seconds
+        self.webhook_max_attempts = webhook_max_attempts
+        self.balance_cents = balance_cents
+        self.clock = clock
+        self.grade_before_complete = False
+        self.duplicate_webhooks = False
+        self.requests: list[RecordedRequest] = []
+        self.deliveries: list[WebhookDelivery] = []
+        self.runs: dict[int, JSON] = {}
+        self.batches: dict[int, JSON] = {}
+        self.calls: dict[int, JSON] = {}
+        self.grades: dict[int, JSON] = {}  # by grade id
+        self.transcripts: dict[int, list[JSON]] = {}  # by call id
+        self.issue_reports: dict[int, JSON] = {}
+        self._states: dict[int, _RunState] = {}
+        self._grade_of_call: dict[int, int] = {}
+        self._faults: list[_Fault] = []
+        starts = {"run": 7110, "batch": 301, "call": 987654321, "grade": 5501, "issue": 4321}
+        self._ids = {name: itertools.count(first) for name, first in starts.items()}
+        self._drivers: set[asyncio.Task[None]] = set()
+        self._deliveries_pending: set[asyncio.Task[None]] = set()
+        self._tails: dict[int, asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(middlewares=[self._middleware])
+        self.app.add_routes(
+            [
+                web.get("/v1/healthz", self._healthz),
+                web.post("/v1/test-calls", self._create_run),
+                web.get("/v1/test-calls", self._list_runs),
+                web.post("/v1/test-call-batches", self._create_batch),
+                web.get("/v1/test-call-batches", self._list_batches),
+                web.get("/v1/test-call-batches/{id}", self._get_batch),
+                web.get("/v1/calls/{id}", self._get_call),
+                web.get("/v1/calls/{id}/transcript", self._get_transcript),
+                web.get("/v1/calls/{id}/grade", self._get_grade),
+                web.get("/v1/calls/{id}/issue-reports", self._list_issues),
+                web.post("/v1/calls/{id}/issue-reports", self._create_issue),
+            ]
+        )
+
+    # -- server ------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on host:port (0 picks a free port); return the base URL without /v1."""
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound = self._runner.addresses[0][1]
+        return f"http://{host}:{bound}"
+
+    async def close(self) -> None:
+        """Stop the server and cancel run progression and pending webhook deliveries."""
+        tasks = [*self._drivers, *self._deliveries_pending]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def fail_next(self, method: str, path: str, status: int, body: dict[str, Any]) -> None:
+        """Answer the next request matching method and path (exact or prefix) with status/body."""
+        self._faults.append(_Fault(method.upper(), path, status, body))
+
+    async def advance(self, run_id: int) -> None:
+        """Move a run one lifecycle step forward and wait for that step's webhook deliveries."""
+        if run_id not in self._states:
+            raise KeyError(run_id)
+        await asyncio.gather(*self._step(run_id))
+
+    async def wait_until_settled(self, timeout: float = 10) -> None:
+        """Wait until every run is finished (and graded when completed) and deliveries are done."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._settled():
+            if loop.time() >= deadline:
+                raise TimeoutError("sandbox runs or webhook deliveries still pending")
+            await asyncio.sleep(0.01)
+
+    def _settled(self) -> bool:
+        runs_done = all(state.stage == _DONE for state in self._states.values())
+        return runs_done and not self._deliveries_pending
+
+    def _now(self) -> str:
+        return sc.iso(self.clock())
+
+    def _next(self, name: str) -> int:
+        return next(self._ids[name])
+
+    # -- request plumbing --------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        raw = await request.read()
+        parsed = _Parsed()
+        if raw.strip():
+            try:
+                parsed.value = json.loads(raw)
+            except ValueError:
+                parsed.malformed = True
+        request[_PARSED] = parsed
+        body = parsed.value
+        self.requests.append(
+            RecordedRequest(
+                request.method, request.path, dict(request.query), dict(request.headers), body
+            )
+        )
+        if request.path != "/v1/healthz":
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme != "Bearer" or not token.strip():
+                return self._unauthorized("Authentication credentials were not provided.")
+            if not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
+                return self._unauthorized("Invalid API key.")
+        for fault in self._faults:
+            if fault.method == request.method and request.path.startswith(fault.path):
+                self._faults.remove(fault)
+                return web.json_response(fault.body, status=fault.status)
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return web.json_response(NOT_FOUND, status=404)
+        except web.HTTPMethodNotAllowed:
+            detail = f'Method "{request.method}" not allowed.'
+            return web.json_response({"detail": detail}, status=405)
+
+    @staticmethod
+    def _unauthorized(detail: str) -> web.Response:
+        headers = {"WWW-Authenticate": 'Bearer realm="api"'}
+        return web.json_response({"detail": detail}, status=401, headers=headers)
+
+    @staticmethod
+    def _body(request: web.Request) -> JSON | web.Response:
+        """The JSON object body, or the 400 response a malformed body deserves."""
+        if request[_PARSED].malformed:
+            return web.json_response({"detail": "JSON parse error"}, status=400)
+        body = request[_PARSED].value
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            got = type(body).__name__
+            msg = f"Invalid data. Expected a dictionary, but got {got}."
+            return web.json_response({"non_field_errors": [msg]}, status=400)
+        return dict(body)
+
+    @staticmethod
+    def _id(request: web.Request) -> int | None:
+        raw = request.match_info["id"]
+        return int(raw) if raw.isdigit() else None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    # -- test calls and batches --------------------------------------------------------
+
+    def _validate_target(self, body: JSON, errs: _Errors) -> sc.Target | None:
+        _choice(body, "target_type", ("agent", "phone_number"), None, errs)
+        _choice(body, "direction", ("outbound", "inbound"), "outbound", errs)
+        _choice(body, "mode", ("bot", "sip"), "bot", errs)
+        if body.get("consent_to_charge") is not True:
+            errs.add("consent_to_charge", CONSENT_MESSAGE)
+        _string(body, "target_number", errs)
+        number = body["target_number"]
+        if isinstance(number, str) and number and not _E164.match(number):
+            errs.add("target_number", E164_MESSAGE)
+        for name in ("language", "primary_language", "scenario_mode", "simulator_product"):
+            if name in body:
+                _string(body, name, errs)
+        target: sc.Target | None = None
+        if "target_id" not in body:
+            errs.add("target_id", REQUIRED)
+        elif (target_id := _as_int(body["target_id"])) is None:
+            errs.add("target_id", "A valid integer is required.")
+        elif "target_type" not in errs.fields:
+            target = sc.find_target(body["target_type"], target_id)
+            if target is None:
+                noun = body["target_type"].replace("_", " ")
+                errs.add("target_id", f"No {noun} with id {target_id} in this organization.")
+        return target
+
+    def _reject(self, errs: _Errors) -> web.Response | None:
+        if errs.fields:
+            return web.json_response(errs.fields, status=400)
+        if self.balance_cents <= 0:
+            return web.json_response({"detail": BALANCE_MESSAGE}, status=402)
+        return None
+
+    async def _create_run(self, request: web.Request) -> web.Response:
+        body = self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        errs = _Errors()
+        _string(body, "scenario_prompt", errs)
+        target = self._validate_target(body, errs)
+        if (rejected := self._reject(errs)) is not None or target is None:
+            return rejected or web.json_response(errs.fields, status=400)
+        run = self._new_run(target, body, None)
+        self._launch(run["id"], 0.0)
+        return web.json_response(run, status=201)
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        body = self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        errs = _Errors()
+        target = self._validate_target(body, errs)
+        _bounded(body, "run_count", 1, 20, 3, errs)
+        _bounded(body, "stagger_seconds", 0, 60, 5, errs)
+        _string(body, "name", errs)
+        prompts = body.setdefault("scenario_prompts", [])
+        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+            errs.add("scenario_prompts", 'Expected a list of items but got type "str".')
+        if (rejected := self._reject(errs)) is not None or target is None:
+            return rejected or web.json_response(errs.fields, status=400)
+        batch_id = self._next("batch")
+        run_ids = []
+        for index in range(body["run_count"]):
+            prompt = prompts[index % len(prompts)] if prompts else ""
+            run = self._new_run(target, {**body, "scenario_prompt": prompt}, batch_id)
+            run_ids.append(run["id"])
+            self._launch(run["id"], index * body["stagger_seconds"])
+        batch = sc.batch_object(batch_id, body, list(prompts), run_ids, self._now())
+        self.batches[batch_id] = batch
+        return web.json_response(batch, status=201)
+
+    def _new_run(self, target: sc.Target, body: JSON, batch_id: int | None) -> JSON:
+        run = sc.run_object(self._next("run"), target, body, batch_id, self._now())
+        self.runs[run["id"]] = run
+        self._states[run["id"]] = _RunState(sc.plan(run["scenario_prompt"]), target)
+        return run
+
+    async def _list_runs(self, request: web.Request) -> web.Response:
+        query = request.query
+        runs = sorted(self.runs.values(), key=lambda r: r["id"], reverse=True)
+        if "status" in query:
+            runs = [r for r in runs if r["status"] == query["status"]]
+        if "target_type" in query:
+            runs = [r for r in runs if r["target_type"] == query["target_type"]]
+        if query.get("agent_id", "").isdigit():
+            agent = int(query["agent_id"])
+            runs = [r for r in runs if self._states[r["id"]].target.agent.id == agent]
+        limit = int(query["limit"]) if query.get("limit", "").isdigit() else 50
+        offset = int(query["offset"]) if query.get("offset", "").isdigit() else 0
+        return web.json_response(runs[offset : offset + min(max(limit, 1), 200)])
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        return web.json_response(sorted(self.batches.values(), key=lambda b: -int(b["id"])))
+
+    async def _get_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(self._id(request) or -1)
+        return web.json_response(batch) if batch else web.json_response(NOT_FOUND, status=404)
+
+    # -- calls, transcripts, grades, issue reports ----------------------------------------
+
+    async def _get_call(self, request: web.Request) -> web.Response:
+        call = self.calls.get(self._id(request) or -1)
+        return web.json_response(call) if call else web.json_response(NOT_FOUND, status=404)
+
+    async def _get_transcript(self, request: web.Request) -> web.Response:
+        call_id = self._id(request) or -1
+        if call_id not in self.calls:
+            return web.json_response(NOT_FOUND, status=404)
+        entries = self.transcripts.get(call_id, [])
+        return web.json_response({"call_id": call_id, "transcripts": entries})
+
+    async def _get_grade(self, request: web.Request) -> web.Response:
+        grade_id = self._grade_of_call.get(self._id(request) or -1)
+        if grade_id is None:
+            return web.json_response(NOT_FOUND, status=404)
+        return web.json_response(self.grades[grade_id])
+
+    async def _list_issues(self, request: web.Request) -> web.Response:
+        call_id = self._id(request) or -1
+        if call_id not in self.calls:
+            return web.json_response(NOT_FOUND, status=404)
+        issues = [i for i in self.issue_reports.values() if i["call_id"] == call_id]
+        return web.json_response(sorted(issues, key=lambda i: -int(i["id"])))
+
+    async def _create_issue(self, request: web.Request) -> web.Response:
+        call = self.calls.get(self._id(request) or -1)
+        if call is None:
+            return web.json_response(NOT_FOUND, status=404)
+        body = self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        errs = _Errors()
+        title = body.get("title")
+        if not isinstance(title, str):
+            errs.add("title", REQUIRED if title is None else "Not a valid string.")
+        elif not title.strip():
+            errs.add("title", "This field may not be blank.")
+        elif len(title) > 255:
+            errs.add("title", "Ensure this field has no more than 255 characters.")
+        _string(body, "description", errs)
+        _choice(body, "severity", ("info", "warning", "critical"), "warning", errs)
+        _choice(body, "source", ("user", "system"), "user", errs)
+        for name in ("timestamp_seconds", "failing_turn_index"):
+            if body.setdefault(name, None) is not None and _as_int(body[name]) is None:
+                errs.add(name, "A valid integer is required.")
+        if not isinstance(body.setdefault("metadata", {}), dict):
+            errs.add("metadata", 'Expected a dictionary of items but got type "str".')
+        if errs.fields:
+            return web.json_response(errs.fields, status=400)
+        issue = sc.issue_object(self._next("issue"), call, body, self._now())
+        self.issue_reports[issue["id"]] = issue
+        call["issue_count"] += 1
+        call["critical_issue_count"] += body["severity"] == "critical"
+        return web.json_response(issue, status=201)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _launch(self, run_id: int, delay: float) -> None:
+        if self.step_seconds is None:
+            return
+        task = asyncio.create_task(self._drive(run_id, delay, self.step_seconds))
+        self._drivers.add(task)
+        task.add_done_callback(self._drivers.discard)
+
+    async def _drive(self, run_id: int, delay: float, step: float) -> None:
+        await asyncio.sleep(delay)
+        while self._states[run_id].stage != _DONE:
+            await asyncio.sleep(step)
+            self._step(run_id)
+
+    def _step(self, run_id: int) -> list[asyncio.Task[None]]:
+        """Apply the next lifecycle step; return the webhook deliveries it started."""
+        state, run, now = self._states[run_id], self.runs[run_id], self._now()
+        scenario, agent = state.scenario, state.target.agent
+        tasks: list[asyncio.Task[None]] = []
+        if state.stage == _QUEUED and scenario.fails:
+            message = sc.FAILED_CALL_MESSAGE
+            run.update(status="failed", error_message=message, started_at=now, completed_at=now)
+            run["updated_at"] = now
+            state.stage = _DONE
+            tasks += self._emit(run_id, "test-call.completed", run)
+            self._batch_progress(run)
+        elif state.stage == _QUEUED:
+            call_id = self._next("call")
+            self.calls[call_id] = sc.call_object(call_id, run, state.target, now)
+            run.update(status="in_progress", call_id=call_id, started_at=now, updated_at=now)
+            state.stage, state.started = _IN_PROGRESS, self.clock()
+        elif state.stage == _IN_PROGRESS:
+            ended = sc.iso(state.started + scenario.duration_seconds)
+            minutes, cents = sc.billing(scenario, agent.product)
+            entries = sc.transcript(scenario, agent.name, run["direction"])
+            self.transcripts[run["call_id"]] = entries
+            self.calls[run["call_id"]].update(
+                status="completed",
+                end_time=ended,
+                duration_seconds=scenario.duration_seconds,
+                end_reason=scenario.end_reason,
+                billable_minutes=minutes,
+                billing_total_cents=cents,
+                billed_at=ended,
+            )
+            self.balance_cents -= cents
+            run.update(status="completed", duration_seconds=scenario.duration_seconds)
+            run.update(transcript=entries, completed_at=ended, updated_at=now)
+            state.stage = _COMPLETED
+            if not self.grade_before_complete:
+                tasks += self._emit(run_id, "test-call.completed", run)
+            self._batch_progress(run)
+        elif state.stage == _COMPLETED:
+            call = self.calls[run["call_id"]]
+            grade = sc.grade_object(self._next("grade"), call["call_id"], scenario, agent.name, now)
+            self.grades[grade["id"]] = grade
+            self._grade_of_call[call["call_id"]] = grade["id"]
+            call.update(grade_score=grade["score"], grade_status="completed", grade_updated_at=now)
+            call["call_outcome"] = grade["call_outcome"]
+            run.update(grade=grade, updated_at=now)
+            state.stage = _DONE
+            data = {"call_id": call["call_id"], "agent_name": agent.name, "grade": grade}
+            tasks += self._emit(run_id, "call.graded", data)
+            if self.grade_before_complete:
+                tasks += self._emit(run_id, "test-call.completed", run)
+        return tasks
+
+    def _batch_progress(self, run: JSON) -> None:
+        batch = self.batches.get(run["batch_id"] or -1)
+        if batch is None:
+            return
+        key = "failed_runs" if run["status"] == "failed" else "completed_runs"
+        batch[key] += 1
+        batch["updated_at"] = self._now()
+        if batch["completed_runs"] + batch["failed_runs"] == batch["total_runs"]:
+            batch["status"] = "failed" if batch["completed_runs"] == 0 else "completed"
+            batch["completed_at"] = batch["updated_at"]
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def _emit(self, run_id: int, event_type: str, data: JSON) -> list[asyncio.Task[None]]:
+        """Queue one event behind the run's earlier deliveries so a run's events stay ordered."""
+        if self.webhook_url is None:
+            return []
+        event_id = str(uuid.uuid4())
+        envelope = {"event_id": event_id, "type": event_type, "data": data}
+        body = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+        tasks = []
+        for _ in range(2 if self.duplicate_webhooks else 1):
+            previous = self._tails.get(run_id)
+            task = asyncio.create_task(self._deliver(previous, event_id, event_type, body))
+            self._tails[run_id] = task
+            self._deliveries_pending.add(task)
+            task.add_done_callback(self._deliveries_pending.discard)
+            tasks.append(task)
+        return tasks
+
+    def signature_headers(self, url: str, body: bytes, timestamp: int) -> dict[str, str]:
+        """Both signature headers ThunderPhone puts on a webhook POST to `url`."""
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        secret = self.webhook_secret
+        v2 = compute_signature(secret, timestamp=timestamp, method="POST", path=path, body=body)
+        return {
+            "Content-Type": "application/json",
+            "X-ThunderPhone-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+            "X-ThunderPhone-Signature-V2": f"t={timestamp},v1={v2}",
+        }
+
+    async def _deliver(
+        self, previous: asyncio.Task[None] | None, event_id: str, event_type: str, body: bytes
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        for attempt in range(1, self.webhook_max_attempts + 1):
+            url = self.webhook_url
+            if url is None:
+                return
+            headers = self.signature_headers(url, body, int(self.clock()))
+            delivery = WebhookDelivery(event_id, event_type, body, headers, attempt)
+            self.deliveries.append(delivery)
+            try:
+                async with self._session.post(url, data=body, headers=headers) as response:
+                    delivery.status = response.status
+                    await response.read()
+                if 200 <= response.status < 300:
+                    return
+                delivery.error = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                delivery.error = f"{type(exc).__name__}: {exc}"
+            if attempt < self.webhook_max_attempts:
+                await asyncio.sleep(self.webhook_retry_base_seconds * 2 ** (attempt - 1))
+        log.warning(
+            "gave up delivering %s %s after %d attempts",
+            event_type,
+            event_id,
+            self.webhook_max_attempts,
+        )
