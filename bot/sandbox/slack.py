@@ -1,0 +1,714 @@
+"""A fake Slack Web API on aiohttp: records what the bot does and answers as Slack would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import mimetypes
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from bot.sandbox.slack_render import (
+    Ephemeral,
+    InvalidBlocks,
+    Json,
+    Message,
+    SlackCall,
+    UploadedFile,
+    View,
+    initial_state,
+    render_channel,
+    render_ephemerals,
+    validate_blocks,
+    validate_view,
+    with_ids,
+)
+
+__all__ = ["Ephemeral", "FakeSlack", "Message", "SlackCall", "SlackError", "UploadedFile", "View"]
+
+T = TypeVar("T")
+
+RESPONSE_URL_USES = 5
+MODAL_STACK_MAX = 3  # root + two pushes
+# Form-encoded calls carry these as JSON strings; record them decoded.
+_JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
+
+
+@dataclass
+class _Hook:
+    url: str
+    channel: str
+    user: str
+    ephemeral: Ephemeral | None = None
+    message: Message | None = None
+    uses: int = 0
+
+
+@dataclass
+class _Fault:
+    error: str
+    status: int
+    retry_after: int | None
+
+
+class SlackError(Exception):
+    """A Web API error answer: ``{"ok": false, "error": ...}``."""
+
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1")
+
+
+def _blocks(raw: Any) -> list[Json]:
+    try:
+        return validate_blocks(raw)
+    except InvalidBlocks as exc:
+        raise SlackError("invalid_blocks", errors=[str(exc)]) from exc
+
+
+class FakeSlack:
+    """Slack's Web API, response_urls and file uploads, held in memory."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "xoxb-sandbox",
+        team_id: str = "T0SANDBOX",
+        team_name: str = "Sandbox",
+        bot_user_id: str = "U0THUNDER",
+        bot_id: str = "B0THUNDER",
+        bot_name: str = "thunderbot",
+        app_id: str = "A0THUNDER",
+        users: Mapping[str, str] | None = None,
+        channels: Mapping[str, str] | None = None,
+        start_time: float = 1763780000.0,
+    ) -> None:
+        self.token, self.team_id, self.team_name = token, team_id, team_name
+        self.bot_user_id, self.bot_id, self.bot_name, self.app_id = (
+            bot_user_id,
+            bot_id,
+            bot_name,
+            app_id,
+        )
+        self.users = dict(users if users is not None else {"U0MARIA": "maria", "U0LI": "li"})
+        self.channels = dict(channels if channels is not None else {"C0QA": "voice-qa"})
+        self.calls: list[SlackCall] = []
+        self.messages: dict[str, list[Message]] = {c: [] for c in self.channels}
+        self.ephemerals: list[Ephemeral] = []
+        self.views: dict[str, View] = {}
+        self.files: dict[str, UploadedFile] = {}
+        self._hooks: dict[str, _Hook] = {}
+        self._triggers: dict[str, bool] = {}  # trigger id -> already used
+        self._trigger_users: dict[str, str | None] = {}
+        self._faults: dict[str, list[_Fault]] = {}
+        self._clock_us = int(start_time * 1_000_000)
+        self._counter = 0
+        self._base = ""
+        self._runner: web.AppRunner | None = None
+        self._methods: dict[str, Callable[[Json, SlackCall], Json]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "views.push": self._views_push,
+            "views.publish": self._views_publish,
+            "users.info": self._users_info,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
+        }
+        self.app = web.Application()
+        self.app.router.add_route("*", "/api/{method}", self._api)
+        self.app.router.add_post("/response/{key}", self._response)
+        self.app.router.add_post("/upload/{file_id}", self._upload)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on loopback; returns the base URL."""
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self._base = f"http://{bound_host}:{bound_port}"
+        return self._base
+
+    @property
+    def base_url(self) -> str:
+        if not self._base:
+            raise RuntimeError("FakeSlack is not started")
+        return self._base
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + "/api/"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------ ids and clock
+
+    def _next(self) -> int:
+        self._counter += 1
+        return self._counter
+
+    def next_ts(self) -> str:
+        """A fresh, strictly increasing message timestamp."""
+        self._clock_us += 100
+        return f"{self._clock_us // 1_000_000}.{self._clock_us % 1_000_000:06d}"
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake clock forward (timestamps shown in renderings follow it)."""
+        self._clock_us += int(seconds * 1_000_000)
+
+    def new_response_url(
+        self,
+        *,
+        channel: str,
+        user: str,
+        ephemeral: Ephemeral | None = None,
+        message: Message | None = None,
+    ) -> str:
+        """A response_url bound to an ephemeral or channel message (or to nothing yet)."""
+        url = f"{self.base_url}/response/{self._next()}"
+        self._hooks[url.rsplit("/", 1)[1]] = _Hook(url, channel, user, ephemeral, message)
+        if ephemeral is not None and ephemeral.response_url is None:
+            ephemeral.response_url = url
+        return url
+
+    def new_trigger_id(self, user: str | None = None) -> str:
+        """A registered, single-use trigger id."""
+        trigger = f"{self._clock_us // 1_000_000}.{self._next()}.sandbox"
+        self._triggers[trigger] = False
+        self._trigger_users[trigger] = user
+        return trigger
+
+    def expire_trigger(self, trigger_id: str) -> None:
+        """Make a trigger id stale, as one older than 3 s is."""
+        self._triggers.pop(trigger_id, None)
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        error: str = "ratelimited",
+        status: int = 429,
+        retry_after: int | None = 1,
+    ) -> None:
+        """Make the next call of ``method`` fail once."""
+        self._faults.setdefault(method, []).append(_Fault(error, status, retry_after))
+
+    # ------------------------------------------------------------ inspection
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        return [m for m in self.messages.get(channel, []) if m.thread_ts == ts and m.ts != ts]
+
+    def find_message(self, channel: str, ts: str) -> Message | None:
+        return next((m for m in self.messages.get(channel, []) if m.ts == ts), None)
+
+    def last_message(self, channel: str) -> Message | None:
+        msgs = self.messages.get(channel, [])
+        return msgs[-1] if msgs else None
+
+    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 5.0) -> T:
+        """Poll until ``predicate`` is truthy; on timeout fail with what Slack holds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if loop.time() >= deadline:
+                raise AssertionError(f"condition not met within {timeout}s\n{self.dump()}")
+            await asyncio.sleep(0.01)
+
+    def dump(self) -> str:
+        """Recent calls, channels, ephemerals and open views, for failure messages."""
+        out = ["recent calls:"]
+        out += [f"  {c.method} ok={c.ok} {c.error or ''}" for c in self.calls[-20:]]
+        out += [self.render_channel(c) for c in self.messages]
+        out += [self.render_ephemerals(u) for u in sorted({e.user for e in self.ephemerals})]
+        out += [
+            f"view {v.id} ({v.type}, {v.callback_id})" for v in self.views.values() if not v.closed
+        ]
+        return "\n".join(out)
+
+    def name_of(self, ident: str) -> str:
+        if ident in (self.bot_user_id, self.bot_id):
+            return self.bot_name
+        return self.users.get(ident) or self.channels.get(ident) or ident
+
+    def render_channel(self, channel: str) -> str:
+        """The channel and its threads as a person reads them."""
+        msgs = self.messages.get(channel, [])
+        return render_channel(
+            self.channels.get(channel, channel), msgs, self.name_of, self.bot_name
+        )
+
+    def render_ephemerals(self, user: str, channel: str | None = None) -> str:
+        """The ephemeral messages ``user`` currently sees (oldest first)."""
+        shown = [
+            e
+            for e in self.ephemerals
+            if e.user == user and not e.deleted and channel in (None, e.channel)
+        ]
+        return render_ephemerals(shown, self.name_of, self.bot_name)
+
+    # ------------------------------------------------------------ what users do
+
+    def add_message(
+        self,
+        channel: str,
+        *,
+        text: str,
+        blocks: list[Json] | None = None,
+        user: str | None = None,
+        thread_ts: str | None = None,
+    ) -> Message:
+        """Put a message in a channel: the bot's by default, or a person's when ``user`` is set."""
+        by_bot = user is None or user == self.bot_user_id
+        msg = Message(
+            channel=channel,
+            ts=self.next_ts(),
+            user=self.bot_user_id if by_bot else str(user),
+            text=text,
+            blocks=with_ids(blocks or [], f"b{self._next()}."),
+            thread_ts=thread_ts,
+            bot_id=self.bot_id if by_bot else None,
+        )
+        self.messages.setdefault(channel, []).append(msg)
+        return msg
+
+    def add_ephemeral(
+        self,
+        channel: str,
+        user: str,
+        *,
+        text: str,
+        blocks: list[Json] | None = None,
+        response_url: str | None = None,
+        thread_ts: str | None = None,
+    ) -> Ephemeral:
+        """Show an ephemeral to ``user``; binds it to ``response_url`` when given."""
+        eph = Ephemeral(
+            channel=channel,
+            user=user,
+            text=text,
+            blocks=with_ids(blocks or [], f"e{self._next()}."),
+            message_ts=self.next_ts(),
+            response_url=response_url,
+            thread_ts=thread_ts,
+        )
+        self.ephemerals.append(eph)
+        hook = self._hooks.get(response_url.rsplit("/", 1)[1]) if response_url else None
+        if hook is not None and hook.ephemeral is None and hook.message is None:
+            hook.ephemeral = eph
+        return eph
+
+    def view_json(self, view_id: str) -> Json:
+        return self.views[view_id].to_json(
+            team_id=self.team_id, app_id=self.app_id, bot_id=self.bot_id
+        )
+
+    def close_view(self, view_id: str, *, whole_stack: bool = False) -> None:
+        view = self.views[view_id]
+        view.closed = True
+        if whole_stack:
+            for other in self.views.values():
+                if other.root_view_id == view.root_view_id:
+                    other.closed = True
+
+    def replace_view(self, view_id: str, definition: Json, method: str) -> View:
+        """Swap a view's definition (views.update or response_action "update")."""
+        view = self.views[view_id]
+        definition = copy.deepcopy(definition)
+        definition["blocks"] = with_ids(definition.get("blocks", []), f"{view.id}.")
+        old = view.state_values
+        view.state_values = {
+            bid: old.get(bid, acts) if old.get(bid, {}).keys() == acts.keys() else acts
+            for bid, acts in initial_state(definition["blocks"]).items()
+        }
+        view.view, view.hash, view.errors = definition, self._hash(), None
+        view.history.append((method, definition))
+        return view
+
+    def open_stack(self, user: str | None) -> list[View]:
+        """The user's open modals, root first."""
+        modals = [v for v in self.views.values() if v.type == "modal" and not v.closed]
+        top = next((v for v in reversed(modals) if v.user == user), None)
+        return [v for v in modals if top and v.root_view_id == top.root_view_id]
+
+    def push_view(self, definition: Json, *, user: str | None, method: str) -> View:
+        """Open a view: a new root, or (views.push) on top of the user's open modals."""
+        stack = self.open_stack(user) if method == "views.push" else []
+        if len(stack) >= MODAL_STACK_MAX:
+            raise SlackError("push_limit_reached")
+        top = stack[-1] if stack else None
+        view_id = f"V0{self._next():08d}"
+        view = View(
+            id=view_id,
+            type=str(definition.get("type", "modal")),
+            view={},
+            hash="",
+            user=user,
+            root_view_id=top.root_view_id if top else view_id,
+            previous_view_id=top.id if top else None,
+            external_id=definition.get("external_id"),
+        )
+        self.views[view_id] = view
+        self.replace_view(view_id, definition, method)
+        return view
+
+    def _hash(self) -> str:
+        return f"{self._clock_us // 1_000_000}.h{self._next():07d}"
+
+    # ------------------------------------------------------------ HTTP
+
+    async def _read_args(self, request: web.Request) -> Json:
+        args: Json = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            if request.content_type == "application/json":
+                body = await request.json()
+                args.update(body if isinstance(body, dict) else {})
+            else:
+                form = await request.post()
+                args.update({k: v for k, v in form.items() if isinstance(v, str)})
+        for key in _JSON_FIELDS:
+            value = args.get(key)
+            if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+                with contextlib.suppress(ValueError):  # left as sent; the method rejects it
+                    args[key] = json.loads(value)
+        return args
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._read_args(request)
+        token = args.pop("token", None)
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth.removeprefix("Bearer ")
+        call = SlackCall(method, args)
+        self.calls.append(call)
+        faults = self._faults.get(method)
+        if faults:
+            fault = faults.pop(0)
+            call.ok, call.error = False, fault.error
+            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            body = {"ok": False, "error": fault.error}
+            return web.json_response(body, status=fault.status, headers=headers)
+        try:
+            if not token:
+                raise SlackError("not_authed")
+            if token != self.token:
+                raise SlackError("invalid_auth")
+            handler = self._methods.get(method)
+            if handler is None:
+                raise SlackError("unknown_method", req_method=method)
+            result: Json = {"ok": True, **handler(args, call)}
+        except SlackError as exc:
+            call.ok, call.error = False, exc.error
+            result = {"ok": False, "error": exc.error, **exc.extra}
+        if call.warnings:
+            result["warning"] = ",".join(call.warnings)
+            result["response_metadata"] = {"warnings": list(call.warnings)}
+        return web.json_response(result)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.files.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="file_not_found")
+        upload.content = await request.read()
+        return web.Response(text=f"OK - {len(upload.content)}")
+
+    async def _response(self, request: web.Request) -> web.Response:
+        """A POST to a response_url, as Slack applies it."""
+        hook = self._hooks.get(request.match_info["key"])
+        if hook is None:
+            return web.Response(status=404, text="invalid_url")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return web.Response(status=400, text="invalid_payload")
+        self.calls.append(call := SlackCall("response_url", body))
+        hook.uses += 1
+        if hook.uses > RESPONSE_URL_USES:
+            call.ok, call.error = False, "used_url"
+            return web.Response(status=404, text="used_url")
+        try:
+            self._apply_response(hook, body)
+        except SlackError as exc:
+            call.ok, call.error = False, exc.error
+            return web.Response(
+                status=404 if exc.error.endswith("not_found") else 400, text=exc.error
+            )
+        return web.json_response({"ok": True})
+
+    def _apply_response(self, hook: _Hook, body: Json) -> None:
+        if _flag(body.get("delete_original")):
+            if hook.ephemeral is not None:
+                hook.ephemeral.deleted = True
+            elif hook.message is not None and hook.message in self.messages[hook.channel]:
+                self.messages[hook.channel].remove(hook.message)
+            else:
+                raise SlackError("message_not_found")
+            return
+        text = str(body.get("text") or "")
+        blocks = _blocks(body["blocks"]) if body.get("blocks") is not None else []
+        if not text and not blocks:
+            raise SlackError("no_text")
+        target = hook.ephemeral or hook.message
+        if _flag(body.get("replace_original")) and target is not None:
+            target.text, target.blocks = text, with_ids(blocks, f"r{self._next()}.")
+            if isinstance(target, Ephemeral):
+                target.replaced += 1
+            else:
+                target.edits += 1
+        elif body.get("response_type") == "in_channel":
+            self.add_message(
+                hook.channel, text=text, blocks=blocks, thread_ts=body.get("thread_ts")
+            )
+        else:
+            self.add_ephemeral(
+                hook.channel,
+                hook.user,
+                text=text,
+                blocks=blocks,
+                response_url=hook.url,
+                thread_ts=body.get("thread_ts"),
+            )
+
+    # ------------------------------------------------------------ Web API methods
+
+    def _channel(self, args: Json, key: str = "channel") -> str:
+        channel = str(args.get(key) or "")
+        if channel in self.users:  # posting to a user id lands in the DM with them
+            channel = "D" + channel[1:]
+            self.channels.setdefault(channel, self.users[args[key]])
+            self.messages.setdefault(channel, [])
+        if channel not in self.channels:
+            raise SlackError("channel_not_found")
+        return channel
+
+    def _message(self, args: Json, key: str = "ts") -> Message:
+        msg = self.find_message(self._channel(args), str(args.get(key) or ""))
+        if msg is None:
+            raise SlackError("message_not_found")
+        return msg
+
+    def _content(self, args: Json, call: SlackCall) -> tuple[str, list[Json]]:
+        text = str(args.get("text") or args.get("markdown_text") or "")
+        blocks = _blocks(args["blocks"]) if args.get("blocks") not in (None, "") else []
+        if not text and not blocks:
+            raise SlackError("no_text")
+        if blocks and not text:
+            call.warnings.append("missing_text_fallback")
+        return text, blocks
+
+    def _auth_test(self, args: Json, call: SlackCall) -> Json:
+        return {
+            "url": "https://sandbox.slack.com/",
+            "team": self.team_name,
+            "user": self.bot_name,
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: Json, call: SlackCall) -> Json:
+        channel = self._channel(args)
+        text, blocks = self._content(args, call)
+        msg = self.add_message(channel, text=text, blocks=blocks, thread_ts=args.get("thread_ts"))
+        msg.metadata = args.get("metadata") if isinstance(args.get("metadata"), dict) else None
+        return {"channel": channel, "ts": msg.ts, "message": msg.to_json()}
+
+    def _chat_update(self, args: Json, call: SlackCall) -> Json:
+        msg = self._message(args)
+        if msg.bot_id != self.bot_id:
+            raise SlackError("cant_update_message")
+        if "blocks" in args:
+            msg.blocks = with_ids(_blocks(args["blocks"] or []), f"u{self._next()}.")
+        if "text" in args or "markdown_text" in args:
+            msg.text = str(args.get("text") or args.get("markdown_text") or "")
+        if not msg.text and not msg.blocks:
+            raise SlackError("no_text")
+        if msg.blocks and not msg.text:
+            call.warnings.append("missing_text_fallback")
+        if isinstance(args.get("metadata"), dict):
+            msg.metadata = args["metadata"]
+        msg.edits += 1
+        return {"channel": msg.channel, "ts": msg.ts, "text": msg.text, "message": msg.to_json()}
+
+    def _chat_delete(self, args: Json, call: SlackCall) -> Json:
+        msg = self._message(args)
+        if msg.bot_id != self.bot_id:
+            raise SlackError("cant_delete_message")
+        self.messages[msg.channel].remove(msg)
+        return {"channel": msg.channel, "ts": msg.ts}
+
+    def _chat_post_ephemeral(self, args: Json, call: SlackCall) -> Json:
+        channel = self._channel(args)
+        user = str(args.get("user") or "")
+        if user not in self.users:
+            raise SlackError("user_not_in_channel")
+        text, blocks = self._content(args, call)
+        eph = self.add_ephemeral(
+            channel, user, text=text, blocks=blocks, thread_ts=args.get("thread_ts")
+        )
+        return {"message_ts": eph.message_ts}
+
+    def _chat_get_permalink(self, args: Json, call: SlackCall) -> Json:
+        msg = self._message(args, "message_ts")
+        link = f"https://sandbox.slack.com/archives/{msg.channel}/p{msg.ts.replace('.', '')}"
+        if msg.thread_ts and msg.thread_ts != msg.ts:
+            link += f"?thread_ts={msg.thread_ts}&cid={msg.channel}"
+        return {"channel": msg.channel, "permalink": link}
+
+    def _users_info(self, args: Json, call: SlackCall) -> Json:
+        user = str(args.get("user") or "")
+        name = self.bot_name if user == self.bot_user_id else self.users.get(user)
+        if name is None:
+            raise SlackError("user_not_found")
+        profile = {"display_name": name, "real_name": name.title()}
+        return {
+            "user": {
+                "id": user,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": name.title(),
+                "tz": "UTC",
+                "tz_offset": 0,
+                "is_bot": user == self.bot_user_id,
+                "deleted": False,
+                "profile": profile,
+            }
+        }
+
+    def _view_definition(self, args: Json) -> Json:
+        try:
+            return validate_view(args.get("view"))
+        except InvalidBlocks as exc:
+            raise SlackError("invalid_blocks", errors=[str(exc)]) from exc
+
+    def _take_trigger(self, args: Json) -> str | None:
+        trigger = str(args.get("trigger_id") or "")
+        if trigger not in self._triggers:
+            raise SlackError("expired_trigger_id")
+        if self._triggers[trigger]:
+            raise SlackError("exchanged_trigger_id")
+        self._triggers[trigger] = True
+        return self._trigger_users[trigger]
+
+    def _view_result(self, view: View) -> Json:
+        return {"view": self.view_json(view.id)}
+
+    def _views_open(self, args: Json, call: SlackCall) -> Json:
+        definition = self._view_definition(args)
+        return self._view_result(
+            self.push_view(definition, user=self._take_trigger(args), method="views.open")
+        )
+
+    def _views_push(self, args: Json, call: SlackCall) -> Json:
+        definition = self._view_definition(args)
+        return self._view_result(
+            self.push_view(definition, user=self._take_trigger(args), method="views.push")
+        )
+
+    def _views_update(self, args: Json, call: SlackCall) -> Json:
+        external = args.get("external_id")
+        view = self.views.get(str(args.get("view_id") or "")) or next(
+            (v for v in self.views.values() if external and v.external_id == external), None
+        )
+        if view is None or view.closed:
+            raise SlackError("not_found")
+        if args.get("hash") and args["hash"] != view.hash:
+            raise SlackError("hash_conflict")
+        return self._view_result(
+            self.replace_view(view.id, self._view_definition(args), "views.update")
+        )
+
+    def _views_publish(self, args: Json, call: SlackCall) -> Json:
+        user = str(args.get("user_id") or "")
+        if user not in self.users:
+            raise SlackError("user_not_found")
+        definition = self._view_definition(args)
+        if definition.get("type") != "home":
+            raise SlackError("invalid_arguments", errors=["view type must be home"])
+        home = next((v for v in self.views.values() if v.type == "home" and v.user == user), None)
+        if home is None:
+            return self._view_result(self.push_view(definition, user=user, method="views.publish"))
+        if args.get("hash") and args["hash"] != home.hash:
+            raise SlackError("hash_conflict")
+        return self._view_result(self.replace_view(home.id, definition, "views.publish"))
+
+    def _files_get_upload_url(self, args: Json, call: SlackCall) -> Json:
+        filename, length = str(args.get("filename") or ""), str(args.get("length") or "")
+        if not filename or not length.isdigit():
+            raise SlackError("invalid_arguments")
+        file_id = f"F0{self._next():08d}"
+        self.files[file_id] = UploadedFile(file_id, filename, int(length), args.get("alt_txt"))
+        return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload(self, args: Json, call: SlackCall) -> Json:
+        entries = args.get("files")
+        if not isinstance(entries, list) or not entries:
+            raise SlackError("invalid_arguments")
+        uploads = [self.files.get(str(e.get("id"))) for e in entries]
+        if any(u is None or u.content is None for u in uploads):
+            raise SlackError("file_not_found")
+        shared = [self._channel(args, "channel_id")] if args.get("channel_id") else []
+        infos = []
+        for entry, upload in zip(entries, uploads, strict=True):
+            assert upload is not None
+            upload.title, upload.completed = entry.get("title") or upload.filename, True
+            infos.append(self._file_json(upload))
+        for channel in shared:
+            msg = self.add_message(
+                channel,
+                text=str(args.get("initial_comment") or ""),
+                thread_ts=args.get("thread_ts"),
+            )
+            msg.files = copy.deepcopy(infos)
+        return {"files": infos}
+
+    def _file_json(self, upload: UploadedFile) -> Json:
+        mimetype = mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
+        return {
+            "id": upload.id,
+            "name": upload.filename,
+            "title": upload.title,
+            "mimetype": mimetype,
+            "size": len(upload.content or b""),
+            "user": self.bot_user_id,
+            "alt_txt": upload.alt_txt,
+            "url_private": f"{self.base_url}/files/{upload.id}/{upload.filename}",
+            "permalink": f"https://sandbox.slack.com/files/{self.bot_user_id}/{upload.id}/{upload.filename}",
+        }
