@@ -11,6 +11,9 @@ from bot.blocks.home import home_view
 from handlers.context import services_of
 from storage import runs as run_store
 
+APP_HOME_OPENED = "app_home_opened"
+EVENTS = (APP_HOME_OPENED,)
+
 
 async def handle_app_home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
     if event.get("tab") != "home":
@@ -24,4 +27,4 @@ async def handle_app_home_opened(event: dict[str, Any], context: AsyncBoltContex
 
 
 def register(bolt: AsyncApp) -> None:
-    bolt.event("app_home_opened")(handle_app_home_opened)
+    bolt.event(APP_HOME_OPENED)(handle_app_home_opened)

@@ -109,8 +109,9 @@ def help_message() -> dict[str, Any]:
     lines = [
         "*Test your ThunderPhone agents from Slack.* Every test call is a real call, billed at "
         "2× the normal rate; I always ask before starting one.",
-        f'• `{USAGE["run"]}`\n   e.g. `/testcall run agent:12 "You are a polite caller asking '
-        'about refund policy for order 12345."`',
+        f"• `{escape(USAGE['run'])}`",
+        '   e.g. `/testcall run agent:12 "You are a polite caller asking about refund policy '
+        'for order 12345."`',
         "   `outbound`: the test bot calls the agent (default) · `inbound`: the agent calls the "
         "test bot · `--sip`: SIP loopback instead of bot-to-bot · `--caller`: the caller id the "
         "agent sees",

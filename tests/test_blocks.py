@@ -1,0 +1,207 @@
+"""Block Kit builders: accepted by slack_sdk's models, within Slack's limits, wired to handlers,
+and pinned by snapshots of what people see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+from syrupy.assertion import SnapshotAssertion
+
+from bot import ids
+from bot.blocks import replies
+from bot.blocks.home import home_view
+from bot.blocks.modals import TURNS_PER_PAGE, flag_modal, transcript_modal
+from bot.blocks.runs import run_card, run_result
+from storage.models import FlagRecord, GradeRecord, Launch, RunRecord
+
+THRESHOLD = 0.8
+TRANSCRIPT: list[dict[str, Any]] = [
+    {"role": "assistant", "content": "Thanks for calling Acme Freight, how can I help?"},
+    {"role": "user", "content": "What is your refund policy?"},
+    {"role": "tool_call", "content": {"name": "lookup_order", "arguments": {"order": "12345"}}},
+    {"role": "tool_response", "content": {"status": "shipped"}},
+    {"role": "assistant", "content": "Your order shipped; refunds take 3 to 5 days."},
+    {"role": "user", "content": "Thanks, bye."},
+    {"role": "assistant", "content": "Refunds go back to the card in 3 to 5 days."},
+]
+
+
+def make_run(**changes: Any) -> RunRecord:
+    fields: dict[str, Any] = {
+        "run_id": 7110,
+        "team_id": "T1",
+        "channel_id": "C0QA",
+        "started_by": "U0MARIA",
+        "target_type": "agent",
+        "target_id": 12,
+        "target_name": "Support agent",
+        "scenario_prompt": "You are a polite caller asking about <refund> policy & order 12345.",
+        "status": "completed",
+        "call_id": 987654321,
+        "duration_seconds": 54,
+        "cost_cents": 16,
+        "end_reason": "caller_hangup",
+        "created_at": "2026-11-22T14:02:00+00:00",
+        "started_at": "2026-11-22T14:02:05+00:00",
+        "card_ts": "1763820120.000100",
+    }
+    fields.update(changes)
+    return RunRecord(**fields)
+
+
+GRADE = GradeRecord(
+    call_id=987654321,
+    score=0.92,
+    call_outcome="success",
+    outcome_reasoning="The caller got the refund policy.",
+)
+LOW_GRADE = GRADE.model_copy(update={"score": 0.64, "call_outcome": "failure"})
+LAUNCH = Launch(
+    id="abc123",
+    team_id="T1",
+    channel_id="C0QA",
+    user_id="U0MARIA",
+    target_type="agent",
+    target_id=12,
+    target_label="support",
+    scenario_prompt="You are a polite caller asking about refund policy for order 12345.",
+)
+FLAG = FlagRecord(
+    run_id=7110,
+    call_id=987654321,
+    user_id="U0MARIA",
+    severity="warning",
+    title="Agent paused too long",
+    status="filed",
+    created_at="2026-11-22T14:07:00+00:00",
+)
+
+
+def message_examples() -> dict[str, dict[str, Any]]:
+    return {
+        "confirmation": replies.confirmation(LAUNCH, [16, 18, 14]),
+        "confirmation_no_history": replies.confirmation(LAUNCH, []),
+        "card_queued": run_card(make_run(status="queued"), None, THRESHOLD),
+        "card_in_progress": run_card(make_run(status="in_progress"), None, THRESHOLD),
+        "card_completed": run_card(make_run(), GRADE, THRESHOLD),
+        "card_below_threshold": run_card(make_run(), LOW_GRADE, THRESHOLD),
+        "card_failed": run_card(
+            make_run(status="failed", call_id=None, error_message="SIP 480 <busy>"), None, THRESHOLD
+        ),
+        "result_graded": run_result(make_run(), GRADE, TRANSCRIPT, THRESHOLD),
+        "result_waiting_for_grade": run_result(make_run(), None, TRANSCRIPT, THRESHOLD),
+        "result_below_threshold": run_result(make_run(), LOW_GRADE, TRANSCRIPT, THRESHOLD),
+        "result_flagged": run_result(make_run(), GRADE, TRANSCRIPT, THRESHOLD, FLAG),
+        "result_failed": run_result(
+            make_run(status="failed", call_id=None, error_message="The agent did not answer."),
+            None,
+            None,
+            THRESHOLD,
+        ),
+        "refusal": replies.refusal('I couldn\'t read "agent:twelve".', "/testcall run <target>"),
+        "help": replies.help_message(),
+    }
+
+
+def view_examples() -> dict[str, dict[str, Any]]:
+    long_transcript = [
+        {"role": "user" if i % 2 else "assistant", "content": f"turn {i} " + "word " * 200}
+        for i in range(95)
+    ]
+    return {
+        "flag_modal": flag_modal(make_run(), channel_id="C0QA", message_ts="1.2", turns=7),
+        "transcript": transcript_modal(make_run(), TRANSCRIPT),
+        "transcript_long_page_2": transcript_modal(make_run(), long_transcript, page=1),
+        "home": home_view(
+            [(make_run(), GRADE), (make_run(run_id=2, status="queued"), None)], THRESHOLD
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(message_examples()))
+def test_messages_are_valid_block_kit_with_a_fallback(name: str) -> None:
+    payload = message_examples()[name]
+    assert payload["text"].strip(), "every message carries a plain-text fallback"
+    blocks = Block.parse_all(payload["blocks"])
+    assert len(blocks) == len(payload["blocks"]) <= 50
+    assert [block.to_dict() for block in blocks] == payload["blocks"]
+
+
+@pytest.mark.parametrize("name", sorted(view_examples()))
+def test_views_are_valid_block_kit(name: str) -> None:
+    view = view_examples()[name]
+    assert View(**view).to_dict() == view
+
+
+def test_user_text_is_escaped_everywhere() -> None:
+    card = run_card(make_run(), GRADE, THRESHOLD)
+    text = card["blocks"][0]["text"]["text"]
+    assert "&lt;refund&gt; policy &amp; order" in text
+    assert "<refund>" not in text
+
+
+def test_score_below_threshold_is_said_plainly() -> None:
+    result = run_result(make_run(), LOW_GRADE, TRANSCRIPT, THRESHOLD)
+    assert result["blocks"][0]["text"]["text"].startswith("⚠️ Score 64% · below the 80% threshold")
+
+
+def test_transcript_snippet_shows_first_and_last_turns_and_tool_calls_as_calls() -> None:
+    result = run_result(make_run(), GRADE, TRANSCRIPT, THRESHOLD)
+    snippet = result["blocks"][1]["text"]["text"]
+    assert snippet.splitlines() == [
+        "*Agent:*  Thanks for calling Acme Freight, how can I help?",
+        "*Caller:*  What is your refund policy?",
+        "    …  (3 more turns)",
+        "*Caller:*  Thanks, bye.",
+        "*Agent:*  Refunds go back to the card in 3 to 5 days.",
+    ]
+    modal = transcript_modal(make_run(), TRANSCRIPT)
+    assert "*Tool:*  lookup_order(order=12345)" in modal["blocks"][1]["text"]["text"]
+
+
+def test_a_flag_replaces_its_button_with_a_record() -> None:
+    result = run_result(make_run(), GRADE, TRANSCRIPT, THRESHOLD, FLAG)
+    action_ids = [e["action_id"] for e in result["blocks"][-1]["elements"]]
+    assert ids.FLAG_RUN not in action_ids
+    record = result["blocks"][-2]["elements"][0]["text"]
+    assert record.startswith(
+        "🚩 Flagged for review by <@U0MARIA> · warning · “Agent paused too long”"
+    )
+
+
+def test_long_transcripts_are_paged_within_limits() -> None:
+    view = view_examples()["transcript_long_page_2"]
+    numbered = [b for b in view["blocks"] if b["type"] == "section"]
+    assert numbered[0]["text"]["text"].startswith(f"` {TURNS_PER_PAGE + 1}`")
+    assert all(len(b["text"]["text"]) <= 3000 for b in numbered)
+    assert "Page 2 of 3 · 95 turns" in str(view["blocks"])
+
+
+def test_every_emitted_action_id_has_a_handler() -> None:
+    emitted = set()
+    for payload in [*message_examples().values(), *view_examples().values()]:
+        for block in payload["blocks"]:
+            for element in block.get("elements", []):
+                if "action_id" in element:
+                    emitted.add(element["action_id"])
+    assert emitted <= set(ids.ACTIONS)
+    assert {
+        ids.START_RUN,
+        ids.CANCEL_RUN,
+        ids.FLAG_RUN,
+        ids.SHOW_TRANSCRIPT,
+        ids.RUN_AGAIN,
+    } <= emitted
+
+
+@pytest.mark.parametrize("name", sorted(message_examples()))
+def test_message_snapshot(name: str, snapshot: SnapshotAssertion) -> None:
+    assert message_examples()[name] == snapshot
+
+
+@pytest.mark.parametrize("name", ["flag_modal", "transcript", "home"])
+def test_view_snapshot(name: str, snapshot: SnapshotAssertion) -> None:
+    assert view_examples()[name] == snapshot

@@ -1,0 +1,132 @@
+"""The /testcall grammar: what people type, and the problem named when it can't be read."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.commands import (
+    AliasList,
+    AliasRemove,
+    AliasSet,
+    CommandError,
+    HelpCommand,
+    RunCommand,
+    Target,
+    parse_command,
+)
+
+
+def test_run_with_every_option() -> None:
+    command = parse_command(
+        'run agent:12 inbound --sip --caller +14155550123 "You are a polite caller."'
+    )
+    assert command == RunCommand(
+        target=Target(kind="agent", id=12),
+        prompt="You are a polite caller.",
+        direction="inbound",
+        mode="sip",
+        caller="+14155550123",
+    )
+
+
+def test_run_defaults_to_outbound_bot_to_bot() -> None:
+    command = parse_command('run number:34 "Ask for opening hours."')
+    assert command == RunCommand(
+        target=Target(kind="phone_number", id=34), prompt="Ask for opening hours."
+    )
+
+
+def test_slack_escapes_and_typographic_quotes_are_undone() -> None:
+    command = parse_command("run support “Ask about R&amp;D &lt;refunds&gt;, don't hang up.”")
+    assert isinstance(command, RunCommand)
+    assert command.target == Target(kind="alias", alias="support")
+    assert command.prompt == "Ask about R&D <refunds>, don't hang up."
+
+
+def test_options_after_a_quoted_prompt_still_count() -> None:
+    command = parse_command('run agent:12 "Ask about refunds." inbound')
+    assert isinstance(command, RunCommand)
+    assert command.direction == "inbound"
+
+
+def test_an_unquoted_prompt_is_taken_whole_and_keeps_option_words() -> None:
+    command = parse_command("run agent:12 Caller asks about inbound shipping")
+    assert isinstance(command, RunCommand)
+    assert command.prompt == "Caller asks about inbound shipping"
+    assert command.direction == "outbound"
+
+
+def test_caller_number_is_normalised_to_e164() -> None:
+    command = parse_command('run agent:12 --caller "+1 (415) 555-0123" "Hi."')
+    assert isinstance(command, RunCommand)
+    assert command.caller == "+14155550123"
+
+
+@pytest.mark.parametrize("text", ["", "help", "  HELP  ", "--help"])
+def test_help(text: str) -> None:
+    assert parse_command(text) == HelpCommand()
+
+
+def test_alias_commands() -> None:
+    assert parse_command("alias set Support agent:12") == AliasSet(
+        name="support", target=Target(kind="agent", id=12)
+    )
+    assert parse_command("alias list") == AliasList()
+    assert parse_command("alias remove support") == AliasRemove(name="support")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("deploy now", 'Unknown command: "deploy". Try run, alias or help.'),
+        ("run", "Which agent or number should I call? Name a target, like agent:12."),
+        ('run "Ask about refunds."', "Which agent or number should I call?"),
+        (
+            'run agent:twelve "Hi"',
+            'I couldn\'t read "agent:twelve": an agent id is a number, like agent:12.',
+        ),
+        (
+            'run number:x "Hi"',
+            'I couldn\'t read "number:x": a phone number id is a number, like number:12.',
+        ),
+        (
+            'run robot:3 "Hi"',
+            'I couldn\'t read "robot:3": a target is agent:<id>, number:<id> or an alias',
+        ),
+        ('run 12 "Hi"', 'I couldn\'t read "12": say which kind, like agent:12.'),
+        ('run agent:12 --caller 555-0123 "Hi"', '"555-0123" is not a phone number in E.164 format'),
+        ("run agent:12 --caller", "--caller needs a phone number after it"),
+        (
+            'run agent:12 "Ask about refunds',
+            "The scenario prompt has an opening quote but no closing one",
+        ),
+        ("run agent:12", "A test call needs a scenario prompt in quotes"),
+        ('run agent:12 ""', "A test call needs a scenario prompt in quotes"),
+        ('run agent:12 --fast "Hi"', 'I don\'t know the option "--fast".'),
+        ("alias set support", "alias set needs a name and a target"),
+        ("alias set run agent:12", '"run" can\'t be an alias name'),
+        ("alias set support support2", 'I couldn\'t read "support2"'),
+    ],
+)
+def test_bad_input_names_the_problem(text: str, problem: str) -> None:
+    with pytest.raises(CommandError) as raised:
+        parse_command(text)
+    assert raised.value.problem.startswith(problem)
+    assert raised.value.usage.startswith("/testcall")
+
+
+def test_an_overlong_prompt_is_refused_with_its_length() -> None:
+    with pytest.raises(CommandError, match="4,001 characters; keep it under 4,000"):
+        parse_command(f'run agent:12 "{"x" * 4001}"')
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters='"“”„«»\x00'), min_size=1, max_size=200))
+def test_any_quoted_prompt_survives_parsing(prompt: str) -> None:
+    cleaned = " ".join(prompt.replace("&", "and").replace("<", "").replace(">", "").split())
+    if not cleaned:
+        return
+    command = parse_command(f'run agent:7 "{cleaned}"')
+    assert isinstance(command, RunCommand)
+    assert command.prompt == cleaned
