@@ -1,0 +1,78 @@
+"""Reading what a person would see, and what ThunderPhone received, in the running stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.sandbox.slack import Ephemeral, Message
+from bot.sandbox.slack_user import SlackUser
+from bot.sandbox.stack import LocalStack
+from bot.sandbox.thunderphone import RecordedRequest
+
+CHANNEL = "C0QA"
+PROMPT = "You are a polite caller asking about refund policy for order 12345."
+
+
+def shown(item: Message | Ephemeral | None) -> str:
+    """Everything a message shows, as one searchable string."""
+    if item is None:
+        return ""
+    return item.text + "\n" + json.dumps(item.blocks, ensure_ascii=False)
+
+
+def cards(stack: LocalStack) -> list[Message]:
+    return [m for m in stack.fake.messages.get(CHANNEL, []) if m.thread_ts is None]
+
+
+def results(stack: LocalStack) -> list[Message]:
+    found = cards(stack)
+    return stack.fake.thread(CHANNEL, found[0].ts) if found else []
+
+
+def launches_posted(stack: LocalStack) -> list[RecordedRequest]:
+    return [r for r in stack.sandbox.requests if r.method == "POST" and r.path == "/v1/test-calls"]
+
+
+def rows(stack: LocalStack, table: str) -> list[dict[str, Any]]:
+    return list(stack.services.db.table(table).rows)
+
+
+def slack_calls(stack: LocalStack, method: str) -> int:
+    return len(stack.fake.calls_to(method))
+
+
+async def confirm(user: SlackUser, text: str = f'run agent:12 "{PROMPT}"') -> Ephemeral:
+    reply = await user.slash(text)
+    assert reply.status == 200, reply.body_text
+    assert reply.ephemeral is not None, reply.body_text
+    return reply.ephemeral
+
+
+async def wait_for_result(stack: LocalStack, needle: str, timeout: float = 10) -> Message:
+    def ready() -> Message | None:
+        found = results(stack)
+        return found[0] if found and needle in shown(found[0]) else None
+
+    return await stack.fake.wait_for(ready, timeout=timeout)
+
+
+async def wait_for_card(stack: LocalStack, needle: str, timeout: float = 10) -> Message:
+    def ready() -> Message | None:
+        found = cards(stack)
+        return found[0] if found and needle in shown(found[0]) else None
+
+    return await stack.fake.wait_for(ready, timeout=timeout)
+
+
+async def wait_for_graded_result(stack: LocalStack, timeout: float = 10) -> Message:
+    def ready() -> Message | None:
+        found = results(stack)
+        done = (
+            found
+            and "grading…" not in shown(found[0])
+            and "Grader:*  waiting" not in shown(found[0])
+        )
+        return found[0] if done else None
+
+    return await stack.fake.wait_for(ready, timeout=timeout)

@@ -1,0 +1,300 @@
+"""One test call from Slack, end to end, over real HTTP with requests signed as Slack signs."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import pytest
+
+from bot import ids
+from bot.sandbox.stack import LocalStack
+from tests.helpers import (
+    CHANNEL,
+    PROMPT,
+    cards,
+    confirm,
+    launches_posted,
+    results,
+    rows,
+    shown,
+    slack_calls,
+    wait_for_card,
+    wait_for_graded_result,
+    wait_for_result,
+)
+
+
+async def test_happy_path_from_command_to_graded_result(live_stack: LocalStack) -> None:
+    stack = live_stack
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria, f'run agent:12 --caller +14155550199 "{PROMPT}"')
+
+    assert "Start a test call?" in shown(confirmation)
+    assert "agent 12" in shown(confirmation)
+    assert "outbound · bot-to-bot" in shown(confirmation)
+    assert "billed at 2× the normal rate" in shown(confirmation)
+    assert PROMPT in shown(confirmation)
+    assert launches_posted(stack) == [], "nothing is launched before consent"
+
+    assert await maria.click(confirmation, ids.START_RUN) == 200
+    result = await wait_for_graded_result(stack)
+
+    [request] = launches_posted(stack)
+    assert request.json == {
+        "target_type": "agent",
+        "target_id": 12,
+        "direction": "outbound",
+        "consent_to_charge": True,
+        "scenario_prompt": PROMPT,
+        "mode": "bot",
+        "target_number": "+14155550199",
+    }
+    run = stack.sandbox.runs[max(stack.sandbox.runs)]
+    grade = stack.sandbox.grades[max(stack.sandbox.grades)]
+    call = stack.sandbox.calls[run["call_id"]]
+    score = f"{round(grade['score'])}%"
+
+    [card] = cards(stack)
+    assert "🧪 Test call · agent 12 (Support agent) · outbound · bot-to-bot" in shown(card)
+    assert "Started by <@U0MARIA>" in shown(card)
+    assert f"run {run['id']}" in shown(card)
+    await wait_for_card(stack, f"✅ Completed · {score}")
+
+    text = result.blocks[0]["text"]["text"]
+    cost = f"${call['billing_total_cents'] / 100:.2f}"
+    assert text.startswith(f"✅ Completed · score {score}")
+    assert cost in text and "0:" in text
+    assert "*Agent:*" in shown(result) and "*Caller:*" in shown(result)
+    assert "*Grader:*" in shown(result)
+    action_ids = [e["action_id"] for e in result.blocks[-1]["elements"]]
+    assert action_ids == [ids.FLAG_RUN, ids.SHOW_TRANSCRIPT, ids.RUN_AGAIN]
+    assert len(results(stack)) == 1
+
+    assert confirmation.replaced >= 1
+    assert f"Started run {run['id']} — see the card below." in shown(confirmation)
+    [launch] = rows(stack, "launches")
+    assert (launch["status"], launch["run_id"], launch["decided_by"]) == (
+        "launched",
+        run["id"],
+        "U0MARIA",
+    )
+    [stored] = rows(stack, "runs")
+    assert (stored["status"], stored["cost_cents"], stored["call_id"]) == (
+        "completed",
+        call["billing_total_cents"],
+        run["call_id"],
+    )
+
+
+async def test_the_card_moves_through_queued_and_in_progress(stack: LocalStack) -> None:
+    maria = stack.user()
+    await maria.click(await confirm(maria), ids.START_RUN)
+    card = await wait_for_card(stack, "⏳ Queued")
+    run_id = max(stack.sandbox.runs)
+
+    await stack.sandbox.advance(run_id)
+    await wait_for_card(stack, "📞 In progress")
+    assert results(stack) == []
+
+    await stack.sandbox.advance(run_id)
+    await wait_for_result(stack, "waiting for the grade")
+    await wait_for_card(stack, "grading…")
+
+    await stack.sandbox.advance(run_id)
+    await wait_for_result(stack, "*Grader:*  ")
+    final = await wait_for_card(stack, "✅ Completed")
+    assert final.ts == card.ts, "one card, edited in place"
+    assert len(cards(stack)) == 1 and len(results(stack)) == 1
+
+
+async def test_a_failed_run_shows_thunderphone_error_and_what_to_try(
+    live_stack: LocalStack,
+) -> None:
+    maria = live_stack.user()
+    await maria.click(
+        await confirm(maria, 'run agent:12 "[fail] Call and hang up."'), ids.START_RUN
+    )
+    result = await wait_for_result(live_stack, "❌ Failed")
+    run = live_stack.sandbox.runs[max(live_stack.sandbox.runs)]
+    assert run["error_message"] in result.blocks[0]["text"]["text"]
+    assert "What to try" in shown(result)
+    await wait_for_card(live_stack, f"❌ Failed · {run['error_message']}")
+    assert [e["action_id"] for e in result.blocks[-1]["elements"]] == [ids.RUN_AGAIN]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("deploy agent:12", 'Unknown command: "deploy"'),
+        ('run "Ask about refunds."', "Which agent or number should I call?"),
+        ('run agent:twelve "Hi"', 'I couldn\'t read "agent:twelve": an agent id is a number'),
+        ('run agent:12 --caller 12345 "Hi"', '"12345" is not a phone number in E.164 format'),
+        ('run agent:12 "Ask about refunds', "opening quote but no closing one"),
+        ("run agent:12", "A test call needs a scenario prompt in quotes"),
+        ('run support "Hi"', 'I don\'t know the alias "support"'),
+    ],
+)
+async def test_bad_input_is_refused_and_nothing_is_stored_or_launched(
+    stack: LocalStack, text: str, problem: str
+) -> None:
+    reply = await stack.user().slash(text)
+    assert reply.status == 200
+    assert reply.ephemeral is not None
+    assert problem in reply.ephemeral.text
+    assert "Usage: `/testcall" in shown(reply.ephemeral)
+    assert launches_posted(stack) == []
+    assert rows(stack, "launches") == [] and rows(stack, "runs") == []
+    assert slack_calls(stack, "chat.postMessage") == 0
+
+
+async def test_an_alias_names_a_target(stack: LocalStack) -> None:
+    maria = stack.user()
+    saved = await maria.slash("alias set Support agent:12")
+    assert saved.ephemeral is not None and "`support` now means agent 12" in saved.ephemeral.text
+    confirmation = await confirm(maria, 'run support "Ask about refunds."')
+    assert "support (agent 12)" in shown(confirmation)
+    listed = await maria.slash("alias list")
+    assert listed.ephemeral is not None and "`support` → agent 12" in shown(listed.ephemeral)
+
+
+async def test_help_explains_the_commands(stack: LocalStack) -> None:
+    reply = await stack.user().slash("help")
+    assert reply.ephemeral is not None
+    assert "/testcall run &lt;target&gt;" in shown(reply.ephemeral)
+    assert "billed at 2× the normal rate" in shown(reply.ephemeral)
+
+
+async def test_a_prompt_mentioning_payload_still_reaches_the_command(stack: LocalStack) -> None:
+    confirmation = await confirm(stack.user(), 'run agent:12 "Ask about the payload limits."')
+    assert "Ask about the payload limits." in shown(confirmation)
+
+
+async def test_start_clicked_twice_at_once_launches_one_run(stack: LocalStack) -> None:
+    maria, li = stack.user("U0MARIA"), stack.user("U0LI")
+    confirmation = await confirm(maria)
+    statuses = await asyncio.gather(
+        maria.click(confirmation, ids.START_RUN), li.click(confirmation, ids.START_RUN)
+    )
+    assert statuses == [200, 200]
+    await wait_for_card(stack, "⏳ Queued")
+    await stack.fake.wait_for(lambda: "Already" in shown(confirmation) or None)
+    assert len(launches_posted(stack)) == 1
+    assert len(rows(stack, "runs")) == 1 and len(cards(stack)) == 1
+
+
+async def test_a_click_after_a_restart_launches_once(stack: LocalStack) -> None:
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    # What another open Slack client still shows: the confirmation with its buttons.
+    stale = copy.deepcopy(confirmation)
+    await stack.stop_bot()
+    await stack.start_bot()
+    await stack.user().click(confirmation, ids.START_RUN)
+    await wait_for_card(stack, "⏳ Queued")
+    await stack.stop_bot()
+    await stack.start_bot()
+    await stack.user().click(stale, ids.START_RUN)
+    await stack.fake.wait_for(lambda: "Already started by <@U0MARIA>" in shown(stale) or None)
+    assert len(launches_posted(stack)) == 1
+    assert len(cards(stack)) == 1
+
+
+async def test_cancel_launches_nothing_and_start_afterwards_is_refused(stack: LocalStack) -> None:
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    stale = copy.deepcopy(confirmation)
+    await maria.click(confirmation, ids.CANCEL_RUN)
+    await stack.fake.wait_for(lambda: "Cancelled." in shown(confirmation) or None)
+    await maria.click(stale, ids.START_RUN)
+    await stack.fake.wait_for(lambda: "Cancelled by <@U0MARIA>" in shown(stale) or None)
+    assert launches_posted(stack) == [] and cards(stack) == []
+    assert [row["status"] for row in rows(stack, "launches")] == ["cancelled"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            402,
+            {"detail": "Insufficient balance. Top up your account to place test calls."},
+            "ThunderPhone says the balance is empty (HTTP 402). Top up, then run again.",
+        ),
+        (
+            400,
+            {"target_id": ["No agent with id 12 in this organization."]},
+            "ThunderPhone rejected the request (HTTP 400): target_id: No agent with id 12",
+        ),
+        (500, {"detail": "Internal error"}, "ThunderPhone had a problem on its side (HTTP 500)"),
+    ],
+)
+async def test_thunderphone_refusing_the_launch_is_told_and_nothing_is_half_stored(
+    stack: LocalStack, status: int, body: dict[str, object], expected: str
+) -> None:
+    stack.sandbox.fail_next("POST", "/v1/test-calls", status, body)
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    await maria.click(confirmation, ids.START_RUN)
+    await stack.fake.wait_for(
+        lambda: "Couldn't start the test call." in shown(confirmation) or None
+    )
+    assert expected in shown(confirmation)
+    assert len(launches_posted(stack)) == 1, "a failed create is never retried"
+    assert rows(stack, "runs") == [] and cards(stack) == []
+    [launch] = rows(stack, "launches")
+    assert launch["status"] == "failed" and launch["run_id"] is None
+
+
+async def test_run_again_asks_for_consent_again(live_stack: LocalStack) -> None:
+    stack = live_stack
+    maria = stack.user()
+    await maria.click(await confirm(maria), ids.START_RUN)
+    result = await wait_for_graded_result(stack)
+    await maria.click(result, ids.RUN_AGAIN)
+    again = await stack.fake.wait_for(
+        lambda: next(
+            (
+                e
+                for e in stack.fake.ephemerals
+                if "Start a test call?" in shown(e) and not e.replaced
+            ),
+            None,
+        )
+    )
+    assert PROMPT in shown(again)
+    assert "about $" in shown(again), "the estimate now comes from the finished run"
+    assert len(launches_posted(stack)) == 1
+    await maria.click(again, ids.START_RUN)
+    await stack.fake.wait_for(lambda: len(launches_posted(stack)) == 2 or None)
+    assert launches_posted(stack)[1].json == launches_posted(stack)[0].json
+
+
+async def test_app_home_lists_recent_test_calls(live_stack: LocalStack) -> None:
+    maria = live_stack.user()
+    await maria.click(await confirm(maria), ids.START_RUN)
+    await wait_for_graded_result(live_stack)
+    assert await maria.open_home() == 200
+    home = await live_stack.fake.wait_for(
+        lambda: next((v for v in live_stack.fake.views.values() if v.type == "home"), None)
+    )
+    text = str(home.view["blocks"])
+    assert "Recent test calls" in text and "✅ Completed" in text and f"<#{CHANNEL}>" in text
+
+
+async def test_requests_not_signed_by_slack_are_refused(stack: LocalStack) -> None:
+    maria = stack.user()
+    status, _ = await maria.send_raw(
+        "command=%2Ftestcall&text=help&user_id=U0MARIA",
+        content_type="application/x-www-form-urlencoded",
+        signature="v0=" + "0" * 64,
+    )
+    assert status == 401
+    assert rows(stack, "launches") == []
+
+
+async def test_healthz(stack: LocalStack) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(stack.bot_url + "/healthz") as r:
+        assert r.status == 200
+        assert await r.json() == {"ok": True}

@@ -1,0 +1,249 @@
+"""ThunderPhone webhooks: signed as ThunderPhone signs them, stored before the 2xx, applied as
+idempotent merges whatever the order or number of deliveries."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from thunderphone.webhooks import compute_signature
+
+from bot import ids
+from bot.sandbox.stack import WEBHOOK_SECRET, LocalStack
+from bot.thunderphone import sign_v1
+from handlers.webhooks import ROUTE
+from tests.helpers import (
+    cards,
+    confirm,
+    results,
+    rows,
+    shown,
+    slack_calls,
+    wait_for_card,
+    wait_for_graded_result,
+    wait_for_result,
+)
+
+EVENT = {
+    "event_id": "evt-1",
+    "type": "call.graded",
+    "data": {"call_id": 42, "grade": {"score": 90}},
+}
+
+
+def encode(envelope: dict[str, Any]) -> bytes:
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+
+
+def v2_header(body: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    stamp = int(time.time()) if timestamp is None else timestamp
+    signature = compute_signature(secret, timestamp=stamp, method="POST", path=ROUTE, body=body)
+    return f"t={stamp},v1={signature}"
+
+
+async def post(stack: LocalStack, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(
+            stack.webhook_url, content=body, headers={"Content-Type": "application/json", **headers}
+        )
+
+
+async def test_a_valid_v2_signature_is_accepted_and_stored_before_the_answer(
+    stack: LocalStack,
+) -> None:
+    body = encode(EVENT)
+    response = await post(stack, body, {"X-ThunderPhone-Signature-V2": v2_header(body)})
+    assert response.status_code == 200
+    [stored] = rows(stack, "webhook_events")
+    assert (stored["key"], stored["event_type"], stored["body"]) == (
+        "evt-1",
+        "call.graded",
+        body.decode(),
+    )
+
+
+async def test_a_valid_v1_signature_is_accepted_when_v2_is_absent(stack: LocalStack) -> None:
+    body = encode(EVENT)
+    response = await post(stack, body, {"X-ThunderPhone-Signature": sign_v1(WEBHOOK_SECRET, body)})
+    assert response.status_code == 200
+    assert len(rows(stack, "webhook_events")) == 1
+
+
+async def test_v1_is_refused_when_v2_is_required() -> None:
+    async with LocalStack(step_seconds=None, thunderphone_require_v2_signature=True) as stack:
+        body = encode(EVENT)
+        response = await post(
+            stack, body, {"X-ThunderPhone-Signature": sign_v1(WEBHOOK_SECRET, body)}
+        )
+        assert response.status_code == 401
+        assert "V2 required" in response.json()["error"]
+        assert rows(stack, "webhook_events") == []
+
+
+async def test_either_secret_verifies_during_a_rotation() -> None:
+    async with LocalStack(
+        step_seconds=None, thunderphone_webhook_secret=f"whsec_new, {WEBHOOK_SECRET}"
+    ) as stack:
+        for number, secret in enumerate(["whsec_new", WEBHOOK_SECRET]):
+            body = encode({**EVENT, "event_id": f"evt-{number}"})
+            v2 = await post(
+                stack, body, {"X-ThunderPhone-Signature-V2": v2_header(body, secret=secret)}
+            )
+            assert v2.status_code == 200
+        wrong = encode({**EVENT, "event_id": "evt-x"})
+        refused = await post(
+            stack, wrong, {"X-ThunderPhone-Signature-V2": v2_header(wrong, secret="whsec_old")}
+        )
+        assert refused.status_code == 401
+        assert [row["key"] for row in rows(stack, "webhook_events")] == ["evt-0", "evt-1"]
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("stale", "timestamp outside the 300 s window"),
+        ("tampered", "signature does not match"),
+        ("missing", "missing signature header"),
+        ("v1 tampered", "signature does not match"),
+    ],
+)
+async def test_bad_signatures_are_refused_with_401(
+    stack: LocalStack, case: str, reason: str
+) -> None:
+    body = encode(EVENT)
+    headers: dict[str, str] = {}
+    if case == "stale":
+        headers["X-ThunderPhone-Signature-V2"] = v2_header(body, timestamp=int(time.time()) - 301)
+    elif case == "tampered":
+        headers["X-ThunderPhone-Signature-V2"] = v2_header(body)
+        body = body.replace(b"90", b"99")
+    elif case == "v1 tampered":
+        headers["X-ThunderPhone-Signature"] = sign_v1(WEBHOOK_SECRET, body)
+        body = body.replace(b"90", b"99")
+    response = await post(stack, body, headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == reason
+    assert rows(stack, "webhook_events") == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        encode({"data": {}}),
+        encode({"type": "test-call.completed", "data": {"status": "completed"}}),
+        encode({"type": "call.graded", "data": {"grade": {"score": 90}}}),
+        b"[1, 2]",
+    ],
+)
+async def test_malformed_or_unknown_shapes_are_refused_with_400(
+    stack: LocalStack, body: bytes
+) -> None:
+    response = await post(stack, body, {"X-ThunderPhone-Signature-V2": v2_header(body)})
+    assert response.status_code == 400
+    assert rows(stack, "webhook_events") == []
+
+
+async def test_unknown_event_types_are_acknowledged_and_ignored(stack: LocalStack) -> None:
+    body = encode({"event_id": "e", "type": "telephony.turn", "data": {"call_id": 1}})
+    response = await post(stack, body, {"X-ThunderPhone-Signature-V2": v2_header(body)})
+    assert response.status_code == 202
+    assert response.json() == {"ok": True, "ignored": "telephony.turn"}
+    assert rows(stack, "webhook_events") == []
+
+
+async def test_graded_before_completed_ends_in_the_same_result(live_stack: LocalStack) -> None:
+    live_stack.sandbox.grade_before_complete = True
+    maria = live_stack.user()
+    await maria.click(await confirm(maria), ids.START_RUN)
+    result = await wait_for_graded_result(live_stack)
+    grade = next(iter(live_stack.sandbox.grades.values()))
+    assert result.blocks[0]["text"]["text"].startswith(
+        f"✅ Completed · score {round(grade['score'])}%"
+    )
+    await wait_for_card(live_stack, f"{round(grade['score'])}%")
+    await live_stack.sandbox.wait_until_settled()
+    order = [d.type for d in live_stack.sandbox.deliveries]
+    assert order.index("call.graded") < order.index("test-call.completed")
+    assert len(results(live_stack)) == 1
+
+
+async def test_duplicate_deliveries_change_nothing_anyone_sees(stack: LocalStack) -> None:
+    stack.sandbox.duplicate_webhooks = True
+    maria = stack.user()
+    await maria.click(await confirm(maria), ids.START_RUN)
+    await wait_for_card(stack, "⏳ Queued")
+    run_id = max(stack.sandbox.runs)
+    for _ in range(3):
+        await stack.sandbox.advance(run_id)
+    result = await wait_for_graded_result(stack)
+    await stack.sandbox.wait_until_settled()
+    before = (slack_calls(stack, "chat.postMessage"), slack_calls(stack, "chat.update"))
+    card_before, result_before = shown(cards(stack)[0]), shown(result)
+
+    # The same events again, under new delivery ids, as a retry after a lost 2xx would be.
+    for delivery in stack.sandbox.deliveries[:]:
+        envelope = json.loads(delivery.body)
+        envelope["event_id"] = envelope["event_id"] + "-again"
+        body = encode(envelope)
+        response = await post(stack, body, {"X-ThunderPhone-Signature-V2": v2_header(body)})
+        assert response.status_code == 200
+    await stack.fake.wait_for(
+        lambda: all(row["processed_at"] for row in rows(stack, "webhook_events")) or None
+    )
+
+    accepted = [d for d in stack.sandbox.deliveries if d.status == 200]
+    assert len(accepted) == 4, "each event was delivered twice"
+    assert (slack_calls(stack, "chat.postMessage"), slack_calls(stack, "chat.update")) == before
+    assert shown(cards(stack)[0]) == card_before and shown(results(stack)[0]) == result_before
+    assert len(results(stack)) == 1
+
+
+async def test_a_lost_completion_webhook_is_made_up_for_by_polling(stack: LocalStack) -> None:
+    maria = stack.user()
+    await maria.click(await confirm(maria), ids.START_RUN)
+    await wait_for_card(stack, "⏳ Queued")
+    run_id = max(stack.sandbox.runs)
+    stack.sandbox.webhook_url = None  # ThunderPhone never reaches the bot
+    for _ in range(3):
+        await stack.sandbox.advance(run_id)
+    result = await wait_for_graded_result(stack)
+    assert "✅ Completed · score" in shown(result)
+    assert rows(stack, "webhook_events") == []
+
+
+async def test_a_later_grade_replaces_an_earlier_one(stack: LocalStack) -> None:
+    maria = stack.user()
+    await maria.click(await confirm(maria), ids.START_RUN)
+    await wait_for_card(stack, "⏳ Queued")
+    run_id = max(stack.sandbox.runs)
+    for _ in range(3):
+        await stack.sandbox.advance(run_id)
+    await wait_for_graded_result(stack)
+    call_id = stack.sandbox.runs[run_id]["call_id"]
+    grade = dict(stack.sandbox.grades[max(stack.sandbox.grades)])
+
+    async def send_grade(score: int, graded_at: str, event_id: str) -> None:
+        envelope = {
+            "event_id": event_id,
+            "type": "call.graded",
+            "data": {
+                "call_id": call_id,
+                "grade": {**grade, "score": score, "graded_at": graded_at},
+            },
+        }
+        body = encode(envelope)
+        response = await post(stack, body, {"X-ThunderPhone-Signature-V2": v2_header(body)})
+        assert response.status_code == 200
+
+    await send_grade(41, "2099-01-01T00:00:00.000Z", "regrade")
+    await wait_for_result(stack, "⚠️ Score 41% · below the 80% threshold")
+    await send_grade(97, "2000-01-01T00:00:00.000Z", "stale-grade")
+    await stack.fake.wait_for(
+        lambda: all(row["processed_at"] for row in rows(stack, "webhook_events")) or None
+    )
+    assert "Score 41%" in shown(results(stack)[0])
+    await wait_for_card(stack, "41% (below 80%)")
