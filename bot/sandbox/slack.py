@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
-import json
-import mimetypes
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
+from bot.sandbox import slack_api
+from bot.sandbox.slack_api import RESPONSE_URL_USES as RESPONSE_URL_USES
+from bot.sandbox.slack_api import ResponseHook, SlackError
 from bot.sandbox.slack_render import (
     Ephemeral,
-    InvalidBlocks,
     Json,
     Message,
     SlackCall,
@@ -24,8 +23,6 @@ from bot.sandbox.slack_render import (
     initial_state,
     render_channel,
     render_ephemerals,
-    validate_blocks,
-    validate_view,
     with_ids,
 )
 
@@ -33,20 +30,7 @@ __all__ = ["Ephemeral", "FakeSlack", "Message", "SlackCall", "SlackError", "Uplo
 
 T = TypeVar("T")
 
-RESPONSE_URL_USES = 5
 MODAL_STACK_MAX = 3  # root + two pushes
-# Form-encoded calls carry these as JSON strings; record them decoded.
-_JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
-
-
-@dataclass
-class _Hook:
-    url: str
-    channel: str
-    user: str
-    ephemeral: Ephemeral | None = None
-    message: Message | None = None
-    uses: int = 0
 
 
 @dataclass
@@ -54,26 +38,6 @@ class _Fault:
     error: str
     status: int
     retry_after: int | None
-
-
-class SlackError(Exception):
-    """A Web API error answer: ``{"ok": false, "error": ...}``."""
-
-    def __init__(self, error: str, **extra: Any) -> None:
-        super().__init__(error)
-        self.error = error
-        self.extra = extra
-
-
-def _flag(value: Any) -> bool:
-    return value is True or str(value).lower() in ("true", "1")
-
-
-def _blocks(raw: Any) -> list[Json]:
-    try:
-        return validate_blocks(raw)
-    except InvalidBlocks as exc:
-        raise SlackError("invalid_blocks", errors=[str(exc)]) from exc
 
 
 class FakeSlack:
@@ -107,7 +71,7 @@ class FakeSlack:
         self.ephemerals: list[Ephemeral] = []
         self.views: dict[str, View] = {}
         self.files: dict[str, UploadedFile] = {}
-        self._hooks: dict[str, _Hook] = {}
+        self._hooks: dict[str, ResponseHook] = {}
         self._triggers: dict[str, bool] = {}  # trigger id -> already used
         self._trigger_users: dict[str, str | None] = {}
         self._faults: dict[str, list[_Fault]] = {}
@@ -115,21 +79,7 @@ class FakeSlack:
         self._counter = 0
         self._base = ""
         self._runner: web.AppRunner | None = None
-        self._methods: dict[str, Callable[[Json, SlackCall], Json]] = {
-            "auth.test": self._auth_test,
-            "chat.postMessage": self._chat_post_message,
-            "chat.update": self._chat_update,
-            "chat.delete": self._chat_delete,
-            "chat.postEphemeral": self._chat_post_ephemeral,
-            "chat.getPermalink": self._chat_get_permalink,
-            "views.open": self._views_open,
-            "views.update": self._views_update,
-            "views.push": self._views_push,
-            "views.publish": self._views_publish,
-            "users.info": self._users_info,
-            "files.getUploadURLExternal": self._files_get_upload_url,
-            "files.completeUploadExternal": self._files_complete_upload,
-        }
+        self._methods = dict(slack_api.METHODS)
         self.app = web.Application()
         self.app.router.add_route("*", "/api/{method}", self._api)
         self.app.router.add_post("/response/{key}", self._response)
@@ -194,7 +144,7 @@ class FakeSlack:
     ) -> str:
         """A response_url bound to an ephemeral or channel message (or to nothing yet)."""
         url = f"{self.base_url}/response/{self._next()}"
-        self._hooks[url.rsplit("/", 1)[1]] = _Hook(url, channel, user, ephemeral, message)
+        self._hooks[url.rsplit("/", 1)[1]] = ResponseHook(url, channel, user, ephemeral, message)
         if ephemeral is not None and ephemeral.response_url is None:
             ephemeral.response_url = url
         return url
@@ -390,25 +340,9 @@ class FakeSlack:
 
     # ------------------------------------------------------------ HTTP
 
-    async def _read_args(self, request: web.Request) -> Json:
-        args: Json = dict(request.query)
-        if request.method == "POST" and request.can_read_body:
-            if request.content_type == "application/json":
-                body = await request.json()
-                args.update(body if isinstance(body, dict) else {})
-            else:
-                form = await request.post()
-                args.update({k: v for k, v in form.items() if isinstance(v, str)})
-        for key in _JSON_FIELDS:
-            value = args.get(key)
-            if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-                with contextlib.suppress(ValueError):  # left as sent; the method rejects it
-                    args[key] = json.loads(value)
-        return args
-
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        args = await self._read_args(request)
+        args = await slack_api.read_args(request)
         token = args.pop("token", None)
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
@@ -430,7 +364,7 @@ class FakeSlack:
             handler = self._methods.get(method)
             if handler is None:
                 raise SlackError("unknown_method", req_method=method)
-            result: Json = {"ok": True, **handler(args, call)}
+            result: Json = {"ok": True, **handler(self, args, call)}
         except SlackError as exc:
             call.ok, call.error = False, exc.error
             result = {"ok": False, "error": exc.error, **exc.extra}
@@ -447,268 +381,4 @@ class FakeSlack:
         return web.Response(text=f"OK - {len(upload.content)}")
 
     async def _response(self, request: web.Request) -> web.Response:
-        """A POST to a response_url, as Slack applies it."""
-        hook = self._hooks.get(request.match_info["key"])
-        if hook is None:
-            return web.Response(status=404, text="invalid_url")
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            return web.Response(status=400, text="invalid_payload")
-        self.calls.append(call := SlackCall("response_url", body))
-        hook.uses += 1
-        if hook.uses > RESPONSE_URL_USES:
-            call.ok, call.error = False, "used_url"
-            return web.Response(status=404, text="used_url")
-        try:
-            self._apply_response(hook, body)
-        except SlackError as exc:
-            call.ok, call.error = False, exc.error
-            return web.Response(
-                status=404 if exc.error.endswith("not_found") else 400, text=exc.error
-            )
-        return web.json_response({"ok": True})
-
-    def _apply_response(self, hook: _Hook, body: Json) -> None:
-        if _flag(body.get("delete_original")):
-            if hook.ephemeral is not None:
-                hook.ephemeral.deleted = True
-            elif hook.message is not None and hook.message in self.messages[hook.channel]:
-                self.messages[hook.channel].remove(hook.message)
-            else:
-                raise SlackError("message_not_found")
-            return
-        text = str(body.get("text") or "")
-        blocks = _blocks(body["blocks"]) if body.get("blocks") is not None else []
-        if not text and not blocks:
-            raise SlackError("no_text")
-        target = hook.ephemeral or hook.message
-        if _flag(body.get("replace_original")) and target is not None:
-            target.text, target.blocks = text, with_ids(blocks, f"r{self._next()}.")
-            if isinstance(target, Ephemeral):
-                target.replaced += 1
-            else:
-                target.edits += 1
-        elif body.get("response_type") == "in_channel":
-            self.add_message(
-                hook.channel, text=text, blocks=blocks, thread_ts=body.get("thread_ts")
-            )
-        else:
-            self.add_ephemeral(
-                hook.channel,
-                hook.user,
-                text=text,
-                blocks=blocks,
-                response_url=hook.url,
-                thread_ts=body.get("thread_ts"),
-            )
-
-    # ------------------------------------------------------------ Web API methods
-
-    def _channel(self, args: Json, key: str = "channel") -> str:
-        channel = str(args.get(key) or "")
-        if channel in self.users:  # posting to a user id lands in the DM with them
-            channel = "D" + channel[1:]
-            self.channels.setdefault(channel, self.users[args[key]])
-            self.messages.setdefault(channel, [])
-        if channel not in self.channels:
-            raise SlackError("channel_not_found")
-        return channel
-
-    def _message(self, args: Json, key: str = "ts") -> Message:
-        msg = self.find_message(self._channel(args), str(args.get(key) or ""))
-        if msg is None:
-            raise SlackError("message_not_found")
-        return msg
-
-    def _content(self, args: Json, call: SlackCall) -> tuple[str, list[Json]]:
-        text = str(args.get("text") or args.get("markdown_text") or "")
-        blocks = _blocks(args["blocks"]) if args.get("blocks") not in (None, "") else []
-        if not text and not blocks:
-            raise SlackError("no_text")
-        if blocks and not text:
-            call.warnings.append("missing_text_fallback")
-        return text, blocks
-
-    def _auth_test(self, args: Json, call: SlackCall) -> Json:
-        return {
-            "url": "https://sandbox.slack.com/",
-            "team": self.team_name,
-            "user": self.bot_name,
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": self.bot_id,
-            "is_enterprise_install": False,
-        }
-
-    def _chat_post_message(self, args: Json, call: SlackCall) -> Json:
-        channel = self._channel(args)
-        text, blocks = self._content(args, call)
-        msg = self.add_message(channel, text=text, blocks=blocks, thread_ts=args.get("thread_ts"))
-        msg.metadata = args.get("metadata") if isinstance(args.get("metadata"), dict) else None
-        return {"channel": channel, "ts": msg.ts, "message": msg.to_json()}
-
-    def _chat_update(self, args: Json, call: SlackCall) -> Json:
-        msg = self._message(args)
-        if msg.bot_id != self.bot_id:
-            raise SlackError("cant_update_message")
-        if "blocks" in args:
-            msg.blocks = with_ids(_blocks(args["blocks"] or []), f"u{self._next()}.")
-        if "text" in args or "markdown_text" in args:
-            msg.text = str(args.get("text") or args.get("markdown_text") or "")
-        if not msg.text and not msg.blocks:
-            raise SlackError("no_text")
-        if msg.blocks and not msg.text:
-            call.warnings.append("missing_text_fallback")
-        if isinstance(args.get("metadata"), dict):
-            msg.metadata = args["metadata"]
-        msg.edits += 1
-        return {"channel": msg.channel, "ts": msg.ts, "text": msg.text, "message": msg.to_json()}
-
-    def _chat_delete(self, args: Json, call: SlackCall) -> Json:
-        msg = self._message(args)
-        if msg.bot_id != self.bot_id:
-            raise SlackError("cant_delete_message")
-        self.messages[msg.channel].remove(msg)
-        return {"channel": msg.channel, "ts": msg.ts}
-
-    def _chat_post_ephemeral(self, args: Json, call: SlackCall) -> Json:
-        channel = self._channel(args)
-        user = str(args.get("user") or "")
-        if user not in self.users:
-            raise SlackError("user_not_in_channel")
-        text, blocks = self._content(args, call)
-        eph = self.add_ephemeral(
-            channel, user, text=text, blocks=blocks, thread_ts=args.get("thread_ts")
-        )
-        return {"message_ts": eph.message_ts}
-
-    def _chat_get_permalink(self, args: Json, call: SlackCall) -> Json:
-        msg = self._message(args, "message_ts")
-        link = f"https://sandbox.slack.com/archives/{msg.channel}/p{msg.ts.replace('.', '')}"
-        if msg.thread_ts and msg.thread_ts != msg.ts:
-            link += f"?thread_ts={msg.thread_ts}&cid={msg.channel}"
-        return {"channel": msg.channel, "permalink": link}
-
-    def _users_info(self, args: Json, call: SlackCall) -> Json:
-        user = str(args.get("user") or "")
-        name = self.bot_name if user == self.bot_user_id else self.users.get(user)
-        if name is None:
-            raise SlackError("user_not_found")
-        profile = {"display_name": name, "real_name": name.title()}
-        return {
-            "user": {
-                "id": user,
-                "team_id": self.team_id,
-                "name": name,
-                "real_name": name.title(),
-                "tz": "UTC",
-                "tz_offset": 0,
-                "is_bot": user == self.bot_user_id,
-                "deleted": False,
-                "profile": profile,
-            }
-        }
-
-    def _view_definition(self, args: Json) -> Json:
-        try:
-            return validate_view(args.get("view"))
-        except InvalidBlocks as exc:
-            raise SlackError("invalid_blocks", errors=[str(exc)]) from exc
-
-    def _take_trigger(self, args: Json) -> str | None:
-        trigger = str(args.get("trigger_id") or "")
-        if trigger not in self._triggers:
-            raise SlackError("expired_trigger_id")
-        if self._triggers[trigger]:
-            raise SlackError("exchanged_trigger_id")
-        self._triggers[trigger] = True
-        return self._trigger_users[trigger]
-
-    def _view_result(self, view: View) -> Json:
-        return {"view": self.view_json(view.id)}
-
-    def _views_open(self, args: Json, call: SlackCall) -> Json:
-        definition = self._view_definition(args)
-        return self._view_result(
-            self.push_view(definition, user=self._take_trigger(args), method="views.open")
-        )
-
-    def _views_push(self, args: Json, call: SlackCall) -> Json:
-        definition = self._view_definition(args)
-        return self._view_result(
-            self.push_view(definition, user=self._take_trigger(args), method="views.push")
-        )
-
-    def _views_update(self, args: Json, call: SlackCall) -> Json:
-        external = args.get("external_id")
-        view = self.views.get(str(args.get("view_id") or "")) or next(
-            (v for v in self.views.values() if external and v.external_id == external), None
-        )
-        if view is None or view.closed:
-            raise SlackError("not_found")
-        if args.get("hash") and args["hash"] != view.hash:
-            raise SlackError("hash_conflict")
-        return self._view_result(
-            self.replace_view(view.id, self._view_definition(args), "views.update")
-        )
-
-    def _views_publish(self, args: Json, call: SlackCall) -> Json:
-        user = str(args.get("user_id") or "")
-        if user not in self.users:
-            raise SlackError("user_not_found")
-        definition = self._view_definition(args)
-        if definition.get("type") != "home":
-            raise SlackError("invalid_arguments", errors=["view type must be home"])
-        home = next((v for v in self.views.values() if v.type == "home" and v.user == user), None)
-        if home is None:
-            return self._view_result(self.push_view(definition, user=user, method="views.publish"))
-        if args.get("hash") and args["hash"] != home.hash:
-            raise SlackError("hash_conflict")
-        return self._view_result(self.replace_view(home.id, definition, "views.publish"))
-
-    def _files_get_upload_url(self, args: Json, call: SlackCall) -> Json:
-        filename, length = str(args.get("filename") or ""), str(args.get("length") or "")
-        if not filename or not length.isdigit():
-            raise SlackError("invalid_arguments")
-        file_id = f"F0{self._next():08d}"
-        self.files[file_id] = UploadedFile(file_id, filename, int(length), args.get("alt_txt"))
-        return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
-
-    def _files_complete_upload(self, args: Json, call: SlackCall) -> Json:
-        entries = args.get("files")
-        if not isinstance(entries, list) or not entries:
-            raise SlackError("invalid_arguments")
-        uploads = [self.files.get(str(e.get("id"))) for e in entries]
-        if any(u is None or u.content is None for u in uploads):
-            raise SlackError("file_not_found")
-        shared = [self._channel(args, "channel_id")] if args.get("channel_id") else []
-        infos = []
-        for entry, upload in zip(entries, uploads, strict=True):
-            assert upload is not None
-            upload.title, upload.completed = entry.get("title") or upload.filename, True
-            infos.append(self._file_json(upload))
-        for channel in shared:
-            msg = self.add_message(
-                channel,
-                text=str(args.get("initial_comment") or ""),
-                thread_ts=args.get("thread_ts"),
-            )
-            msg.files = copy.deepcopy(infos)
-        return {"files": infos}
-
-    def _file_json(self, upload: UploadedFile) -> Json:
-        mimetype = mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
-        return {
-            "id": upload.id,
-            "name": upload.filename,
-            "title": upload.title,
-            "mimetype": mimetype,
-            "size": len(upload.content or b""),
-            "user": self.bot_user_id,
-            "alt_txt": upload.alt_txt,
-            "url_private": f"{self.base_url}/files/{upload.id}/{upload.filename}",
-            "permalink": f"https://sandbox.slack.com/files/{self.bot_user_id}/{upload.id}/{upload.filename}",
-        }
+        return await slack_api.serve_response(self, request)

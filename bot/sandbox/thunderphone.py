@@ -9,36 +9,26 @@ SDK accept. Outcomes are derived from the scenario prompt, never from randomness
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
-import json
-import logging
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from thunderphone.webhooks import compute_signature
 
 from bot.sandbox import tp_scenarios as sc
+from bot.sandbox import tp_validation as check
 from bot.sandbox.tp_scenarios import JSON
-
-log = logging.getLogger(__name__)
+from bot.sandbox.tp_validation import CONSENT_MESSAGE as CONSENT_MESSAGE
+from bot.sandbox.tp_validation import E164_MESSAGE as E164_MESSAGE
+from bot.sandbox.tp_validation import REQUIRED as REQUIRED
+from bot.sandbox.tp_webhooks import WebhookDelivery as WebhookDelivery
+from bot.sandbox.tp_webhooks import WebhookSender
 
 NOT_FOUND = {"detail": "Not found."}
-CONSENT_MESSAGE = (
-    "Test calls are billed at 2x the normal rate. Set consent_to_charge to true to confirm."
-)
-E164_MESSAGE = "Enter a valid phone number in E.164 format, like +14155550123."
 BALANCE_MESSAGE = "Insufficient balance. Top up your account to place test calls."
-REQUIRED = "This field is required."
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _QUEUED, _IN_PROGRESS, _COMPLETED, _DONE = range(4)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,33 +45,11 @@ class RecordedRequest:
 
 
 @dataclass
-class WebhookDelivery:
-    """One webhook delivery attempt; `status` is None when the connection failed."""
-
-    event_id: str
-    type: str
-    body: bytes
-    headers: dict[str, str]
-    attempt: int
-    status: int | None = None
-    error: str | None = None
-
-
-@dataclass
 class _Fault:
     method: str
     path: str
     status: int
     body: JSON
-
-
-@dataclass
-class _Parsed:
-    malformed: bool = False
-    value: Any = None
-
-
-_PARSED = web.RequestKey("tp_parsed_body", _Parsed)
 
 
 @dataclass
@@ -92,46 +60,7 @@ class _RunState:
     started: float = 0.0
 
 
-@dataclass
-class _Errors:
-    fields: dict[str, list[str]] = field(default_factory=dict)
-
-    def add(self, name: str, message: str) -> None:
-        self.fields.setdefault(name, []).append(message)
-
-
-def _as_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _choice(
-    body: JSON, name: str, choices: tuple[str, ...], default: str | None, errs: _Errors
-) -> None:
-    if name not in body:
-        if default is None:
-            errs.add(name, REQUIRED)
-        else:
-            body[name] = default
-    elif body[name] not in choices:
-        errs.add(name, f'"{body[name]}" is not a valid choice.')
-
-
-def _bounded(body: JSON, name: str, low: int, high: int, default: int, errs: _Errors) -> None:
-    value = _as_int(body.setdefault(name, default))
-    if value is None:
-        errs.add(name, "A valid integer is required.")
-    elif value < low:
-        errs.add(name, f"Ensure this value is greater than or equal to {low}.")
-    elif value > high:
-        errs.add(name, f"Ensure this value is less than or equal to {high}.")
-
-
-def _string(body: JSON, name: str, errs: _Errors, default: str = "") -> None:
-    if not isinstance(body.setdefault(name, default), str):
-        errs.add(name, "Not a valid string.")
-
-
-class ThunderPhoneSandbox:
+class ThunderPhoneSandbox(WebhookSender):
     """In-process ThunderPhone API with seeded agents 12, 14 and phone number 34."""
 
     def __init__(
@@ -247,14 +176,8 @@ class ThunderPhoneSandbox:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        raw = await request.read()
-        parsed = _Parsed()
-        if raw.strip():
-            try:
-                parsed.value = json.loads(raw)
-            except ValueError:
-                parsed.malformed = True
-        request[_PARSED] = parsed
+        parsed = check.ParsedBody.parse(await request.read())
+        request[check.PARSED_BODY] = parsed
         body = parsed.value
         self.requests.append(
             RecordedRequest(
@@ -262,11 +185,9 @@ class ThunderPhoneSandbox:
             )
         )
         if request.path != "/v1/healthz":
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme != "Bearer" or not token.strip():
-                return self._unauthorized("Authentication credentials were not provided.")
-            if not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
-                return self._unauthorized("Invalid API key.")
+            denied = check.unauthorized(request, self.api_key)
+            if denied is not None:
+                return denied
         for fault in self._faults:
             if fault.method == request.method and request.path.startswith(fault.path):
                 self._faults.remove(fault)
@@ -280,25 +201,6 @@ class ThunderPhoneSandbox:
             return web.json_response({"detail": detail}, status=405)
 
     @staticmethod
-    def _unauthorized(detail: str) -> web.Response:
-        headers = {"WWW-Authenticate": 'Bearer realm="api"'}
-        return web.json_response({"detail": detail}, status=401, headers=headers)
-
-    @staticmethod
-    def _body(request: web.Request) -> JSON | web.Response:
-        """The JSON object body, or the 400 response a malformed body deserves."""
-        if request[_PARSED].malformed:
-            return web.json_response({"detail": "JSON parse error"}, status=400)
-        body = request[_PARSED].value
-        if body is None:
-            return {}
-        if not isinstance(body, dict):
-            got = type(body).__name__
-            msg = f"Invalid data. Expected a dictionary, but got {got}."
-            return web.json_response({"non_field_errors": [msg]}, status=400)
-        return dict(body)
-
-    @staticmethod
     def _id(request: web.Request) -> int | None:
         raw = request.match_info["id"]
         return int(raw) if raw.isdigit() else None
@@ -308,32 +210,7 @@ class ThunderPhoneSandbox:
 
     # -- test calls and batches --------------------------------------------------------
 
-    def _validate_target(self, body: JSON, errs: _Errors) -> sc.Target | None:
-        _choice(body, "target_type", ("agent", "phone_number"), None, errs)
-        _choice(body, "direction", ("outbound", "inbound"), "outbound", errs)
-        _choice(body, "mode", ("bot", "sip"), "bot", errs)
-        if body.get("consent_to_charge") is not True:
-            errs.add("consent_to_charge", CONSENT_MESSAGE)
-        _string(body, "target_number", errs)
-        number = body["target_number"]
-        if isinstance(number, str) and number and not _E164.match(number):
-            errs.add("target_number", E164_MESSAGE)
-        for name in ("language", "primary_language", "scenario_mode", "simulator_product"):
-            if name in body:
-                _string(body, name, errs)
-        target: sc.Target | None = None
-        if "target_id" not in body:
-            errs.add("target_id", REQUIRED)
-        elif (target_id := _as_int(body["target_id"])) is None:
-            errs.add("target_id", "A valid integer is required.")
-        elif "target_type" not in errs.fields:
-            target = sc.find_target(body["target_type"], target_id)
-            if target is None:
-                noun = body["target_type"].replace("_", " ")
-                errs.add("target_id", f"No {noun} with id {target_id} in this organization.")
-        return target
-
-    def _reject(self, errs: _Errors) -> web.Response | None:
+    def _reject(self, errs: check.Errors) -> web.Response | None:
         if errs.fields:
             return web.json_response(errs.fields, status=400)
         if self.balance_cents <= 0:
@@ -341,12 +218,10 @@ class ThunderPhoneSandbox:
         return None
 
     async def _create_run(self, request: web.Request) -> web.Response:
-        body = self._body(request)
+        body = check.object_body(request)
         if isinstance(body, web.Response):
             return body
-        errs = _Errors()
-        _string(body, "scenario_prompt", errs)
-        target = self._validate_target(body, errs)
+        errs, target = check.run_request(body)
         if (rejected := self._reject(errs)) is not None or target is None:
             return rejected or web.json_response(errs.fields, status=400)
         run = self._new_run(target, body, None)
@@ -354,19 +229,13 @@ class ThunderPhoneSandbox:
         return web.json_response(run, status=201)
 
     async def _create_batch(self, request: web.Request) -> web.Response:
-        body = self._body(request)
+        body = check.object_body(request)
         if isinstance(body, web.Response):
             return body
-        errs = _Errors()
-        target = self._validate_target(body, errs)
-        _bounded(body, "run_count", 1, 20, 3, errs)
-        _bounded(body, "stagger_seconds", 0, 60, 5, errs)
-        _string(body, "name", errs)
-        prompts = body.setdefault("scenario_prompts", [])
-        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-            errs.add("scenario_prompts", 'Expected a list of items but got type "str".')
+        errs, target = check.batch_request(body)
         if (rejected := self._reject(errs)) is not None or target is None:
             return rejected or web.json_response(errs.fields, status=400)
+        prompts = body["scenario_prompts"]
         batch_id = self._next("batch")
         run_ids = []
         for index in range(body["run_count"]):
@@ -435,25 +304,10 @@ class ThunderPhoneSandbox:
         call = self.calls.get(self._id(request) or -1)
         if call is None:
             return web.json_response(NOT_FOUND, status=404)
-        body = self._body(request)
+        body = check.object_body(request)
         if isinstance(body, web.Response):
             return body
-        errs = _Errors()
-        title = body.get("title")
-        if not isinstance(title, str):
-            errs.add("title", REQUIRED if title is None else "Not a valid string.")
-        elif not title.strip():
-            errs.add("title", "This field may not be blank.")
-        elif len(title) > 255:
-            errs.add("title", "Ensure this field has no more than 255 characters.")
-        _string(body, "description", errs)
-        _choice(body, "severity", ("info", "warning", "critical"), "warning", errs)
-        _choice(body, "source", ("user", "system"), "user", errs)
-        for name in ("timestamp_seconds", "failing_turn_index"):
-            if body.setdefault(name, None) is not None and _as_int(body[name]) is None:
-                errs.add(name, "A valid integer is required.")
-        if not isinstance(body.setdefault("metadata", {}), dict):
-            errs.add("metadata", 'Expected a dictionary of items but got type "str".')
+        errs = check.issue_request(body)
         if errs.fields:
             return web.json_response(errs.fields, status=400)
         issue = sc.issue_object(self._next("issue"), call, body, self._now())
@@ -540,66 +394,3 @@ class ThunderPhoneSandbox:
         if batch["completed_runs"] + batch["failed_runs"] == batch["total_runs"]:
             batch["status"] = "failed" if batch["completed_runs"] == 0 else "completed"
             batch["completed_at"] = batch["updated_at"]
-
-    # -- webhooks ----------------------------------------------------------------------
-
-    def _emit(self, run_id: int, event_type: str, data: JSON) -> list[asyncio.Task[None]]:
-        """Queue one event behind the run's earlier deliveries so a run's events stay ordered."""
-        if self.webhook_url is None:
-            return []
-        event_id = str(uuid.uuid4())
-        envelope = {"event_id": event_id, "type": event_type, "data": data}
-        body = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
-        tasks = []
-        for _ in range(2 if self.duplicate_webhooks else 1):
-            previous = self._tails.get(run_id)
-            task = asyncio.create_task(self._deliver(previous, event_id, event_type, body))
-            self._tails[run_id] = task
-            self._deliveries_pending.add(task)
-            task.add_done_callback(self._deliveries_pending.discard)
-            tasks.append(task)
-        return tasks
-
-    def signature_headers(self, url: str, body: bytes, timestamp: int) -> dict[str, str]:
-        """Both signature headers ThunderPhone puts on a webhook POST to `url`."""
-        parts = urlsplit(url)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        secret = self.webhook_secret
-        v2 = compute_signature(secret, timestamp=timestamp, method="POST", path=path, body=body)
-        return {
-            "Content-Type": "application/json",
-            "X-ThunderPhone-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-            "X-ThunderPhone-Signature-V2": f"t={timestamp},v1={v2}",
-        }
-
-    async def _deliver(
-        self, previous: asyncio.Task[None] | None, event_id: str, event_type: str, body: bytes
-    ) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        for attempt in range(1, self.webhook_max_attempts + 1):
-            url = self.webhook_url
-            if url is None:
-                return
-            headers = self.signature_headers(url, body, int(self.clock()))
-            delivery = WebhookDelivery(event_id, event_type, body, headers, attempt)
-            self.deliveries.append(delivery)
-            try:
-                async with self._session.post(url, data=body, headers=headers) as response:
-                    delivery.status = response.status
-                    await response.read()
-                if 200 <= response.status < 300:
-                    return
-                delivery.error = f"HTTP {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                delivery.error = f"{type(exc).__name__}: {exc}"
-            if attempt < self.webhook_max_attempts:
-                await asyncio.sleep(self.webhook_retry_base_seconds * 2 ** (attempt - 1))
-        log.warning(
-            "gave up delivering %s %s after %d attempts",
-            event_type,
-            event_id,
-            self.webhook_max_attempts,
-        )

@@ -1,0 +1,107 @@
+"""Signed webhook delivery for the ThunderPhone sandbox: ordered per run, retried with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+from thunderphone.webhooks import compute_signature
+
+from bot.sandbox.tp_scenarios import JSON
+
+
+@dataclass
+class WebhookDelivery:
+    """One webhook delivery attempt; `status` is None when the connection failed."""
+
+    event_id: str
+    type: str
+    body: bytes
+    headers: dict[str, str]
+    attempt: int
+    status: int | None = None
+    error: str | None = None
+
+
+class WebhookSender:
+    """Sends the sandbox's events to `webhook_url`; the class using it sets these attributes."""
+
+    webhook_url: str | None
+    webhook_secret: str
+    webhook_retry_base_seconds: float
+    webhook_max_attempts: int
+    duplicate_webhooks: bool
+    clock: Callable[[], float]
+    deliveries: list[WebhookDelivery]
+    _deliveries_pending: set[asyncio.Task[None]]
+    _tails: dict[int, asyncio.Task[None]]
+    _session: aiohttp.ClientSession | None
+
+    def _emit(self, run_id: int, event_type: str, data: JSON) -> list[asyncio.Task[None]]:
+        """Queue one event behind the run's earlier deliveries so a run's events stay ordered."""
+        if self.webhook_url is None:
+            return []
+        event_id = str(uuid.uuid4())
+        envelope = {"event_id": event_id, "type": event_type, "data": data}
+        body = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+        tasks = []
+        for _ in range(2 if self.duplicate_webhooks else 1):
+            previous = self._tails.get(run_id)
+            task = asyncio.create_task(self._deliver(previous, event_id, event_type, body))
+            self._tails[run_id] = task
+            self._deliveries_pending.add(task)
+            task.add_done_callback(self._deliveries_pending.discard)
+            tasks.append(task)
+        return tasks
+
+    def signature_headers(self, url: str, body: bytes, timestamp: int) -> dict[str, str]:
+        """Both signature headers ThunderPhone puts on a webhook POST to `url`."""
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        secret = self.webhook_secret
+        v2 = compute_signature(secret, timestamp=timestamp, method="POST", path=path, body=body)
+        return {
+            "Content-Type": "application/json",
+            "X-ThunderPhone-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+            "X-ThunderPhone-Signature-V2": f"t={timestamp},v1={v2}",
+        }
+
+    async def _deliver(
+        self, previous: asyncio.Task[None] | None, event_id: str, event_type: str, body: bytes
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        for attempt in range(1, self.webhook_max_attempts + 1):
+            url = self.webhook_url
+            if url is None:
+                return
+            headers = self.signature_headers(url, body, int(self.clock()))
+            delivery = WebhookDelivery(event_id, event_type, body, headers, attempt)
+            self.deliveries.append(delivery)
+            try:
+                async with self._session.post(url, data=body, headers=headers) as response:
+                    delivery.status = response.status
+                    await response.read()
+                if 200 <= response.status < 300:
+                    return
+                delivery.error = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                delivery.error = f"{type(exc).__name__}: {exc}"
+            if attempt < self.webhook_max_attempts:
+                await asyncio.sleep(self.webhook_retry_base_seconds * 2 ** (attempt - 1))
+        logging.getLogger(type(self).__module__).warning(
+            "gave up delivering %s %s after %d attempts",
+            event_type,
+            event_id,
+            self.webhook_max_attempts,
+        )
