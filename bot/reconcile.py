@@ -60,7 +60,8 @@ async def poll_runs(services: Services) -> None:
         if record.call_id is None:
             continue
         grade = await services.thunderphone.get_grade(record.call_id)
-        if grade is not None and grade.score is not None:
+        # A grade with no score counts once grading has ended (failed, or recording disabled).
+        if grade is not None and (grade.score is not None or grade.status not in {"", "pending"}):
             await apply_grade(services, grade)
     for record in run_store.finished_without_result(db):
         await apply_run_from_store(services, record.run_id)

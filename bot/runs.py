@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.blocks import replies
@@ -23,6 +24,9 @@ from storage import runs as run_store
 from storage.models import GradeRecord, Launch, RunRecord
 
 log = logging.getLogger(__name__)
+
+# Consent is given to a confirmation someone just read, not to one found days later.
+CONFIRMATION_LIFETIME = timedelta(hours=1)
 
 
 class UnknownAlias(Exception):
@@ -105,7 +109,15 @@ def cancel(services: Services, launch_id: str, user_id: str) -> Reply:
 async def start(services: Services, launch_id: str, user_id: str) -> Reply:
     """Launch the run behind a confirmation, at most once however often Start is pressed."""
     db = services.db
-    if not launches.claim_launch(db, launch_id, to="launching", by=user_id):
+    oldest = (datetime.now(UTC) - CONFIRMATION_LIFETIME).isoformat(timespec="milliseconds")
+    if not launches.claim_launch(db, launch_id, to="launching", by=user_id, created_after=oldest):
+        if launches.claim_launch(db, launch_id, to="expired", by=user_id):
+            return Reply(
+                replies.decided(
+                    "This confirmation is more than an hour old, so I didn't start anything. "
+                    "Run the command again to get a fresh one."
+                )
+            )
         return _already_decided(services, launch_id)
     launch = launches.get_launch(db, launch_id)
     assert launch is not None

@@ -32,12 +32,16 @@ def claim_launch(
     to: LaunchStatus,
     by: str,
     from_status: LaunchStatus = "proposed",
+    created_after: str = "",
 ) -> bool:
-    """Move a launch from `from_status` to `to`; True only for the one caller that did it."""
+    """Move a launch from `from_status` to `to`; True only for the one caller that did it.
+
+    A launch created at or before `created_after` (an ISO time) is not claimed.
+    """
     cursor = db.execute(
         "update launches set status = ?, decided_by = ?, decided_at = ?"
-        " where id = ? and status = ?",
-        [to, by, now_iso(), launch_id, from_status],
+        " where id = ? and status = ? and created_at > ?",
+        [to, by, now_iso(), launch_id, from_status, created_after],
     )
     return cursor.rowcount == 1
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-LaunchStatus = Literal["proposed", "launching", "launched", "failed", "cancelled"]
+LaunchStatus = Literal["proposed", "launching", "launched", "failed", "cancelled", "expired"]
 TERMINAL_RUN_STATUSES = frozenset({"completed", "failed"})
 _RUN_STATUS_RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2}
 

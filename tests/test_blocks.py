@@ -205,3 +205,16 @@ def test_message_snapshot(name: str, snapshot: SnapshotAssertion) -> None:
 @pytest.mark.parametrize("name", ["flag_modal", "transcript", "home"])
 def test_view_snapshot(name: str, snapshot: SnapshotAssertion) -> None:
     assert view_examples()[name] == snapshot
+
+
+def test_a_grading_that_ended_without_a_score_says_so() -> None:
+    skipped = GradeRecord(call_id=987654321, status="skipped_recording_disabled")
+    result = run_result(make_run(), skipped, TRANSCRIPT, THRESHOLD)
+    assert result["blocks"][0]["text"]["text"].startswith(
+        "✅ Completed · score not graded (skipped recording disabled)"
+    )
+    assert (
+        result["blocks"][2]["text"]["text"] == "*Grader:*  not graded (skipped recording disabled)"
+    )
+    pending = GradeRecord(call_id=987654321, status="pending")
+    assert "grading…" in run_card(make_run(), pending, THRESHOLD)["text"]

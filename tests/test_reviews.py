@@ -9,6 +9,7 @@ import pytest
 from bot import ids
 from bot.sandbox.slack import Message, View
 from bot.sandbox.stack import LocalStack
+from storage.runs import save_transcript
 from tests.helpers import (
     PROMPT,
     cards,
@@ -155,3 +156,21 @@ async def test_the_transcript_button_shows_every_turn(
     assert len(lines) == len(transcript)
     assert lines[0].startswith("`  1`  *Agent:*")
     assert any("*Tool:*  lookup_order(order=12345)" in line for line in lines)
+
+
+async def test_a_long_transcript_is_paged(finished: tuple[LocalStack, Message]) -> None:
+    stack, result = finished
+    call_id = stack.sandbox.runs[max(stack.sandbox.runs)]["call_id"]
+    long = [
+        {"role": "user" if i % 2 else "assistant", "content": f"turn {i + 1}"} for i in range(90)
+    ]
+    save_transcript(stack.services.db, call_id, long)
+
+    modal = await open_modal(stack, result, ids.SHOW_TRANSCRIPT)
+    assert "Page 1 of 3 · 90 turns" in str(modal.view["blocks"])
+    assert await stack.user().click_in_view(modal.id, ids.TRANSCRIPT_PAGE) == 200
+    updated = await stack.fake.wait_for(
+        lambda: modal if "Page 2 of 3" in str(modal.view["blocks"]) else None
+    )
+    sections = [b["text"]["text"] for b in updated.view["blocks"] if b["type"] == "section"]
+    assert sections[0].splitlines()[0] == "` 41`  *Agent:*  turn 41"

@@ -298,3 +298,14 @@ async def test_healthz(stack: LocalStack) -> None:
     async with aiohttp.ClientSession() as session, session.get(stack.bot_url + "/healthz") as r:
         assert r.status == 200
         assert await r.json() == {"ok": True}
+
+
+async def test_an_old_confirmation_does_not_start_a_run(stack: LocalStack) -> None:
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    # Two hours pass before anyone clicks.
+    stack.services.db.execute("update launches set created_at = '2000-01-01T00:00:00.000+00:00'")
+    await maria.click(confirmation, ids.START_RUN)
+    await stack.fake.wait_for(lambda: "more than an hour old" in shown(confirmation) or None)
+    assert launches_posted(stack) == [] and cards(stack) == []
+    assert [row["status"] for row in rows(stack, "launches")] == ["expired"]

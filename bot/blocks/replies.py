@@ -89,6 +89,8 @@ def already_decided(launch: Launch) -> dict[str, Any]:
     when = clock(launch.decided_at)
     if launch.status == "cancelled":
         return decided(f"Cancelled by {who} at {when}.")
+    if launch.status == "expired":
+        return decided("This confirmation has expired. Run the command again.")
     if launch.status == "failed":
         return decided(f"This launch did not start: {escape(launch.error or 'unknown error')}")
     if launch.status == "launched":

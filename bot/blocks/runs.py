@@ -26,10 +26,17 @@ from bot.blocks.turns import snippet
 from storage.models import FlagRecord, GradeRecord, RunRecord
 
 
+def _not_graded(grade: GradeRecord | None) -> str:
+    """Why a finished grading gave no score ("" while grading is still under way)."""
+    if grade is None or grade.score is not None or grade.status in {"", "pending"}:
+        return ""
+    return f"not graded ({grade.status.replace('_', ' ')})"
+
+
 def _score_text(grade: GradeRecord | None, threshold: float) -> tuple[str, bool]:
-    """('92%', below_threshold) or ('grading…', False)."""
+    """('92%', below_threshold), ('grading…', False) or ('not graded (…)', False)."""
     if grade is None or grade.score is None:
-        return "grading…", False
+        return _not_graded(grade) or "grading…", False
     return percent(grade.score), grade.score < threshold
 
 
@@ -80,7 +87,10 @@ def _result_headline(run: RunRecord, grade: GradeRecord | None, threshold: float
 
 def _grader_line(grade: GradeRecord | None) -> str:
     if grade is None or grade.score is None:
-        return "*Grader:*  waiting for the grade…"
+        reason = _not_graded(grade)
+        if reason and grade is not None and grade.summary:
+            reason += f" · “{escape(trim(grade.summary, 400))}”"
+        return f"*Grader:*  {reason or 'waiting for the grade…'}"
     verdict = escape(grade.call_outcome or grade.status or "graded")
     reason = escape(trim(grade.outcome_reasoning or grade.summary, 400))
     return f"*Grader:*  {verdict} · “{reason}”" if reason else f"*Grader:*  {verdict}"

@@ -8,6 +8,7 @@ retried on transport errors and 5xx replies.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from typing import Any, TypeVar
 
 import httpx
@@ -39,6 +40,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 READ_ATTEMPTS = 3
 
 M = TypeVar("M", bound=ResponseModel)
+
+
+log = logging.getLogger(__name__)
 
 
 def _client_version() -> str:
@@ -178,7 +182,14 @@ class ThunderPhoneClient:
             raise ThunderPhoneBadResponse(
                 "expected a list of runs or an object with `results`", status=code, body=body
             )
-        return [_parse(Run, item, code) for item in items]
+        runs: list[Run] = []
+        for item in items:
+            # One unreadable row must not hide every other run from the bot.
+            try:
+                runs.append(_parse(Run, item, code))
+            except ThunderPhoneBadResponse as error:
+                log.warning("skipped an unreadable run in the list: %s", error)
+        return runs
 
     async def get_call(self, call_id: int) -> Call:
         """One call log."""

@@ -365,6 +365,14 @@ async def test_list_test_calls(
     }
 
 
+async def test_list_test_calls_skips_an_unreadable_row(
+    server: FakeThunderPhone, client: ThunderPhoneClient
+) -> None:
+    server.reply("GET", "/v1/test-calls", 200, [{"id": 1}, RUN, "junk"])
+    listed = await client.list_test_calls()
+    assert [run.id for run in listed] == [7110]
+
+
 async def test_list_test_calls_rejects_other_shapes(
     server: FakeThunderPhone, client: ThunderPhoneClient
 ) -> None:
