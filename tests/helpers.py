@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot import ids
 from bot.sandbox.slack import Ephemeral, Message
 from bot.sandbox.slack_user import SlackUser
 from bot.sandbox.stack import LocalStack
@@ -76,3 +77,18 @@ async def wait_for_graded_result(stack: LocalStack, timeout: float = 10) -> Mess
         return found[0] if done else None
 
     return await stack.fake.wait_for(ready, timeout=timeout)
+
+
+async def start_run(stack: LocalStack, text: str = f'run agent:12 "{PROMPT}"') -> int:
+    """Type the command, press Start, and return the run's id once its card is up."""
+    user = stack.user()
+    await user.click(await confirm(user, text), ids.START_RUN)
+    await wait_for_card(stack, "⏳ Queued")
+    return max(stack.sandbox.runs)
+
+
+async def finish_run(stack: LocalStack, run_id: int) -> Message:
+    """Move a run (manual clock) through in progress, completed and graded."""
+    for _ in range(3):
+        await stack.sandbox.advance(run_id)
+    return await wait_for_graded_result(stack)

@@ -18,10 +18,12 @@ from handlers.webhooks import ROUTE
 from tests.helpers import (
     cards,
     confirm,
+    finish_run,
     results,
     rows,
     shown,
     slack_calls,
+    start_run,
     wait_for_card,
     wait_for_graded_result,
     wait_for_result,
@@ -173,13 +175,7 @@ async def test_graded_before_completed_ends_in_the_same_result(live_stack: Local
 
 async def test_duplicate_deliveries_change_nothing_anyone_sees(stack: LocalStack) -> None:
     stack.sandbox.duplicate_webhooks = True
-    maria = stack.user()
-    await maria.click(await confirm(maria), ids.START_RUN)
-    await wait_for_card(stack, "⏳ Queued")
-    run_id = max(stack.sandbox.runs)
-    for _ in range(3):
-        await stack.sandbox.advance(run_id)
-    result = await wait_for_graded_result(stack)
+    result = await finish_run(stack, await start_run(stack))
     await stack.sandbox.wait_until_settled()
     before = (slack_calls(stack, "chat.postMessage"), slack_calls(stack, "chat.update"))
     card_before, result_before = shown(cards(stack)[0]), shown(result)
@@ -203,26 +199,16 @@ async def test_duplicate_deliveries_change_nothing_anyone_sees(stack: LocalStack
 
 
 async def test_a_lost_completion_webhook_is_made_up_for_by_polling(stack: LocalStack) -> None:
-    maria = stack.user()
-    await maria.click(await confirm(maria), ids.START_RUN)
-    await wait_for_card(stack, "⏳ Queued")
-    run_id = max(stack.sandbox.runs)
+    run_id = await start_run(stack)
     stack.sandbox.webhook_url = None  # ThunderPhone never reaches the bot
-    for _ in range(3):
-        await stack.sandbox.advance(run_id)
-    result = await wait_for_graded_result(stack)
+    result = await finish_run(stack, run_id)
     assert "✅ Completed · score" in shown(result)
     assert rows(stack, "webhook_events") == []
 
 
 async def test_a_later_grade_replaces_an_earlier_one(stack: LocalStack) -> None:
-    maria = stack.user()
-    await maria.click(await confirm(maria), ids.START_RUN)
-    await wait_for_card(stack, "⏳ Queued")
-    run_id = max(stack.sandbox.runs)
-    for _ in range(3):
-        await stack.sandbox.advance(run_id)
-    await wait_for_graded_result(stack)
+    run_id = await start_run(stack)
+    await finish_run(stack, run_id)
     call_id = stack.sandbox.runs[run_id]["call_id"]
     grade = dict(stack.sandbox.grades[max(stack.sandbox.grades)])
 
