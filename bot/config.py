@@ -46,10 +46,20 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("thunderphone_webhook_secret")
+    @classmethod
+    def _some_secret(cls, value: SecretStr) -> SecretStr:
+        if not _split(value.get_secret_value()):
+            raise ValueError("must name at least one secret")
+        return value
+
     @property
     def webhook_secrets(self) -> list[str]:
-        raw = self.thunderphone_webhook_secret.get_secret_value()
-        return [part.strip() for part in raw.split(",") if part.strip()]
+        return _split(self.thunderphone_webhook_secret.get_secret_value())
+
+
+def _split(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
 
 
 def describe_settings_error(error: Exception) -> str:

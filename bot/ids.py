@@ -21,6 +21,5 @@ FLAG_DESCRIPTION = "flag_description"
 FLAG_TURN = "flag_turn"
 INPUT_VALUE = "value"
 
-# Every action_id and callback_id a builder emits: handlers register each of these.
+# Every action_id a builder emits; `handlers.actions` registers a listener for each.
 ACTIONS = (START_RUN, CANCEL_RUN, FLAG_RUN, SHOW_TRANSCRIPT, RUN_AGAIN, TRANSCRIPT_PAGE)
-VIEWS = (FLAG_MODAL,)

@@ -1,5 +1,5 @@
 """The background worker: applies stored webhook deliveries, and checks with ThunderPhone on
-runs that have gone quiet, since webhooks can arrive late, twice, out of order or never."""
+whatever has gone quiet, since webhooks can arrive late, twice, out of order or never."""
 
 from __future__ import annotations
 
@@ -7,20 +7,26 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
-from bot.runs import apply_grade, apply_run
+from bot.launch import reconcile_launches
+from bot.publish import refresh
+from bot.runs import apply_grade, apply_run, fetch_call_details
 from bot.services import Services
 from bot.thunderphone import (
+    Run,
     ThunderPhoneError,
     parse_call_graded,
     parse_test_call_completed,
 )
-from storage import inbox
+from storage import inbox, launches
 from storage import runs as run_store
 
 log = logging.getLogger(__name__)
 
 HANDLED_EVENTS = frozenset({"test-call.completed", "call.graded"})
+PAGE_SIZE = 200
+MAX_PAGES = 5
 
 
 async def apply_event(services: Services, event_type: str, data: dict[str, object]) -> None:
@@ -31,14 +37,14 @@ async def apply_event(services: Services, event_type: str, data: dict[str, objec
 
 
 async def drain_inbox(services: Services) -> int:
-    """Apply every stored delivery not yet applied, oldest first; returns how many were applied."""
+    """Apply every stored delivery that is due, oldest first; returns how many were applied."""
     applied = 0
     for row in inbox.pending_events(services.db):
         try:
             envelope = json.loads(row["body"])
             await apply_event(services, row["event_type"], envelope.get("data") or {})
-        except Exception as error:  # kept for a later attempt, never dropped
-            log.warning("webhook %s not applied yet: %s", row["key"], error)
+        except Exception as error:  # kept for a later attempt, never dropped silently
+            log.warning("webhook %s not applied yet: %r", row["key"], error)
             inbox.mark_failed(services.db, row["key"], repr(error))
             continue
         inbox.mark_processed(services.db, row["key"])
@@ -46,32 +52,75 @@ async def drain_inbox(services: Services) -> int:
     return applied
 
 
-async def poll_runs(services: Services) -> None:
-    """Ask ThunderPhone about unfinished runs and finished ones still missing their grade."""
+async def recent_runs(services: Services, wanted: set[int]) -> list[Run]:
+    """ThunderPhone's newest runs, paging back until every wanted run id has been seen."""
+    found: list[Run] = []
+    for page in range(MAX_PAGES):
+        batch = await services.thunderphone.list_test_calls(
+            limit=PAGE_SIZE, offset=page * PAGE_SIZE
+        )
+        found.extend(batch)
+        if len(batch) < PAGE_SIZE or wanted <= {run.id for run in found}:
+            break
+    return found
+
+
+async def poll(services: Services) -> None:
+    """One round of checks; each step stands alone, so one failure does not skip the rest."""
     db = services.db
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
     active = run_store.active_runs(db)
-    if active:
-        reports = {run.id: run for run in await services.thunderphone.list_test_calls(limit=200)}
-        for record in active:
-            report = reports.get(record.run_id)
-            if report is not None:
-                await apply_run(services, report)
+    if active or launches.any_unsettled(db):
+
+        async def check_runs() -> None:
+            reports = await recent_runs(services, {run.run_id for run in active})
+            by_id = {report.id: report for report in reports}
+            for record in active:
+                if record.run_id in by_id:
+                    await apply_run(services, by_id[record.run_id])
+            await reconcile_launches(services, reports)
+
+        steps.append(("runs", check_runs))
+    for record in run_store.runs_missing_details(db):
+        steps.append((f"details of run {record.run_id}", _details_step(services, record.run_id)))
     for record in run_store.finished_without_grade(db):
-        if record.call_id is None:
-            continue
-        grade = await services.thunderphone.get_grade(record.call_id)
+        if record.call_id is not None:
+            steps.append((f"grade of call {record.call_id}", _grade_step(services, record.call_id)))
+    for record in run_store.finished_without_result(db):
+        steps.append((f"result of run {record.run_id}", _refresh_step(services, record.run_id)))
+    for name, step in steps:
+        try:
+            await step()
+        except ThunderPhoneError as error:
+            log.warning("checking %s with ThunderPhone failed: %s", name, error)
+
+
+def _details_step(services: Services, run_id: int) -> Callable[[], Awaitable[None]]:
+    async def step() -> None:
+        async with services.run_locks[run_id]:
+            run = run_store.get_run(services.db, run_id)
+            if run is not None and run.call_id is not None:
+                await fetch_call_details(services, run)
+        await refresh(services, run_id)
+
+    return step
+
+
+def _grade_step(services: Services, call_id: int) -> Callable[[], Awaitable[None]]:
+    async def step() -> None:
+        grade = await services.thunderphone.get_grade(call_id)
         # A grade with no score counts once grading has ended (failed, or recording disabled).
         if grade is not None and (grade.score is not None or grade.status not in {"", "pending"}):
             await apply_grade(services, grade)
-    for record in run_store.finished_without_result(db):
-        await apply_run_from_store(services, record.run_id)
+
+    return step
 
 
-async def apply_run_from_store(services: Services, run_id: int) -> None:
-    from bot.publish import publish_run
+def _refresh_step(services: Services, run_id: int) -> Callable[[], Awaitable[None]]:
+    async def step() -> None:
+        await refresh(services, run_id)
 
-    async with services.run_locks[run_id]:
-        await publish_run(services, run_id)
+    return step
 
 
 async def run_forever(services: Services) -> None:
@@ -80,16 +129,15 @@ async def run_forever(services: Services) -> None:
     loop = asyncio.get_running_loop()
     next_poll = loop.time()
     while True:
+        # Cleared before draining, so a webhook stored meanwhile wakes the next round.
+        services.inbox_signal.clear()
         try:
             await drain_inbox(services)
             if loop.time() >= next_poll:
                 next_poll = loop.time() + interval
-                await poll_runs(services)
-        except ThunderPhoneError as error:
-            log.warning("checking runs with ThunderPhone failed: %s", error)
+                await poll(services)
         except Exception:
             log.exception("the background worker hit an unexpected error")
-        services.inbox_signal.clear()
         with contextlib.suppress(TimeoutError):
             timeout = max(0.0, next_poll - loop.time())
             await asyncio.wait_for(services.inbox_signal.wait(), timeout=timeout)

@@ -57,8 +57,9 @@ async def _on_error(error: Exception, body: dict[str, Any], respond: Any, logger
         await respond(
             response_type="ephemeral",
             replace_original=False,
-            text="Something went wrong on my side and nothing was started. "
-            "Try again; if it keeps happening, tell whoever runs thunderbot.",
+            text="Something went wrong on my side. Try again in a minute: a test call that "
+            "already started is never started twice. If it keeps happening, tell whoever runs "
+            "thunderbot.",
         )
 
 

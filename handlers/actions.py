@@ -9,10 +9,12 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import ids, reviews, runs
+from bot import ids, launch, reviews
 from handlers.context import services_of
 from storage import runs as run_store
 from storage.models import RunRecord
+
+GONE = "I have no record of that test call any more."
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -23,83 +25,85 @@ async def handle_start(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    reply = await runs.start(services_of(context), _value(body), body["user"]["id"])
-    await respond(replace_original=True, **reply.message)
+    answer = await launch.start(services_of(context), _value(body), body["user"]["id"])
+    await respond(replace_original=True, **answer)
 
 
 async def handle_cancel(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    reply = runs.cancel(services_of(context), _value(body), body["user"]["id"])
-    await respond(replace_original=True, **reply.message)
+    answer = launch.cancel(services_of(context), _value(body), body["user"]["id"])
+    await respond(replace_original=True, **answer)
 
 
-async def _run_or_tell(
-    body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
-) -> RunRecord | None:
-    value = _value(body)
-    run = run_store.get_run(services_of(context).db, int(value)) if value.isdigit() else None
-    if run is None:
-        await respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text="I have no record of that test call any more.",
-        )
-    return run
+def _run(context: AsyncBoltContext, run_ref: str) -> RunRecord | None:
+    return run_store.get_run(services_of(context).db, int(run_ref)) if run_ref.isdigit() else None
 
 
 async def handle_flag(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    run = await _run_or_tell(body, respond, context)
-    if run is not None:
-        await reviews.open_flag_modal(services_of(context), run, body["trigger_id"])
+    run = _run(context, _value(body))
+    if run is None or run.call_id is None:
+        await respond(response_type="ephemeral", replace_original=False, text=GONE)
+        return
+    await reviews.open_flag_modal(services_of(context), run, body["trigger_id"])
 
 
 async def handle_transcript(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    run = await _run_or_tell(body, respond, context)
-    if run is not None:
-        await reviews.open_transcript(services_of(context), run, body["trigger_id"])
+    run = _run(context, _value(body))
+    if run is None:
+        await respond(response_type="ephemeral", replace_original=False, text=GONE)
+        return
+    await reviews.open_transcript(services_of(context), run, body["trigger_id"])
 
 
 async def handle_transcript_page(
     ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     await ack()
-    services = services_of(context)
-    run_text, _, page_text = _value(body).partition(":")
-    run = run_store.get_run(services.db, int(run_text)) if run_text.isdigit() else None
-    if run is None or not page_text.isdigit():
-        return
-    view = reviews.transcript_page(services, run, int(page_text))
-    await services.slack.views_update(
-        view_id=body["view"]["id"], hash=body["view"].get("hash"), view=view
-    )
+    run_ref, _, page = _value(body).partition(":")
+    run = _run(context, run_ref)
+    if run is not None and page.isdigit():
+        await reviews.show_transcript_page(
+            services_of(context),
+            run,
+            int(page),
+            view_id=body["view"]["id"],
+            view_hash=body["view"].get("hash"),
+        )
 
 
 async def handle_run_again(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    run = await _run_or_tell(body, respond, context)
+    run = _run(context, _value(body))
     if run is None:
+        await respond(response_type="ephemeral", replace_original=False, text=GONE)
         return
     channel_id = (body.get("channel") or {}).get("id") or run.channel_id
-    _, confirmation = runs.propose_again(
+    confirmation = launch.propose_again(
         services_of(context), run, user_id=body["user"]["id"], channel_id=channel_id
     )
     await respond(response_type="ephemeral", replace_original=False, **confirmation)
 
 
+HANDLERS = {
+    ids.START_RUN: handle_start,
+    ids.CANCEL_RUN: handle_cancel,
+    ids.FLAG_RUN: handle_flag,
+    ids.SHOW_TRANSCRIPT: handle_transcript,
+    ids.TRANSCRIPT_PAGE: handle_transcript_page,
+    ids.RUN_AGAIN: handle_run_again,
+}
+
+
 def register(bolt: AsyncApp) -> None:
-    bolt.action(ids.START_RUN)(handle_start)
-    bolt.action(ids.CANCEL_RUN)(handle_cancel)
-    bolt.action(ids.FLAG_RUN)(handle_flag)
-    bolt.action(ids.SHOW_TRANSCRIPT)(handle_transcript)
-    bolt.action(ids.TRANSCRIPT_PAGE)(handle_transcript_page)
-    bolt.action(ids.RUN_AGAIN)(handle_run_again)
+    for action_id in ids.ACTIONS:
+        bolt.action(action_id)(HANDLERS[action_id])

@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot import launch, targets
 from bot.blocks import replies
 from bot.commands import (
     USAGE,
@@ -19,10 +20,7 @@ from bot.commands import (
     RunCommand,
     parse_command,
 )
-from bot.runs import UnknownAlias, propose
 from handlers.context import services_of
-from storage import aliases
-from storage.models import Alias
 
 COMMAND = "/testcall"
 
@@ -35,51 +33,34 @@ async def handle_testcall(
     user_id = command["user_id"]
     try:
         parsed = parse_command(command.get("text", ""))
-    except CommandError as error:
-        await ack(**replies.refusal(error.problem, error.usage))
-        return
-    if isinstance(parsed, HelpCommand):
-        await ack(**replies.help_message())
-    elif isinstance(parsed, RunCommand):
-        try:
-            _, confirmation = propose(
+        if isinstance(parsed, RunCommand):
+            answer = launch.propose(
                 services,
                 team_id=team_id,
                 channel_id=command["channel_id"],
                 user_id=user_id,
                 command=parsed,
             )
-        except UnknownAlias as error:
-            await ack(
-                **replies.refusal(
-                    f'I don\'t know the alias "{error.name}". Save it first with '
-                    f"/testcall alias set {error.name} agent:<id>, or name the target directly, "
-                    "like agent:12.",
-                    USAGE["run"],
-                )
+        elif isinstance(parsed, AliasSet):
+            answer = targets.set_alias(
+                services, team_id=team_id, name=parsed.name, target=parsed.target, user_id=user_id
             )
-            return
-        await ack(**confirmation)
-    elif isinstance(parsed, AliasSet):
-        assert parsed.target.id is not None
-        alias = aliases.save_alias(
-            services.db,
-            Alias(
-                team_id=team_id,
-                name=parsed.name,
-                target_type=parsed.target.kind,
-                target_id=parsed.target.id,
-                created_by=user_id,
-            ),
-        )
-        await ack(**replies.alias_saved(alias))
-    elif isinstance(parsed, AliasList):
-        await ack(**replies.alias_list(aliases.list_aliases(services.db, team_id)))
-    elif isinstance(parsed, AliasRemove):
-        if aliases.delete_alias(services.db, team_id, parsed.name):
-            await ack(**replies.decided(f"Removed the alias `{parsed.name}`."))
+        elif isinstance(parsed, AliasList):
+            answer = targets.list_aliases(services, team_id)
+        elif isinstance(parsed, AliasRemove):
+            answer = targets.remove_alias(services, team_id, parsed.name)
         else:
-            await ack(**replies.refusal(f'There is no alias "{parsed.name}".', USAGE["alias"]))
+            assert isinstance(parsed, HelpCommand)
+            answer = replies.help_message()
+    except CommandError as error:
+        answer = replies.refusal(error.problem, error.usage)
+    except launch.UnknownAlias as error:
+        answer = replies.refusal(
+            f'I don\'t know the alias "{error.name}". Save it first with /testcall alias set '
+            f"{error.name} agent:<id>, or name the target directly, like agent:12.",
+            USAGE["run"],
+        )
+    await ack(**answer)
 
 
 def register(bolt: AsyncApp) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -13,24 +14,48 @@ from handlers.context import services_of
 from storage import runs as run_store
 
 
+def _run_id(view: dict[str, Any]) -> int | None:
+    try:
+        run_id = json.loads(view.get("private_metadata") or "{}").get("run_id")
+    except (ValueError, AttributeError):
+        return None
+    return run_id if isinstance(run_id, int) else None
+
+
+def _flag_input(view: dict[str, Any]) -> reviews.FlagInput:
+    state = view.get("state", {}).get("values", {})
+
+    def value(block_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = state.get(block_id, {}).get(ids.INPUT_VALUE) or {}
+        return found
+
+    option = value(ids.FLAG_SEVERITY).get("selected_option") or {}
+    return reviews.FlagInput(
+        title=value(ids.FLAG_TITLE).get("value") or "",
+        severity=option.get("value") or "warning",
+        description=value(ids.FLAG_DESCRIPTION).get("value") or "",
+        turn=value(ids.FLAG_TURN).get("value") or "",
+    )
+
+
 async def handle_flag_submission(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     services = services_of(context)
-    run_id = reviews.run_id_of(view)
+    run_id = _run_id(view)
     run = run_store.get_run(services.db, run_id) if run_id is not None else None
-    if run is None:
+    if run is None or run.call_id is None:
         await ack(
             response_action="errors",
             errors={ids.FLAG_TITLE: "I have no record of this test call any more."},
         )
         return
-    form, errors = reviews.read_flag_form(view, len(reviews.transcript_turns(services, run)))
+    form, errors = reviews.check_flag(services, run, _flag_input(view))
     if form is None:
         await ack(response_action="errors", errors=errors)
         return
     await ack()
-    await reviews.file_flag(services, form, body["user"]["id"])
+    await reviews.file_flag(services, run, form, body["user"]["id"])
 
 
 def register(bolt: AsyncApp) -> None:

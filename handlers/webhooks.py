@@ -46,17 +46,18 @@ async def handle_thunderphone(request: web.Request) -> web.Response:
         log.warning("rejected a webhook: %s", check.reason)
         return _reject(401, check.reason)
     try:
-        event = WebhookEvent.from_body(body)
+        text = body.decode("utf-8")
+        event = WebhookEvent.from_body(text)
         if event.type == "test-call.completed":
             parse_test_call_completed(event.data)
         elif event.type == "call.graded":
             parse_call_graded(event.data)
-    except (ThunderPhoneError, ValueError) as error:
+    except (ThunderPhoneError, ValueError) as error:  # UnicodeDecodeError is a ValueError
         return _reject(400, f"unreadable event: {error}")
     if event.type not in HANDLED_EVENTS:
         return web.json_response({"ok": True, "ignored": event.type}, status=202)
     key = event.event_id or hashlib.sha256(body).hexdigest()
-    fresh = inbox.store_event(services.db, key, event.type, body.decode("utf-8"))
+    fresh = inbox.store_event(services.db, key, event.type, text)
     services.inbox_signal.set()
     return web.json_response({"ok": True, "duplicate": not fresh})
 

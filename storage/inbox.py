@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -19,10 +20,16 @@ def store_event(db: Database, key: str, event_type: str, body: str) -> bool:
     return cursor.rowcount == 1
 
 
-def pending_events(db: Database, *, max_attempts: int = 5) -> list[dict[str, Any]]:
+MAX_ATTEMPTS = 12
+
+
+def pending_events(db: Database) -> list[dict[str, Any]]:
+    """Stored deliveries not yet applied whose next attempt is due, oldest first."""
     return list(
         db.table("webhook_events").rows_where(
-            "processed_at is null and attempts < ?", [max_attempts], order_by="received_at"
+            "processed_at is null and attempts < ? and coalesce(next_attempt_at, '') <= ?",
+            [MAX_ATTEMPTS, now_iso()],
+            order_by="received_at",
         )
     )
 
@@ -32,7 +39,11 @@ def mark_processed(db: Database, key: str) -> None:
 
 
 def mark_failed(db: Database, key: str, error: str) -> None:
-    db.execute(
-        "update webhook_events set attempts = attempts + 1, error = ? where key = ?",
-        [error[:2000], key],
+    """Count a failed attempt and wait longer before each next one (5 s doubling, up to 10 min)."""
+    row = db.table("webhook_events").get(key)
+    attempts = int(row["attempts"] or 0) + 1
+    delay = min(5 * 2 ** (attempts - 1), 600)
+    retry_at = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="milliseconds")
+    db.table("webhook_events").update(
+        key, {"attempts": attempts, "error": error[:2000], "next_attempt_at": retry_at}
     )

@@ -46,6 +46,28 @@ def claim_launch(
     return cursor.rowcount == 1
 
 
+def set_launch_card(db: Database, launch_id: str, card_ts: str) -> None:
+    db.table("launches").update(launch_id, {"card_ts": card_ts})
+
+
+def unsettled_launches(db: Database, *, decided_before: str) -> list[Launch]:
+    """Launches whose outcome is not known: ThunderPhone gave no clear answer, or the bot
+    stopped between asking and recording the answer."""
+    rows = db.table("launches").rows_where(
+        "status = 'unknown' or (status = 'launching' and decided_at < ?)",
+        [decided_before],
+        order_by="decided_at",
+    )
+    return [Launch.from_row(row) for row in rows]
+
+
+def any_unsettled(db: Database) -> bool:
+    row = db.execute(
+        "select 1 from launches where status in ('launching', 'unknown') limit 1"
+    ).fetchone()
+    return row is not None
+
+
 def finish_launch(
     db: Database,
     launch_id: str,

@@ -6,7 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-LaunchStatus = Literal["proposed", "launching", "launched", "failed", "cancelled", "expired"]
+# "unknown": ThunderPhone did not answer clearly; the run may exist and is looked for.
+LaunchStatus = Literal[
+    "proposed", "launching", "launched", "failed", "cancelled", "expired", "unknown"
+]
 TERMINAL_RUN_STATUSES = frozenset({"completed", "failed"})
 _RUN_STATUS_RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2}
 
@@ -47,6 +50,7 @@ class Launch(Record):
     scenario_prompt: str = ""
     status: LaunchStatus = "proposed"
     run_id: int | None = None
+    card_ts: str | None = None
     error: str | None = None
     decided_by: str | None = None
     decided_at: str | None = None

@@ -133,13 +133,21 @@ def get_transcript(db: Database, call_id: int | None) -> list[dict[str, Any]] | 
     return entries
 
 
-def claim_flag(db: Database, flag: FlagRecord) -> bool:
-    """Record that someone is filing a review flag for a run; False if one exists already."""
+def claim_flag(db: Database, flag: FlagRecord, *, stale_before: str) -> bool:
+    """Record that someone is filing a review flag for a run; False if one exists already.
+
+    A flag still being filed since before `stale_before` was interrupted and is taken over.
+    """
     row = {**flag.model_dump(), "created_at": flag.created_at or now_iso()}
-    cursor = db.execute(
-        f"insert or ignore into flags ({', '.join(row)}) values ({', '.join('?' * len(row))})",
-        list(row.values()),
-    )
+    with db.atomic():
+        db.execute(
+            "delete from flags where run_id = ? and status = 'filing' and created_at < ?",
+            [flag.run_id, stale_before],
+        )
+        cursor = db.execute(
+            f"insert or ignore into flags ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
     return cursor.rowcount == 1
 
 
@@ -166,14 +174,32 @@ def finished_without_grade(db: Database, *, within_hours: int = 24) -> list[RunR
         " where runs.status = 'completed' and runs.call_id is not null"
         " and grades.call_id is null"
         " and coalesce(runs.completed_at, runs.updated_at) > ?",
-        [(datetime.now(UTC) - timedelta(hours=within_hours)).isoformat()],
+        [_hours_ago(within_hours)],
     )
     return [RunRecord.from_row(row) for row in rows]
 
 
-def finished_without_result(db: Database) -> list[RunRecord]:
+def finished_without_result(db: Database, *, within_hours: int = 24) -> list[RunRecord]:
     """Finished runs whose result reply was never posted (Slack was down, say)."""
     rows = db.table("runs").rows_where(
-        "status in ('completed', 'failed') and result_ts is null", order_by="created_at"
+        "status in ('completed', 'failed') and result_ts is null and updated_at > ?",
+        [_hours_ago(within_hours)],
+        order_by="created_at",
     )
     return [RunRecord.from_row(row) for row in rows]
+
+
+def runs_missing_details(db: Database, *, within_hours: int = 2) -> list[RunRecord]:
+    """Completed runs whose cost or transcript could not be fetched yet."""
+    rows = db.query(
+        "select runs.* from runs left join transcripts on transcripts.call_id = runs.call_id"
+        " where runs.status = 'completed' and runs.call_id is not null"
+        " and (runs.cost_cents is null or transcripts.call_id is null)"
+        " and runs.updated_at > ?",
+        [_hours_ago(within_hours)],
+    )
+    return [RunRecord.from_row(row) for row in rows]
+
+
+def _hours_ago(hours: int) -> str:
+    return (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="milliseconds")

@@ -33,6 +33,14 @@ def test_missing_and_empty_secrets_are_named(monkeypatch: pytest.MonkeyPatch) ->
     ]
 
 
+def test_a_webhook_secret_list_with_no_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("THUNDERPHONE_API_KEY", "k")
+    monkeypatch.setenv("THUNDERPHONE_WEBHOOK_SECRET", " , ")
+    with pytest.raises(ValidationError, match="must name at least one secret"):
+        Settings()  # type: ignore[call-arg]
+
+
 def test_values_come_from_the_environment_and_dotenv(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

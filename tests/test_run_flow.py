@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,6 +15,7 @@ from tests.helpers import (
     PROMPT,
     cards,
     confirm,
+    finish_run,
     launches_posted,
     results,
     rows,
@@ -178,7 +180,15 @@ async def test_start_clicked_twice_at_once_launches_one_run(stack: LocalStack) -
     )
     assert statuses == [200, 200]
     await wait_for_card(stack, "⏳ Queued")
-    await stack.fake.wait_for(lambda: "Already" in shown(confirmation) or None)
+    answers = await stack.fake.wait_for(
+        lambda: (
+            [c.args.get("text", "") for c in stack.fake.calls_to("response_url")]
+            if len(stack.fake.calls_to("response_url")) == 2
+            else None
+        )
+    )
+    assert sum("Already being started by" in text for text in answers) == 1
+    assert sum(text.startswith("Started run") for text in answers) == 1
     assert len(launches_posted(stack)) == 1
     assert len(rows(stack, "runs")) == 1 and len(cards(stack)) == 1
 
@@ -225,7 +235,6 @@ async def test_cancel_launches_nothing_and_start_afterwards_is_refused(stack: Lo
             {"target_id": ["No agent with id 12 in this organization."]},
             "ThunderPhone rejected the request (HTTP 400): target_id: No agent with id 12",
         ),
-        (500, {"detail": "Internal error"}, "ThunderPhone had a problem on its side (HTTP 500)"),
     ],
 )
 async def test_thunderphone_refusing_the_launch_is_told_and_nothing_is_half_stored(
@@ -240,9 +249,71 @@ async def test_thunderphone_refusing_the_launch_is_told_and_nothing_is_half_stor
     )
     assert expected in shown(confirmation)
     assert len(launches_posted(stack)) == 1, "a failed create is never retried"
-    assert rows(stack, "runs") == [] and cards(stack) == []
+    assert rows(stack, "runs") == []
+    assert cards(stack) == [], "the card put up before the request is taken down again"
+    assert slack_calls(stack, "chat.delete") == 1
     [launch] = rows(stack, "launches")
     assert launch["status"] == "failed" and launch["run_id"] is None
+
+
+async def test_a_run_whose_creation_answer_was_lost_is_found_and_followed(
+    stack: LocalStack,
+) -> None:
+    stack.sandbox.fail_next(
+        "POST", "/v1/test-calls", 502, {"detail": "Bad gateway"}, after_handling=True
+    )
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    await maria.click(confirmation, ids.START_RUN)
+    await stack.fake.wait_for(
+        lambda: "didn't answer clearly (HTTP 502)" in shown(confirmation) or None
+    )
+    assert "Please don't start it again" in shown(confirmation)
+    await wait_for_card(stack, "Checking with ThunderPhone whether this run started")
+    [launch] = rows(stack, "launches")
+    assert launch["status"] == "unknown" and rows(stack, "runs") == []
+
+    # The bot looks for the run once the answer is overdue.
+    stack.services.db.execute("update launches set decided_at = ?", [_minutes_ago(2)])
+    card = await wait_for_card(stack, "⏳ Queued")
+    [run_id] = stack.sandbox.runs
+    assert f"run {run_id}" in shown(card)
+    [launch] = rows(stack, "launches")
+    assert (launch["status"], launch["run_id"]) == ("launched", run_id)
+    await finish_run(stack, run_id)
+    assert len(launches_posted(stack)) == 1 and len(cards(stack)) == 1
+
+
+async def test_a_launch_thunderphone_never_created_is_called_off(stack: LocalStack) -> None:
+    stack.sandbox.fail_next("POST", "/v1/test-calls", 503, {"detail": "Unavailable"})
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    await maria.click(confirmation, ids.START_RUN)
+    await wait_for_card(stack, "Checking with ThunderPhone")
+    stack.services.db.execute("update launches set decided_at = ?", [_minutes_ago(11)])
+    await wait_for_card(stack, "❌ Did not start · ThunderPhone has no record of this run")
+    told = await stack.fake.wait_for(
+        lambda: next((e for e in stack.fake.ephemerals if "did not start" in e.text), None)
+    )
+    assert "nothing was charged" in told.text and told.user == "U0MARIA"
+    assert [row["status"] for row in rows(stack, "launches")] == ["failed"]
+    assert len(launches_posted(stack)) == 1 and rows(stack, "runs") == []
+
+
+async def test_where_the_bot_cannot_post_nothing_is_started(stack: LocalStack) -> None:
+    stack.fake.fail_next("chat.postMessage", error="not_in_channel", status=200, retry_after=None)
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    await maria.click(confirmation, ids.START_RUN)
+    await stack.fake.wait_for(lambda: "I can't post in this channel" in shown(confirmation) or None)
+    assert "(not_in_channel)" in shown(confirmation) and "/invite @thunderbot" in shown(
+        confirmation
+    )
+    assert launches_posted(stack) == [] and rows(stack, "runs") == []
+
+
+def _minutes_ago(minutes: int) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
 
 
 async def test_run_again_asks_for_consent_again(live_stack: LocalStack) -> None:

@@ -233,3 +233,29 @@ async def test_a_later_grade_replaces_an_earlier_one(stack: LocalStack) -> None:
     )
     assert "Score 41%" in shown(results(stack)[0])
     await wait_for_card(stack, "41% (below 80%)")
+
+
+async def test_details_that_could_not_be_fetched_are_fetched_later(stack: LocalStack) -> None:
+    run_id = await start_run(stack)
+    await stack.sandbox.advance(run_id)  # in progress: the call exists
+    call_id = stack.sandbox.runs[run_id]["call_id"]
+    for _ in range(3):  # every attempt of the first read fails
+        stack.sandbox.fail_next("GET", f"/v1/calls/{call_id}/transcript", 503, {"detail": "busy"})
+    await stack.sandbox.advance(run_id)
+    waiting = await wait_for_result(stack, "The transcript isn't available yet")
+    assert "✅ Completed" in shown(waiting)
+    later = await wait_for_result(stack, "*Agent:*")
+    assert later.ts == waiting.ts and len(results(stack)) == 1
+    assert rows(stack, "transcripts")[0]["call_id"] == call_id
+
+
+async def test_a_slack_failure_does_not_lose_the_card(stack: LocalStack) -> None:
+    run_id = await start_run(stack)
+    stack.fake.fail_next("chat.update", error="internal_error", status=200, retry_after=None)
+    await stack.sandbox.advance(run_id)
+    await stack.fake.wait_for(
+        lambda: any(not c.ok for c in stack.fake.calls_to("chat.update")) or None
+    )
+    await wait_for_card(stack, "📞 In progress")
+    result = await finish_run(stack, run_id)
+    assert "✅ Completed · score" in shown(result)

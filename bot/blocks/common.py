@@ -49,11 +49,6 @@ def clock(value: str | datetime | None) -> str:
     return f"<!date^{int(moment.timestamp())}^{{time}}|{fallback}>"
 
 
-def plain_clock(value: str | datetime | None) -> str:
-    moment = parse_time(value)
-    return moment.astimezone(UTC).strftime("%H:%M UTC") if moment else ""
-
-
 def duration(seconds: int | None) -> str:
     if seconds is None:
         return ""

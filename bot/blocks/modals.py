@@ -22,9 +22,9 @@ def _option(value: str) -> dict[str, Any]:
     return {"text": _plain(value.capitalize()), "value": value}
 
 
-def flag_modal(run: RunRecord, *, channel_id: str, message_ts: str, turns: int) -> dict[str, Any]:
+def flag_modal(run: RunRecord, *, turns: int) -> dict[str, Any]:
     """Flag a call for human review: becomes a ThunderPhone issue report."""
-    metadata = json.dumps({"run_id": run.run_id, "channel": channel_id, "ts": message_ts})
+    metadata = json.dumps({"run_id": run.run_id})
     title = trim(f"Test call: {run.scenario_prompt}", 150)
     turn_hint = f"1 to {turns}" if turns else "the turn number"
     return {
@@ -86,7 +86,7 @@ def flag_modal(run: RunRecord, *, channel_id: str, message_ts: str, turns: int) 
 
 
 def transcript_modal(
-    run: RunRecord, entries: list[dict[str, Any]], page: int = 0
+    run: RunRecord, entries: list[dict[str, Any]], page: int = 0, *, loading: bool = False
 ) -> dict[str, Any]:
     """The whole transcript, numbered, paged so each page stays within Slack's limits."""
     pages = max(1, -(-len(entries) // TURNS_PER_PAGE))
@@ -107,7 +107,9 @@ def transcript_modal(
         chunk.append(line)
     if chunk:
         blocks.append(section("\n".join(chunk)))
-    if not entries:
+    if loading:
+        blocks.append(section("_Fetching the transcript from ThunderPhone…_"))
+    elif not entries:
         blocks.append(section("_No transcript was recorded._"))
     if pages > 1:
         nav = []

@@ -23,7 +23,7 @@ from bot.blocks.common import (
     trim,
 )
 from bot.blocks.turns import snippet
-from storage.models import FlagRecord, GradeRecord, RunRecord
+from storage.models import FlagRecord, GradeRecord, Launch, RunRecord
 
 
 def _not_graded(grade: GradeRecord | None) -> str:
@@ -56,21 +56,57 @@ def status_line(run: RunRecord, grade: GradeRecord | None, threshold: float) -> 
     return " · ".join(part for part in parts if part)
 
 
-def run_card(run: RunRecord, grade: GradeRecord | None, threshold: float) -> dict[str, Any]:
-    """The one message in the channel for a run, edited in place as it moves on."""
-    target = target_text(run.target_type, run.target_id, run.target_name)
-    headline = f"🧪 Test call · {target} · {direction_text(run.direction, run.mode)}"
-    prompt = escape(trim(run.scenario_prompt, 600))
-    started = f"Started by {mention(run.started_by)} at {clock(run.created_at)}"
-    extra = f"caller id {escape(run.caller_number)}" if run.caller_number else ""
-    status = status_line(run, grade, threshold)
+def _card(
+    *,
+    target: str,
+    direction: str,
+    mode: str,
+    prompt: str,
+    started_by: str,
+    started_at: str | None,
+    reference: str,
+    caller_number: str | None,
+    status: str,
+) -> dict[str, Any]:
+    headline = f"🧪 Test call · {target} · {direction_text(direction, mode)}"
+    started = f"Started by {mention(started_by)} at {clock(started_at)}"
+    extra = f"caller id {escape(caller_number)}" if caller_number else ""
     blocks = [
-        section(f"*{headline}*\n“{prompt}”"),
-        context(started, f"run {run.run_id}", extra),
+        section(f"*{headline}*\n“{escape(trim(prompt, 600))}”"),
+        context(started, reference, extra),
         section(status),
     ]
-    fallback = f"Test call on {target}: {status}"
-    return message(fallback, blocks)
+    return message(f"Test call on {target}: {status}", blocks)
+
+
+def run_card(run: RunRecord, grade: GradeRecord | None, threshold: float) -> dict[str, Any]:
+    """The one message in the channel for a run, edited in place as it moves on."""
+    return _card(
+        target=target_text(run.target_type, run.target_id, run.target_name),
+        direction=run.direction,
+        mode=run.mode,
+        prompt=run.scenario_prompt,
+        started_by=run.started_by,
+        started_at=run.created_at,
+        reference=f"run {run.run_id}",
+        caller_number=run.caller_number,
+        status=status_line(run, grade, threshold),
+    )
+
+
+def launch_card(launch: Launch, status: str) -> dict[str, Any]:
+    """The card before ThunderPhone has answered: it goes up before any money is spent."""
+    return _card(
+        target=target_text(launch.target_type, launch.target_id),
+        direction=launch.direction,
+        mode=launch.mode,
+        prompt=launch.scenario_prompt,
+        started_by=launch.decided_by or launch.user_id,
+        started_at=launch.decided_at,
+        reference="run not started yet",
+        caller_number=launch.caller_number,
+        status=status,
+    )
 
 
 def _result_headline(run: RunRecord, grade: GradeRecord | None, threshold: float) -> str:
@@ -97,6 +133,8 @@ def _grader_line(grade: GradeRecord | None) -> str:
 
 
 def flag_record(flag: FlagRecord) -> str:
+    if flag.status != "filed":
+        return f"🚩 {mention(flag.user_id)} is flagging this call for review…"
     title = escape(trim(flag.title, 120))
     return (
         f"🚩 Flagged for review by {mention(flag.user_id)} · {flag.severity} · “{title}”"
@@ -123,15 +161,21 @@ def run_result(
             )
         )
     else:
-        blocks.append(section(snippet(transcript or [])))
+        blocks.append(
+            section(
+                snippet(transcript)
+                if transcript
+                else "_The transcript isn't available yet; it will appear here._"
+            )
+        )
         blocks.append(section(_grader_line(grade)))
     buttons = []
     if run.call_id is not None and flag is None:
         buttons.append(button("Flag for review", ids.FLAG_RUN, str(run.run_id)))
-    if run.call_id is not None and transcript:
+    if run.call_id is not None and run.status == "completed":
         buttons.append(button("Transcript", ids.SHOW_TRANSCRIPT, str(run.run_id)))
     buttons.append(button("Run again", ids.RUN_AGAIN, str(run.run_id)))
-    if flag is not None and flag.status == "filed":
+    if flag is not None:
         blocks.append(context(flag_record(flag)))
     blocks.append(actions(f"result:{run.run_id}", *buttons))
     fallback = headline.replace("*", "")

@@ -50,6 +50,7 @@ class _Fault:
     path: str
     status: int
     body: JSON
+    after_handling: bool = False
 
 
 @dataclass
@@ -143,9 +144,21 @@ class ThunderPhoneSandbox(WebhookSender):
             await self._runner.cleanup()
             self._runner = None
 
-    def fail_next(self, method: str, path: str, status: int, body: dict[str, Any]) -> None:
-        """Answer the next request matching method and path (exact or prefix) with status/body."""
-        self._faults.append(_Fault(method.upper(), path, status, body))
+    def fail_next(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        body: dict[str, Any],
+        *,
+        after_handling: bool = False,
+    ) -> None:
+        """Answer the next request matching method and path (exact or prefix) with status/body.
+
+        With `after_handling` the request is carried out first and only its answer is lost, as
+        when a proxy or the network fails after ThunderPhone created the run.
+        """
+        self._faults.append(_Fault(method.upper(), path, status, body, after_handling))
 
     async def advance(self, run_id: int) -> None:
         """Move a run one lifecycle step forward and wait for that step's webhook deliveries."""
@@ -188,12 +201,23 @@ class ThunderPhoneSandbox(WebhookSender):
             denied = check.unauthorized(request, self.api_key)
             if denied is not None:
                 return denied
-        for fault in self._faults:
-            if fault.method == request.method and request.path.startswith(fault.path):
-                self._faults.remove(fault)
+        fault = next(
+            (
+                f
+                for f in self._faults
+                if f.method == request.method and request.path.startswith(f.path)
+            ),
+            None,
+        )
+        if fault is not None:
+            self._faults.remove(fault)
+            if not fault.after_handling:
                 return web.json_response(fault.body, status=fault.status)
         try:
-            return await handler(request)
+            response = await handler(request)
+            if fault is not None:
+                return web.json_response(fault.body, status=fault.status)
+            return response
         except web.HTTPNotFound:
             return web.json_response(NOT_FOUND, status=404)
         except web.HTTPMethodNotAllowed:

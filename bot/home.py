@@ -1,0 +1,13 @@
+"""The App Home tab."""
+
+from __future__ import annotations
+
+from bot.blocks.home import home_view
+from bot.services import Services
+from storage import runs as run_store
+
+
+async def publish_home(services: Services, *, team_id: str, user_id: str) -> None:
+    recent = run_store.recent_runs(services.db, team_id, limit=10)
+    rows = [(run, run_store.get_grade(services.db, run.call_id)) for run in recent]
+    await services.slack.views_publish(user_id=user_id, view=home_view(rows, services.threshold))

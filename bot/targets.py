@@ -1,0 +1,38 @@
+"""Aliases: short names a workspace gives its agents and numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.blocks import replies
+from bot.commands import USAGE, Target
+from bot.services import Services
+from storage import aliases
+from storage.models import Alias
+
+
+def set_alias(
+    services: Services, *, team_id: str, name: str, target: Target, user_id: str
+) -> dict[str, Any]:
+    assert target.id is not None and target.kind != "alias"
+    alias = aliases.save_alias(
+        services.db,
+        Alias(
+            team_id=team_id,
+            name=name,
+            target_type=target.kind,
+            target_id=target.id,
+            created_by=user_id,
+        ),
+    )
+    return replies.alias_saved(alias)
+
+
+def list_aliases(services: Services, team_id: str) -> dict[str, Any]:
+    return replies.alias_list(aliases.list_aliases(services.db, team_id))
+
+
+def remove_alias(services: Services, team_id: str, name: str) -> dict[str, Any]:
+    if aliases.delete_alias(services.db, team_id, name):
+        return replies.decided(f"Removed the alias `{name}`.")
+    return replies.refusal(f'There is no alias "{name}".', USAGE["alias"])

@@ -1,0 +1,82 @@
+"""Storage rules that keep state right whatever order things happen in (a real SQLite file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from storage import inbox, launches
+from storage import runs as run_store
+from storage.db import open_db
+from storage.models import FlagRecord, GradeRecord, Launch, RunRecord
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    return open_db(str(tmp_path / "thunderbot.db"))
+
+
+def add_run(db: Database) -> RunRecord:
+    return run_store.save_run(
+        db,
+        RunRecord(
+            run_id=1, team_id="T", channel_id="C", started_by="U", target_type="agent", target_id=12
+        ),
+    )
+
+
+def test_a_status_only_moves_forward(db: Database) -> None:
+    add_run(db)
+    run_store.merge_run(db, 1, {"status": "completed", "call_id": 9})
+    run, changed = run_store.merge_run(db, 1, {"status": "in_progress", "call_id": None})
+    assert (run.status, run.call_id, changed) == ("completed", 9, False)
+    run, changed = run_store.merge_run(db, 1, {"status": "failed"})
+    assert (run.status, changed) == ("completed", False), "a terminal status never changes"
+
+
+def test_a_later_grade_wins_and_an_earlier_one_is_ignored(db: Database) -> None:
+    later = GradeRecord(call_id=9, score=0.4, graded_at="2026-11-22T10:00:00+00:00")
+    earlier = GradeRecord(call_id=9, score=0.9, graded_at="2026-11-22T09:00:00+00:00")
+    assert run_store.merge_grade(db, later) is True
+    assert run_store.merge_grade(db, earlier) is False
+    assert run_store.merge_grade(db, later) is False
+    stored = run_store.get_grade(db, 9)
+    assert stored is not None and stored.score == 0.4
+
+
+def test_a_failing_delivery_waits_longer_each_time(db: Database) -> None:
+    assert inbox.store_event(db, "evt", "call.graded", "{}") is True
+    assert inbox.store_event(db, "evt", "call.graded", "{}") is False
+    assert [row["key"] for row in inbox.pending_events(db)] == ["evt"]
+    inbox.mark_failed(db, "evt", "boom")
+    assert inbox.pending_events(db) == [], "not due again at once"
+    row = db.table("webhook_events").get("evt")
+    assert row["attempts"] == 1 and row["error"] == "boom"
+    db.execute("update webhook_events set next_attempt_at = '2000-01-01'")
+    assert len(inbox.pending_events(db)) == 1
+    inbox.mark_processed(db, "evt")
+    assert inbox.pending_events(db) == []
+
+
+def test_a_launch_is_claimed_once(db: Database) -> None:
+    launch = launches.save_launch(
+        db,
+        Launch(id="L", team_id="T", channel_id="C", user_id="U", target_type="agent", target_id=12),
+    )
+    assert launches.claim_launch(db, launch.id, to="launching", by="U") is True
+    assert launches.claim_launch(db, launch.id, to="launching", by="U2") is False
+    assert launches.claim_launch(db, launch.id, to="cancelled", by="U2") is False
+    stored = launches.get_launch(db, "L")
+    assert stored is not None and (stored.status, stored.decided_by) == ("launching", "U")
+
+
+def test_an_interrupted_flag_can_be_taken_over_but_a_live_one_cannot(db: Database) -> None:
+    flag = FlagRecord(run_id=1, call_id=9, user_id="U1", severity="info", title="t")
+    assert run_store.claim_flag(db, flag, stale_before="2000-01-01") is True
+    second = flag.model_copy(update={"user_id": "U2"})
+    assert run_store.claim_flag(db, second, stale_before="2000-01-01") is False
+    assert run_store.claim_flag(db, second, stale_before="9999-01-01") is True
+    stored = run_store.get_flag(db, 1)
+    assert stored is not None and stored.user_id == "U2"
