@@ -380,3 +380,18 @@ async def test_an_old_confirmation_does_not_start_a_run(stack: LocalStack) -> No
     await stack.fake.wait_for(lambda: "more than an hour old" in shown(confirmation) or None)
     assert launches_posted(stack) == [] and cards(stack) == []
     assert [row["status"] for row in rows(stack, "launches")] == ["expired"]
+
+
+@pytest.mark.parametrize("action_id", ids.ACTIONS)
+async def test_every_button_the_bot_shows_has_a_listener(stack: LocalStack, action_id: str) -> None:
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Press"},
+        "action_id": action_id,
+        "value": "0",
+    }
+    message = stack.fake.add_message(
+        CHANNEL, text="old", blocks=[{"type": "actions", "elements": [button]}]
+    )
+    assert await stack.user().click(message, action_id) == 200  # Bolt answers 404 when unhandled
+    assert launches_posted(stack) == []
