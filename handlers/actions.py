@@ -41,26 +41,32 @@ def _run(context: AsyncBoltContext, run_ref: str) -> RunRecord | None:
     return run_store.get_run(services_of(context).db, int(run_ref)) if run_ref.isdigit() else None
 
 
+async def _clicked_run(
+    body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> RunRecord | None:
+    """The run behind a result button, or None after telling the person it is gone."""
+    run = _run(context, _value(body))
+    if run is None:
+        await respond(response_type="ephemeral", replace_original=False, text=GONE)
+    return run
+
+
 async def handle_flag(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    run = _run(context, _value(body))
-    if run is None or run.call_id is None:
-        await respond(response_type="ephemeral", replace_original=False, text=GONE)
-        return
-    await reviews.open_flag_modal(services_of(context), run, body["trigger_id"])
+    run = await _clicked_run(body, respond, context)
+    if run is not None and run.call_id is not None:
+        await reviews.open_flag_modal(services_of(context), run, body["trigger_id"])
 
 
 async def handle_transcript(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    run = _run(context, _value(body))
-    if run is None:
-        await respond(response_type="ephemeral", replace_original=False, text=GONE)
-        return
-    await reviews.open_transcript(services_of(context), run, body["trigger_id"])
+    run = await _clicked_run(body, respond, context)
+    if run is not None:
+        await reviews.open_transcript(services_of(context), run, body["trigger_id"])
 
 
 async def handle_transcript_page(
@@ -83,9 +89,8 @@ async def handle_run_again(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    run = _run(context, _value(body))
+    run = await _clicked_run(body, respond, context)
     if run is None:
-        await respond(response_type="ephemeral", replace_original=False, text=GONE)
         return
     channel_id = (body.get("channel") or {}).get("id") or run.channel_id
     confirmation = launch.propose_again(

@@ -320,7 +320,7 @@ class Bot:
         app = self.app
 
         @app.command("/testcall")
-        async def testcall(ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
+        async def on_command(ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
             self.seen.append(command)
             if command["text"] == "form":
                 await ack()
