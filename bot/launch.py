@@ -8,26 +8,31 @@ unclear, the launch is marked `unknown` and the run is looked for instead (`reco
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.blocks import replies
 from bot.blocks.common import clock, escape
 from bot.blocks.runs import launch_card
 from bot.commands import RunCommand, Target
-from bot.publish import delete_message, publish_run, show_launch_card, tell
+from bot.publish import delete_message, show_launch_card, tell
+from bot.runs import apply_run
 from bot.services import Services
 from bot.thunderphone import Run, TestCallRequest, ThunderPhoneError, ThunderPhoneRejected
 from storage import aliases, launches
 from storage import runs as run_store
+from storage.db import now_iso
 from storage.models import Launch, RunRecord
 
 log = logging.getLogger(__name__)
 
 # Consent is given to a confirmation someone just read, not to one found days later.
 CONFIRMATION_LIFETIME = timedelta(hours=1)
-# A launch still `launching` this long after the click lost its answer (the bot stopped).
-ANSWER_TIMEOUT = timedelta(seconds=60)
+# A launch still `launching` this long after the click lost its answer (the bot stopped):
+# well past the longest a card post plus a create can take.
+ANSWER_TIMEOUT = timedelta(minutes=3)
+# How far apart the click and ThunderPhone's record of the run may be (clocks differ a little).
+CLOCK_SLACK = timedelta(seconds=30)
 # How long an unclear launch is looked for before it is called off.
 SEARCH_WINDOW = timedelta(minutes=10)
 STARTING = "⏳ Starting…"
@@ -38,10 +43,6 @@ class UnknownAlias(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.name = name
-
-
-def _ago(delta: timedelta) -> str:
-    return (datetime.now(UTC) - delta).isoformat(timespec="milliseconds")
 
 
 def resolve_target(services: Services, team_id: str, target: Target) -> tuple[str, int, str]:
@@ -119,7 +120,7 @@ async def start(services: Services, launch_id: str, user_id: str) -> dict[str, A
     """
     db = services.db
     if not launches.claim_launch(
-        db, launch_id, to="launching", by=user_id, created_after=_ago(CONFIRMATION_LIFETIME)
+        db, launch_id, to="launching", by=user_id, created_after=now_iso(CONFIRMATION_LIFETIME)
     ):
         if launches.claim_launch(db, launch_id, to="expired", by=user_id):
             return replies.decided(
@@ -129,6 +130,7 @@ async def start(services: Services, launch_id: str, user_id: str) -> dict[str, A
         return _already_decided(services, launch_id)
     launch = launches.get_launch(db, launch_id)
     assert launch is not None
+    request = _request(launch)
     # The card goes up before any money is spent: where the bot cannot post, nothing starts.
     card_ts, problem = await show_launch_card(services, launch, launch_card(launch, STARTING))
     if card_ts is None:
@@ -140,7 +142,7 @@ async def start(services: Services, launch_id: str, user_id: str) -> dict[str, A
     launches.set_launch_card(db, launch_id, card_ts)
     launch = launch.model_copy(update={"card_ts": card_ts})
     try:
-        created = await services.thunderphone.create_test_call(_request(launch))
+        created = await services.thunderphone.create_test_call(request)
     except ThunderPhoneRejected as error:
         log.warning("ThunderPhone refused launch %s: %s", launch_id, error)
         launches.finish_launch(db, launch_id, status="failed", error=error.user_message)
@@ -150,8 +152,8 @@ async def start(services: Services, launch_id: str, user_id: str) -> dict[str, A
         # The request may have reached ThunderPhone: look for the run rather than invite a
         # second paid one.
         log.warning("unclear answer to launch %s: %s", launch_id, error)
-        launches.finish_launch(db, launch_id, status="unknown", error=str(error))
-        await show_launch_card(services, launch, launch_card(launch, CHECKING))
+        if launches.finish_launch(db, launch_id, status="unknown", error=str(error)):
+            await show_launch_card(services, launch, launch_card(launch, CHECKING))
         return replies.decided(
             f"ThunderPhone didn't answer clearly ({escape(_reason(error))}), so I can't tell yet "
             "whether the test call started. I'm checking: the card in the channel will show the "
@@ -189,7 +191,11 @@ def _already_decided(services: Services, launch_id: str) -> dict[str, Any]:
 
 
 async def adopt(services: Services, launch: Launch, created: Run) -> None:
-    """Record the run ThunderPhone created for a launch and bring its card up to date."""
+    """Record the run ThunderPhone created for a launch, then apply all it says about the run.
+
+    The first caller records it (a click's own answer, or the search for a lost one); a later
+    caller only brings the messages up to date.
+    """
     run = RunRecord(
         run_id=created.id,
         launch_id=launch.id,
@@ -204,42 +210,54 @@ async def adopt(services: Services, launch: Launch, created: Run) -> None:
         mode=launch.mode,
         caller_number=launch.caller_number,
         scenario_prompt=launch.scenario_prompt,
-        status=created.status,
-        call_id=created.call_id,
+        status="queued",
         created_at=launch.decided_at or "",
     )
     async with services.run_locks[run.run_id]:
         with services.db.atomic():
-            run_store.save_run(services.db, run)
-            launches.finish_launch(services.db, launch.id, status="launched", run_id=run.run_id)
-        await publish_run(services, run.run_id)
+            if run_store.get_run(services.db, run.run_id) is None and launches.finish_launch(
+                services.db, launch.id, status="launched", run_id=run.run_id
+            ):
+                run_store.save_run(services.db, run)
+    await apply_run(services, created)
 
 
-async def reconcile_launches(services: Services, recent: list[Run]) -> None:
-    """Find the runs of launches whose answer was lost; call off those never found."""
+async def reconcile_launches(services: Services, recent: list[Run], *, complete: bool) -> None:
+    """Find the runs of launches whose answer was lost; call off those never found.
+
+    `recent` is ThunderPhone's run list, newest first; `complete` says it reaches back past
+    every unsettled launch, so a launch missing from it really has no run.
+    """
     db = services.db
-    for launch in launches.unsettled_launches(db, decided_before=_ago(ANSWER_TIMEOUT)):
-        match = next((run for run in recent if _is_run_of(services, launch, run)), None)
+    for launch in launches.unsettled_launches(db, decided_before=now_iso(ANSWER_TIMEOUT)):
+        match = _closest_run(services, launch, recent)
         if match is not None:
             log.info("launch %s found as run %s", launch.id, match.id)
             await adopt(services, launch, match)
-        elif (launch.decided_at or "") < _ago(SEARCH_WINDOW):
+        elif complete and (launch.decided_at or "") < now_iso(SEARCH_WINDOW):
             await _call_off(services, launch)
 
 
-def _is_run_of(services: Services, launch: Launch, run: Run) -> bool:
-    if run_store.get_run(services.db, run.id) is not None:
-        return False
-    if run.created_at is not None and launch.decided_at:
-        clicked = datetime.fromisoformat(launch.decided_at)
-        if run.created_at < clicked - timedelta(minutes=2):
-            return False
-    return (
-        run.target_type == launch.target_type
+def _closest_run(services: Services, launch: Launch, recent: list[Run]) -> Run | None:
+    """The run created for this launch: same request, created within moments of the click."""
+    if not launch.decided_at:
+        return None
+    clicked = datetime.fromisoformat(launch.decided_at)
+    latest = clicked + ANSWER_TIMEOUT + CLOCK_SLACK
+    candidates = [
+        run
+        for run in recent
+        if run.created_at is not None
+        and clicked - CLOCK_SLACK <= run.created_at <= latest
+        and run.target_type == launch.target_type
         and run.target_id == launch.target_id
         and run.scenario_prompt == launch.scenario_prompt
         and (run.direction or "outbound") == launch.direction
-    )
+        and (run.mode or "bot") == launch.mode
+        and (not launch.caller_number or run.target_number == launch.caller_number)
+        and run_store.get_run(services.db, run.id) is None
+    ]
+    return min(candidates, key=lambda run: abs(run.created_at - clicked), default=None)  # type: ignore[operator]
 
 
 async def _call_off(services: Services, launch: Launch) -> None:

@@ -8,9 +8,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
-from bot.launch import reconcile_launches
+from bot.launch import CLOCK_SLACK, reconcile_launches
 from bot.publish import refresh
+from bot.reviews import STALE_FILING
 from bot.runs import apply_grade, apply_run, fetch_call_details
 from bot.services import Services
 from bot.thunderphone import (
@@ -21,6 +23,7 @@ from bot.thunderphone import (
 )
 from storage import inbox, launches
 from storage import runs as run_store
+from storage.db import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +32,17 @@ PAGE_SIZE = 200
 MAX_PAGES = 5
 
 
+class RunNotKnownYet(Exception):
+    """A report about a run that may belong to a launch still being looked for."""
+
+
 async def apply_event(services: Services, event_type: str, data: dict[str, object]) -> None:
     if event_type == "test-call.completed":
-        await apply_run(services, parse_test_call_completed(data))
+        report = parse_test_call_completed(data)
+        known = await apply_run(services, report)
+        if not known and launches.any_unsettled(services.db):
+            # Kept for a later attempt: it may be the run of a launch whose answer was lost.
+            raise RunNotKnownYet(report.id)
     elif event_type == "call.graded":
         await apply_grade(services, parse_call_graded(data))
 
@@ -52,17 +63,24 @@ async def drain_inbox(services: Services) -> int:
     return applied
 
 
-async def recent_runs(services: Services, wanted: set[int]) -> list[Run]:
-    """ThunderPhone's newest runs, paging back until every wanted run id has been seen."""
+async def recent_runs(
+    services: Services, wanted: set[int], since: datetime | None
+) -> tuple[list[Run], bool]:
+    """ThunderPhone's newest runs, paging back until every wanted run has been seen and the
+    list reaches back before `since`; the flag says whether it got that far."""
     found: list[Run] = []
     for page in range(MAX_PAGES):
         batch = await services.thunderphone.list_test_calls(
             limit=PAGE_SIZE, offset=page * PAGE_SIZE
         )
         found.extend(batch)
-        if len(batch) < PAGE_SIZE or wanted <= {run.id for run in found}:
-            break
-    return found
+        if len(batch) < PAGE_SIZE:
+            return found, True
+        times = [run.created_at for run in batch if run.created_at is not None]
+        reached = since is None or (bool(times) and min(times) < since)
+        if reached and wanted <= {run.id for run in found}:
+            return found, True
+    return found, False
 
 
 async def poll(services: Services) -> None:
@@ -70,17 +88,22 @@ async def poll(services: Services) -> None:
     db = services.db
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
     active = run_store.active_runs(db)
-    if active or launches.any_unsettled(db):
+    unsettled = launches.unsettled_launches(db, decided_before=now_iso())
+    if active or unsettled:
 
         async def check_runs() -> None:
-            reports = await recent_runs(services, {run.run_id for run in active})
+            clicks = [datetime.fromisoformat(x.decided_at) for x in unsettled if x.decided_at]
+            since = min(clicks) - CLOCK_SLACK if clicks else None
+            reports, complete = await recent_runs(services, {r.run_id for r in active}, since)
             by_id = {report.id: report for report in reports}
             for record in active:
                 if record.run_id in by_id:
                     await apply_run(services, by_id[record.run_id])
-            await reconcile_launches(services, reports)
+            await reconcile_launches(services, reports, complete=complete)
 
         steps.append(("runs", check_runs))
+    for run_id in run_store.drop_interrupted_flags(db, started_before=now_iso(STALE_FILING)):
+        steps.append((f"flag of run {run_id}", _refresh_step(services, run_id)))
     for record in run_store.runs_missing_details(db):
         steps.append((f"details of run {record.run_id}", _details_step(services, record.run_id)))
     for record in run_store.finished_without_grade(db):
@@ -93,6 +116,8 @@ async def poll(services: Services) -> None:
             await step()
         except ThunderPhoneError as error:
             log.warning("checking %s with ThunderPhone failed: %s", name, error)
+        except Exception:
+            log.exception("checking %s failed", name)
 
 
 def _details_step(services: Services, run_id: int) -> Callable[[], Awaitable[None]]:

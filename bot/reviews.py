@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bot import ids
@@ -16,6 +16,7 @@ from bot.runs import fetch_transcript
 from bot.services import Services
 from bot.thunderphone import IssueReportRequest, ThunderPhoneError
 from storage import runs as run_store
+from storage.db import now_iso
 from storage.models import FlagRecord, RunRecord
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,30 @@ def check_flag(
     return FlagForm(title, given.severity, given.description.strip(), turn), {}
 
 
-async def open_flag_modal(services: Services, run: RunRecord, trigger_id: str) -> None:
+async def _open(
+    services: Services, run: RunRecord, user_id: str, trigger_id: str, view: dict[str, Any]
+) -> str | None:
+    """Open a modal; the view id, or None after telling the person it could not be opened."""
+    try:
+        opened = await services.slack.views_open(trigger_id=trigger_id, view=view)
+    except SLACK_FAILURES as error:
+        log.warning("could not open a modal for run %s: %s", run.run_id, error)
+        await tell(
+            services,
+            run.channel_id,
+            user_id,
+            "Slack didn't let me open that window in time. Press the button again.",
+            thread_ts=run.card_ts,
+        )
+        return None
+    return str(opened["view"]["id"])
+
+
+async def open_flag_modal(
+    services: Services, run: RunRecord, *, user_id: str, trigger_id: str
+) -> None:
     view = flag_modal(run, turns=len(transcript_turns(services, run)))
-    await services.slack.views_open(trigger_id=trigger_id, view=view)
+    await _open(services, run, user_id, trigger_id, view)
 
 
 async def file_flag(services: Services, run: RunRecord, form: FlagForm, user_id: str) -> None:
@@ -90,8 +112,7 @@ async def file_flag(services: Services, run: RunRecord, form: FlagForm, user_id:
         description=form.description,
         turn=form.turn,
     )
-    stale_before = (datetime.now(UTC) - STALE_FILING).isoformat(timespec="milliseconds")
-    if not run_store.claim_flag(db, flag, stale_before=stale_before):
+    if not run_store.claim_flag(db, flag, stale_before=now_iso(STALE_FILING)):
         existing = run_store.get_flag(db, run.run_id)
         who = f"<@{existing.user_id}>" if existing else "someone"
         await tell(
@@ -109,6 +130,7 @@ async def file_flag(services: Services, run: RunRecord, form: FlagForm, user_id:
         )
     except ThunderPhoneError as error:
         run_store.delete_flag(db, run.run_id)
+        await refresh(services, run.run_id)
         await tell(
             services,
             run.channel_id,
@@ -168,30 +190,40 @@ async def _permalink(services: Services, run: RunRecord) -> str | None:
     return str(link) if link else None
 
 
-async def open_transcript(services: Services, run: RunRecord, trigger_id: str) -> None:
+async def open_transcript(
+    services: Services, run: RunRecord, *, user_id: str, trigger_id: str
+) -> None:
     """Open the transcript modal; when it was never stored, open first and fill it in."""
     entries = run_store.get_transcript(services.db, run.call_id)
     if entries is not None or run.call_id is None:
-        await services.slack.views_open(
-            trigger_id=trigger_id, view=transcript_modal(run, entries or [])
-        )
+        await _open(services, run, user_id, trigger_id, transcript_modal(run, entries or []))
         return
     # The trigger expires 3 s after the click: open a placeholder before asking ThunderPhone.
-    opened = await services.slack.views_open(
-        trigger_id=trigger_id, view=transcript_modal(run, [], loading=True)
+    view_id = await _open(
+        services, run, user_id, trigger_id, transcript_modal(run, [], loading=True)
     )
+    if view_id is None:
+        return
     try:
         entries = await fetch_transcript(services, run.call_id)
     except ThunderPhoneError as error:
         entries = []
         log.warning("transcript of call %s not fetched: %s", run.call_id, error)
-    await services.slack.views_update(
-        view_id=opened["view"]["id"], view=transcript_modal(run, entries)
-    )
+    await _update(services, view_id, None, transcript_modal(run, entries))
 
 
 async def show_transcript_page(
     services: Services, run: RunRecord, page: int, *, view_id: str, view_hash: str | None
 ) -> None:
     view = transcript_modal(run, transcript_turns(services, run), page)
-    await services.slack.views_update(view_id=view_id, hash=view_hash, view=view)
+    await _update(services, view_id, view_hash, view)
+
+
+async def _update(
+    services: Services, view_id: str, view_hash: str | None, view: dict[str, Any]
+) -> None:
+    try:
+        await services.slack.views_update(view_id=view_id, hash=view_hash, view=view)
+    except SLACK_FAILURES as error:
+        # A closed modal or a newer page (hash_conflict) leaves nothing to fix.
+        log.info("modal %s not updated: %s", view_id, error)

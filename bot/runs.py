@@ -62,9 +62,11 @@ async def fetch_call_details(services: Services, run: RunRecord) -> None:
                 },
             )
             if call.grade_score is not None and run_store.get_grade(db, run.call_id) is None:
-                run_store.merge_grade(
-                    db, GradeRecord(call_id=run.call_id, score=call.grade_score, status="completed")
+                # The call's score alone; the full grade is still asked for (`provisional`).
+                provisional = GradeRecord(
+                    call_id=run.call_id, score=call.grade_score, status="provisional"
                 )
+                run_store.merge_grade(db, provisional)
         if run_store.get_transcript(db, run.call_id) is None:
             await fetch_transcript(services, run.call_id)
     except ThunderPhoneError as error:

@@ -57,7 +57,9 @@ async def handle_flag(
     await ack()
     run = await _clicked_run(body, respond, context)
     if run is not None and run.call_id is not None:
-        await reviews.open_flag_modal(services_of(context), run, body["trigger_id"])
+        await reviews.open_flag_modal(
+            services_of(context), run, user_id=body["user"]["id"], trigger_id=body["trigger_id"]
+        )
 
 
 async def handle_transcript(
@@ -66,7 +68,9 @@ async def handle_transcript(
     await ack()
     run = await _clicked_run(body, respond, context)
     if run is not None:
-        await reviews.open_transcript(services_of(context), run, body["trigger_id"])
+        await reviews.open_transcript(
+            services_of(context), run, user_id=body["user"]["id"], trigger_id=body["trigger_id"]
+        )
 
 
 async def handle_transcript_page(

@@ -6,7 +6,7 @@ sqlite3 connection is tied to the thread that opened it. Nothing here knows abou
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -14,8 +14,9 @@ from sqlite_utils.migrations import Migrations
 migrations = Migrations("thunderbot")
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def now_iso(ago: timedelta = timedelta(0)) -> str:
+    """The time now (or `ago` before now) as stored: ISO 8601 in UTC, so strings sort in time."""
+    return (datetime.now(UTC) - ago).isoformat(timespec="milliseconds")
 
 
 def open_db(path: str) -> Database:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import logging
+from datetime import timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -19,6 +20,8 @@ def store_event(db: Database, key: str, event_type: str, body: str) -> bool:
     )
     return cursor.rowcount == 1
 
+
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
 
@@ -43,7 +46,9 @@ def mark_failed(db: Database, key: str, error: str) -> None:
     row = db.table("webhook_events").get(key)
     attempts = int(row["attempts"] or 0) + 1
     delay = min(5 * 2 ** (attempts - 1), 600)
-    retry_at = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="milliseconds")
+    retry_at = now_iso(-timedelta(seconds=delay))
     db.table("webhook_events").update(
         key, {"attempts": attempts, "error": error[:2000], "next_attempt_at": retry_at}
     )
+    if attempts >= MAX_ATTEMPTS:
+        log.error("gave up applying webhook %s after %s attempts: %s", key, attempts, error)

@@ -26,22 +26,16 @@ def get_launch(db: Database, launch_id: str) -> Launch | None:
 
 
 def claim_launch(
-    db: Database,
-    launch_id: str,
-    *,
-    to: LaunchStatus,
-    by: str,
-    from_status: LaunchStatus = "proposed",
-    created_after: str = "",
+    db: Database, launch_id: str, *, to: LaunchStatus, by: str, created_after: str = ""
 ) -> bool:
-    """Move a launch from `from_status` to `to`; True only for the one caller that did it.
+    """Decide a proposed launch; True only for the one caller that did it.
 
     A launch created at or before `created_after` (an ISO time) is not claimed.
     """
     cursor = db.execute(
         "update launches set status = ?, decided_by = ?, decided_at = ?"
-        " where id = ? and status = ? and created_at > ?",
-        [to, by, now_iso(), launch_id, from_status, created_after],
+        " where id = ? and status = 'proposed' and created_at > ?",
+        [to, by, now_iso(), launch_id, created_after],
     )
     return cursor.rowcount == 1
 
@@ -75,5 +69,12 @@ def finish_launch(
     status: LaunchStatus,
     run_id: int | None = None,
     error: str | None = None,
-) -> None:
-    db.table("launches").update(launch_id, {"status": status, "run_id": run_id, "error": error})
+) -> bool:
+    """Record the outcome of a launch still being started or looked for; False if it was
+    already settled (the first outcome recorded stands)."""
+    cursor = db.execute(
+        "update launches set status = ?, run_id = ?, error = ?"
+        " where id = ? and status in ('launching', 'unknown')",
+        [status, run_id, error, launch_id],
+    )
+    return cursor.rowcount == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -158,6 +158,15 @@ def update_flag(db: Database, run_id: int, changes: dict[str, Any]) -> FlagRecor
     return flag
 
 
+def drop_interrupted_flags(db: Database, *, started_before: str) -> list[int]:
+    """Forget flags whose filing was interrupted (the bot stopped); returns their run ids."""
+    rows = db.execute(
+        "select run_id from flags where status = 'filing' and created_at < ?", [started_before]
+    ).fetchall()
+    db.execute("delete from flags where status = 'filing' and created_at < ?", [started_before])
+    return [int(row[0]) for row in rows]
+
+
 def get_flag(db: Database, run_id: int) -> FlagRecord | None:
     rows = list(db.table("flags").rows_where("run_id = ?", [run_id]))
     return FlagRecord.from_row(rows[0]) if rows else None
@@ -168,13 +177,14 @@ def delete_flag(db: Database, run_id: int) -> None:
 
 
 def finished_without_grade(db: Database, *, within_hours: int = 24) -> list[RunRecord]:
-    """Completed runs whose grade has not arrived (call.graded may never come)."""
+    """Completed runs whose grade has not arrived (call.graded may never come), or only the
+    provisional score read off the call."""
     rows = db.query(
         "select runs.* from runs left join grades on grades.call_id = runs.call_id"
         " where runs.status = 'completed' and runs.call_id is not null"
-        " and grades.call_id is null"
+        " and (grades.call_id is null or grades.status = 'provisional')"
         " and coalesce(runs.completed_at, runs.updated_at) > ?",
-        [_hours_ago(within_hours)],
+        [now_iso(timedelta(hours=within_hours))],
     )
     return [RunRecord.from_row(row) for row in rows]
 
@@ -183,7 +193,7 @@ def finished_without_result(db: Database, *, within_hours: int = 24) -> list[Run
     """Finished runs whose result reply was never posted (Slack was down, say)."""
     rows = db.table("runs").rows_where(
         "status in ('completed', 'failed') and result_ts is null and updated_at > ?",
-        [_hours_ago(within_hours)],
+        [now_iso(timedelta(hours=within_hours))],
         order_by="created_at",
     )
     return [RunRecord.from_row(row) for row in rows]
@@ -196,10 +206,6 @@ def runs_missing_details(db: Database, *, within_hours: int = 2) -> list[RunReco
         " where runs.status = 'completed' and runs.call_id is not null"
         " and (runs.cost_cents is null or transcripts.call_id is null)"
         " and runs.updated_at > ?",
-        [_hours_ago(within_hours)],
+        [now_iso(timedelta(hours=within_hours))],
     )
     return [RunRecord.from_row(row) for row in rows]
-
-
-def _hours_ago(hours: int) -> str:
-    return (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="milliseconds")

@@ -174,3 +174,15 @@ async def test_a_long_transcript_is_paged(finished: tuple[LocalStack, Message]) 
     )
     sections = [b["text"]["text"] for b in updated.view["blocks"] if b["type"] == "section"]
     assert sections[0].splitlines()[0] == "` 41`  *Agent:*  turn 41"
+
+
+async def test_a_window_slack_would_not_open_is_explained(
+    finished: tuple[LocalStack, Message],
+) -> None:
+    stack, result = finished
+    stack.fake.fail_next("views.open", error="expired_trigger_id", status=200, retry_after=None)
+    assert await stack.user().click(result, ids.FLAG_RUN) == 200
+    told = await stack.fake.wait_for(
+        lambda: next((e for e in stack.fake.ephemerals if "open that window" in e.text), None)
+    )
+    assert told.text == "Slack didn't let me open that window in time. Press the button again."

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+import httpx
 import pytest
 
 from bot import ids
-from bot.sandbox.stack import LocalStack
+from bot.launch import ANSWER_TIMEOUT, SEARCH_WINDOW
+from bot.sandbox.stack import API_KEY, LocalStack
+from storage.db import now_iso
 from tests.helpers import (
     CHANNEL,
     PROMPT,
     cards,
     confirm,
-    finish_run,
     launches_posted,
     results,
     rows,
@@ -272,16 +274,33 @@ async def test_a_run_whose_creation_answer_was_lost_is_found_and_followed(
     await wait_for_card(stack, "Checking with ThunderPhone whether this run started")
     [launch] = rows(stack, "launches")
     assert launch["status"] == "unknown" and rows(stack, "runs") == []
+    [ours] = stack.sandbox.runs
 
-    # The bot looks for the run once the answer is overdue.
-    stack.services.db.execute("update launches set decided_at = ?", [_minutes_ago(2)])
-    card = await wait_for_card(stack, "⏳ Queued")
-    [run_id] = stack.sandbox.runs
-    assert f"run {run_id}" in shown(card)
+    # Someone else starts the same scenario over SIP from the dashboard a moment later.
+    async with httpx.AsyncClient(base_url=stack.settings.thunderphone_base_url) as client:
+        other = await client.post(
+            "/v1/test-calls",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            json={**launches_posted(stack)[0].json, "mode": "sip"},
+        )
+    assert other.status_code == 201
+
+    # Our run finishes while nobody knows it is ours: its webhooks are kept, not dropped.
+    for _ in range(3):
+        await stack.sandbox.advance(ours)
+    assert results(stack) == []
+
+    # Once the answer is overdue, the bot looks for the run, and finds ours, not theirs.
+    overdue = ANSWER_TIMEOUT + timedelta(seconds=10)
+    stack.services.db.execute("update launches set decided_at = ?", [now_iso(overdue)])
+    result = await wait_for_graded_result(stack)
+    assert "✅ Completed · score" in shown(result)
+    card = cards(stack)[0]
+    assert f"run {ours}" in shown(card) and "✅ Completed" in shown(card)
     [launch] = rows(stack, "launches")
-    assert (launch["status"], launch["run_id"]) == ("launched", run_id)
-    await finish_run(stack, run_id)
-    assert len(launches_posted(stack)) == 1 and len(cards(stack)) == 1
+    assert (launch["status"], launch["run_id"]) == ("launched", ours)
+    assert [row["run_id"] for row in rows(stack, "runs")] == [ours]
+    assert len(cards(stack)) == 1
 
 
 async def test_a_launch_thunderphone_never_created_is_called_off(stack: LocalStack) -> None:
@@ -290,7 +309,7 @@ async def test_a_launch_thunderphone_never_created_is_called_off(stack: LocalSta
     confirmation = await confirm(maria)
     await maria.click(confirmation, ids.START_RUN)
     await wait_for_card(stack, "Checking with ThunderPhone")
-    stack.services.db.execute("update launches set decided_at = ?", [_minutes_ago(11)])
+    stack.services.db.execute("update launches set decided_at = ?", [now_iso(SEARCH_WINDOW)])
     await wait_for_card(stack, "❌ Did not start · ThunderPhone has no record of this run")
     told = await stack.fake.wait_for(
         lambda: next((e for e in stack.fake.ephemerals if "did not start" in e.text), None)
@@ -310,10 +329,6 @@ async def test_where_the_bot_cannot_post_nothing_is_started(stack: LocalStack) -
         confirmation
     )
     assert launches_posted(stack) == [] and rows(stack, "runs") == []
-
-
-def _minutes_ago(minutes: int) -> str:
-    return (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
 
 
 async def test_run_again_asks_for_consent_again(live_stack: LocalStack) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -72,6 +73,16 @@ def normalise_score(value: object) -> float | None:
 
 # Inside the tolerant wrapper below, so an unreadable score becomes None instead of an error.
 Score = Annotated[float | None, BeforeValidator(normalise_score)]
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    # A time without an offset is read as UTC, so every time compares with every other.
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Time = Annotated[datetime | None, AfterValidator(_as_utc)]
 
 
 class ResponseModel(BaseModel):
@@ -179,10 +190,10 @@ class Run(ResponseModel):
     batch_id: int | None = None
     error_message: str = ""
     duration_seconds: int | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    started_at: Time = None
+    completed_at: Time = None
+    created_at: Time = None
+    updated_at: Time = None
 
     @property
     def is_terminal(self) -> bool:
@@ -215,10 +226,10 @@ class Batch(ResponseModel):
     estimated_cost_cents: int | None = None
     estimated_minutes: int | None = None
     error_message: str = ""
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    started_at: Time = None
+    completed_at: Time = None
+    created_at: Time = None
+    updated_at: Time = None
 
 
 class Call(ResponseModel):
@@ -230,8 +241,8 @@ class Call(ResponseModel):
     status: str = ""
     end_reason: str = ""
     duration_seconds: int | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_time: Time = None
+    end_time: Time = None
     billable_minutes: float | None = None
     billing_total_cents: int | None = None
     grade_score: Score = None
@@ -277,8 +288,8 @@ class Grade(ResponseModel):
     outcome_reasoning: str = ""
     goal_achievement: str | None = None
     grader_model: str = ""
-    graded_at: datetime | None = None
-    updated_at: datetime | None = None
+    graded_at: Time = None
+    updated_at: Time = None
 
 
 class IssueReport(ResponseModel):
@@ -292,7 +303,7 @@ class IssueReport(ResponseModel):
     description: str = ""
     trace_id: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime | None = None
+    created_at: Time = None
 
 
 class WebhookEvent(ResponseModel):

@@ -414,3 +414,17 @@ def test_normalise_score_is_none_only_for_none(value: float | None) -> None:
     result = normalise_score(value)
     assert (result is None) == (value is None)
     assert result is None or 0.0 <= result <= 1.0
+
+
+def test_times_are_read_in_utc_with_or_without_an_offset() -> None:
+    run = Run.parse(
+        {
+            "id": 1,
+            "status": "queued",
+            "created_at": "2026-04-20T18:24:09",
+            "started_at": "2026-04-20T20:24:10+02:00",
+        }
+    )
+    assert run.created_at is not None and run.started_at is not None
+    assert run.created_at.isoformat() == "2026-04-20T18:24:09+00:00"
+    assert run.started_at.isoformat() == "2026-04-20T18:24:10+00:00"
