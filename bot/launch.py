@@ -213,7 +213,7 @@ async def adopt(services: Services, launch: Launch, created: Run) -> None:
         status="queued",
         created_at=launch.decided_at or "",
     )
-    async with services.run_locks[run.run_id]:
+    async with services.run_lock(run.run_id):
         with services.db.atomic():
             if run_store.get_run(services.db, run.run_id) is None and launches.finish_launch(
                 services.db, launch.id, status="launched", run_id=run.run_id

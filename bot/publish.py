@@ -38,7 +38,7 @@ def _problem(error: Exception) -> str:
 
 async def refresh(services: Services, run_id: int) -> None:
     """Bring a run's messages up to date, taking turns with anything else touching the run."""
-    async with services.run_locks[run_id]:
+    async with services.run_lock(run_id):
         await publish_run(services, run_id)
 
 

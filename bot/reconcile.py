@@ -122,7 +122,7 @@ async def poll(services: Services) -> None:
 
 def _details_step(services: Services, run_id: int) -> Callable[[], Awaitable[None]]:
     async def step() -> None:
-        async with services.run_locks[run_id]:
+        async with services.run_lock(run_id):
             run = run_store.get_run(services.db, run_id)
             if run is not None and run.call_id is not None:
                 await fetch_call_details(services, run)

@@ -24,7 +24,7 @@ async def apply_run(services: Services, report: Run) -> bool:
     db = services.db
     if run_store.get_run(db, report.id) is None:
         return False
-    async with services.run_locks[report.id]:
+    async with services.run_lock(report.id):
         run, _ = run_store.merge_run(
             db,
             report.id,

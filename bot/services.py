@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from dataclasses import dataclass, field
+from weakref import WeakValueDictionary
 
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
@@ -21,12 +21,18 @@ class Services:
     thunderphone: ThunderPhoneClient
     slack: AsyncWebClient
     # One lock per run: webhooks, polling and clicks about the same run take turns, so a
-    # result is posted once and edits land in order.
-    run_locks: defaultdict[int, asyncio.Lock] = field(
-        default_factory=lambda: defaultdict(asyncio.Lock)
+    # result is posted once and edits land in order. A lock lives only while someone holds it.
+    _run_locks: WeakValueDictionary[int, asyncio.Lock] = field(
+        default_factory=WeakValueDictionary
     )
     # Wakes the inbox worker when a webhook was stored.
     inbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def run_lock(self, run_id: int) -> asyncio.Lock:
+        lock = self._run_locks.get(run_id)
+        if lock is None:
+            lock = self._run_locks[run_id] = asyncio.Lock()
+        return lock
 
     @property
     def threshold(self) -> float:
