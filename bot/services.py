@@ -22,9 +22,7 @@ class Services:
     slack: AsyncWebClient
     # One lock per run: webhooks, polling and clicks about the same run take turns, so a
     # result is posted once and edits land in order. A lock lives only while someone holds it.
-    _run_locks: WeakValueDictionary[int, asyncio.Lock] = field(
-        default_factory=WeakValueDictionary
-    )
+    _run_locks: WeakValueDictionary[int, asyncio.Lock] = field(default_factory=WeakValueDictionary)
     # Wakes the inbox worker when a webhook was stored.
     inbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
 
