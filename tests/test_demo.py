@@ -1,0 +1,22 @@
+"""`thunderbot demo` keeps telling the whole story."""
+
+from __future__ import annotations
+
+from bot.demo import run_demo
+
+
+async def test_the_demo_plays_the_whole_conversation() -> None:
+    lines: list[str] = []
+    await run_demo(say=lines.append)
+    shown = "\n".join(lines)
+    for expected in [
+        "*Start a test call?*",
+        "[ Start test call ]  [ Cancel ]",
+        "Started run 7110 — see the card below.",
+        "🧪 Test call · agent 12 (Support agent) · outbound · bot-to-bot",
+        "✅ Completed · score",
+        "🚩 Flagged for review by @maria · warning",
+        "ThunderPhone received issue report",
+    ]:
+        assert expected in shown, expected
+    assert shown.index("Start a test call?") < shown.index("Flagged for review")
