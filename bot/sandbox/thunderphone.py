@@ -241,24 +241,32 @@ class ThunderPhoneSandbox(WebhookSender):
             return web.json_response({"detail": BALANCE_MESSAGE}, status=402)
         return None
 
-    async def _create_run(self, request: web.Request) -> web.Response:
+    def _accepted(
+        self, request: web.Request, checker: Callable[[JSON], tuple[check.Errors, sc.Target | None]]
+    ) -> web.Response | tuple[JSON, sc.Target]:
+        """The body and target of a create request, or the error ThunderPhone would answer."""
         body = check.object_body(request)
         if isinstance(body, web.Response):
             return body
-        errs, target = check.run_request(body)
+        errs, target = checker(body)
         if (rejected := self._reject(errs)) is not None or target is None:
             return rejected or web.json_response(errs.fields, status=400)
+        return body, target
+
+    async def _create_run(self, request: web.Request) -> web.Response:
+        accepted = self._accepted(request, check.run_request)
+        if isinstance(accepted, web.Response):
+            return accepted
+        body, target = accepted
         run = self._new_run(target, body, None)
         self._launch(run["id"], 0.0)
         return web.json_response(run, status=201)
 
     async def _create_batch(self, request: web.Request) -> web.Response:
-        body = check.object_body(request)
-        if isinstance(body, web.Response):
-            return body
-        errs, target = check.batch_request(body)
-        if (rejected := self._reject(errs)) is not None or target is None:
-            return rejected or web.json_response(errs.fields, status=400)
+        accepted = self._accepted(request, check.batch_request)
+        if isinstance(accepted, web.Response):
+            return accepted
+        body, target = accepted
         prompts = body["scenario_prompts"]
         batch_id = self._next("batch")
         run_ids = []
