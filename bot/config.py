@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     thunderbot_poll_seconds: float = Field(
         10.0, gt=0, description="How often runs that have gone quiet are checked with ThunderPhone."
     )
+    thunderbot_slack_timeout: float = Field(
+        10.0, gt=0, description="Seconds any one Slack Web API call may take."
+    )
+    thunderbot_post_interval: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds between posts in one channel, and between edits of one message "
+        "(Slack allows about one post per second per channel).",
+    )
     host: str = Field("0.0.0.0", description="Listen address.")
     port: int = Field(3000, ge=0, le=65535, description="Listen port.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.blocks.home import home_view
+from bot.interactive import publish_home as publish_view
 from bot.services import Services
 from storage import runs as run_store
 
@@ -10,4 +11,4 @@ from storage import runs as run_store
 async def publish_home(services: Services, *, team_id: str, user_id: str) -> None:
     recent = run_store.recent_runs(services.db, team_id, limit=10)
     rows = [(run, run_store.get_grade(services.db, run.call_id)) for run in recent]
-    await services.slack.views_publish(user_id=user_id, view=home_view(rows, services.threshold))
+    await publish_view(services, user_id, home_view(rows, services.threshold))

@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
-from bot.blocks import replies
-from bot.blocks.common import clock, escape
+from bot.blocks.common import clock
 from bot.blocks.runs import launch_card
 from bot.commands import RunCommand, Target
-from bot.publish import delete_message, show_launch_card, tell
+from bot.interactive import tell
+from bot.outcomes import (
+    AlreadyDecided,
+    Cancelled,
+    CannotPost,
+    ConfirmationExpired,
+    LaunchOutcome,
+    Refused,
+    Started,
+    Unclear,
+)
+from bot.publish import launch_card_key, run_card_key
 from bot.runs import apply_run
 from bot.services import Services
 from bot.thunderphone import Run, TestCallRequest, ThunderPhoneError, ThunderPhoneRejected
 from storage import aliases, launches
 from storage import runs as run_store
 from storage.db import now_iso
-from storage.models import Launch, RunRecord
+from storage.models import CallSpec, Launch, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,8 @@ CLOCK_SLACK = timedelta(seconds=30)
 SEARCH_WINDOW = timedelta(minutes=10)
 STARTING = "⏳ Starting…"
 CHECKING = "⏳ Checking with ThunderPhone whether this run started…"
+# How long a click waits for its card to be up before giving up on starting the run.
+CARD_WAIT = timedelta(seconds=20)
 
 
 class UnknownAlias(Exception):
@@ -58,123 +69,111 @@ def resolve_target(services: Services, team_id: str, target: Target) -> tuple[st
 
 def propose(
     services: Services, *, team_id: str, channel_id: str, user_id: str, command: RunCommand
-) -> dict[str, Any]:
-    """Record what would be launched; return the confirmation that asks for consent."""
+) -> tuple[Launch, list[int]]:
+    """Record what would be launched; returns it with the recent costs the confirmation shows."""
     target_type, target_id, label = resolve_target(services, team_id, command.target)
+    spec = CallSpec(
+        target_type=target_type,
+        target_id=target_id,
+        direction=command.direction,
+        mode=command.mode,
+        caller_number=command.caller,
+        scenario_prompt=command.prompt,
+    )
     return _propose(
-        services,
-        Launch(
-            id=launches.new_launch_id(),
-            team_id=team_id,
-            channel_id=channel_id,
-            user_id=user_id,
-            target_type=target_type,
-            target_id=target_id,
-            target_label=label,
-            direction=command.direction,
-            mode=command.mode,
-            caller_number=command.caller,
-            scenario_prompt=command.prompt,
-        ),
+        services, spec, team_id=team_id, channel_id=channel_id, user_id=user_id, label=label
     )
 
 
 def propose_again(
     services: Services, run: RunRecord, *, user_id: str, channel_id: str
-) -> dict[str, Any]:
+) -> tuple[Launch, list[int]]:
     """The same test call again, through the same consent step."""
     return _propose(
         services,
-        Launch(
-            id=launches.new_launch_id(),
-            team_id=run.team_id,
-            channel_id=channel_id,
-            user_id=user_id,
-            target_type=run.target_type,
-            target_id=run.target_id,
-            target_label=run.target_name,
-            direction=run.direction,
-            mode=run.mode,
-            caller_number=run.caller_number,
-            scenario_prompt=run.scenario_prompt,
-        ),
+        run.spec,
+        team_id=run.team_id,
+        channel_id=channel_id,
+        user_id=user_id,
+        label=run.target_name,
     )
 
 
-def _propose(services: Services, launch: Launch) -> dict[str, Any]:
+def _propose(
+    services: Services, spec: CallSpec, *, team_id: str, channel_id: str, user_id: str, label: str
+) -> tuple[Launch, list[int]]:
+    launch = Launch(
+        id=launches.new_launch_id(),
+        team_id=team_id,
+        channel_id=channel_id,
+        user_id=user_id,
+        target_label=label,
+        **spec.model_dump(),
+    )
     stored = launches.save_launch(services.db, launch)
-    costs = run_store.recent_costs(services.db, launch.target_type, launch.target_id)
-    return replies.confirmation(stored, costs)
+    return stored, run_store.recent_costs(services.db, spec.target_type, spec.target_id)
 
 
-def cancel(services: Services, launch_id: str, user_id: str) -> dict[str, Any]:
+def cancel(services: Services, launch_id: str, user_id: str) -> LaunchOutcome:
     if launches.claim_launch(services.db, launch_id, to="cancelled", by=user_id):
-        return replies.decided("Cancelled. Nothing was started or charged.")
-    return _already_decided(services, launch_id)
+        return Cancelled()
+    return AlreadyDecided(launches.get_launch(services.db, launch_id))
 
 
-async def start(services: Services, launch_id: str, user_id: str) -> dict[str, Any]:
-    """Launch the run behind a confirmation, at most once however often Start is pressed.
-
-    Returns what replaces the confirmation for the person who clicked.
-    """
+async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutcome:
+    """Launch the run behind a confirmation, at most once however often Start is pressed."""
     db = services.db
     if not launches.claim_launch(
         db, launch_id, to="launching", by=user_id, created_after=now_iso(CONFIRMATION_LIFETIME)
     ):
         if launches.claim_launch(db, launch_id, to="expired", by=user_id):
-            return replies.decided(
-                "This confirmation is more than an hour old, so I didn't start anything. "
-                "Run the command again to get a fresh one."
-            )
-        return _already_decided(services, launch_id)
+            return ConfirmationExpired()
+        return AlreadyDecided(launches.get_launch(db, launch_id))
     launch = launches.get_launch(db, launch_id)
     assert launch is not None
-    request = _request(launch)
+    card = launch_card_key(launch.id)
     # The card goes up before any money is spent: where the bot cannot post, nothing starts.
-    card_ts, problem = await show_launch_card(services, launch, launch_card(launch, STARTING))
-    if card_ts is None:
+    services.outbox.show(card, launch.channel_id, launch_card(launch, STARTING))
+    shown = await services.outbox.wait(card, timeout=CARD_WAIT.total_seconds())
+    if shown.ts is None:
+        problem = shown.failed or "Slack did not answer in time"
+        services.outbox.withdraw(card)
         launches.finish_launch(db, launch_id, status="failed", error=f"cannot post: {problem}")
-        return replies.decided(
-            f"I can't post in this channel ({escape(problem)}), so I didn't start the test "
-            "call. Invite me with `/invite @thunderbot`, or run the command in a channel I'm in."
-        )
-    launches.set_launch_card(db, launch_id, card_ts)
-    launch = launch.model_copy(update={"card_ts": card_ts})
+        return CannotPost(problem)
     try:
-        created = await services.thunderphone.create_test_call(request)
+        created = await services.thunderphone.create_test_call(test_call_request(launch.spec))
     except ThunderPhoneRejected as error:
         log.warning("ThunderPhone refused launch %s: %s", launch_id, error)
         launches.finish_launch(db, launch_id, status="failed", error=error.user_message)
-        await delete_message(services, launch.channel_id, card_ts)
-        return replies.decided(f"Couldn't start the test call. {escape(error.user_message)}")
+        services.outbox.withdraw(card)
+        await services.outbox.wait(card, timeout=CARD_WAIT.total_seconds())
+        return Refused(error.user_message)
     except ThunderPhoneError as error:
         # The request may have reached ThunderPhone: look for the run rather than invite a
         # second paid one.
         log.warning("unclear answer to launch %s: %s", launch_id, error)
         if launches.finish_launch(db, launch_id, status="unknown", error=str(error)):
-            await show_launch_card(services, launch, launch_card(launch, CHECKING))
-        return replies.decided(
-            f"ThunderPhone didn't answer clearly ({escape(_reason(error))}), so I can't tell yet "
-            "whether the test call started. I'm checking: the card in the channel will show the "
-            "run if it did. Please don't start it again until then."
-        )
+            services.outbox.show(card, launch.channel_id, launch_card(launch, CHECKING))
+        return Unclear(_reason(error))
     await adopt(services, launch, created)
     launch = launches.get_launch(db, launch_id)
     assert launch is not None
-    return replies.started(launch, created.id)
+    return Started(launch, created.id)
 
 
-def _request(launch: Launch) -> TestCallRequest:
+def test_call_request(spec: CallSpec) -> TestCallRequest:
     return TestCallRequest(
-        target_type=launch.target_type,  # type: ignore[arg-type]
-        target_id=launch.target_id,
-        direction=launch.direction,  # type: ignore[arg-type]
+        target_type=spec.target_type,  # type: ignore[arg-type]
+        target_id=spec.target_id,
+        direction=spec.direction,  # type: ignore[arg-type]
         consent_to_charge=True,
-        scenario_prompt=launch.scenario_prompt,
-        mode=launch.mode,  # type: ignore[arg-type]
-        target_number=launch.caller_number,
+        scenario_prompt=spec.scenario_prompt,
+        mode=spec.mode,  # type: ignore[arg-type]
+        target_number=spec.caller_number,
     )
+
+
+test_call_request.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def _reason(error: ThunderPhoneError) -> str:
@@ -183,35 +182,22 @@ def _reason(error: ThunderPhoneError) -> str:
     return f"HTTP {error.status}"
 
 
-def _already_decided(services: Services, launch_id: str) -> dict[str, Any]:
-    launch = launches.get_launch(services.db, launch_id)
-    if launch is None:
-        return replies.decided("This confirmation has expired. Run the command again.")
-    return replies.already_decided(launch)
-
-
 async def adopt(services: Services, launch: Launch, created: Run) -> None:
     """Record the run ThunderPhone created for a launch, then apply all it says about the run.
 
-    The first caller records it (a click's own answer, or the search for a lost one); a later
-    caller only brings the messages up to date.
+    The first caller records it (a click's own answer, or the search for a lost one), and the
+    launch's card becomes the run's; a later caller only brings the messages up to date.
     """
     run = RunRecord(
         run_id=created.id,
         launch_id=launch.id,
         team_id=launch.team_id,
         channel_id=launch.channel_id,
-        card_ts=launch.card_ts,
         started_by=launch.decided_by or launch.user_id,
-        target_type=launch.target_type,
-        target_id=launch.target_id,
         target_name=created.target_name or created.agent_name or "",
-        direction=launch.direction,
-        mode=launch.mode,
-        caller_number=launch.caller_number,
-        scenario_prompt=launch.scenario_prompt,
         status="queued",
         created_at=launch.decided_at or "",
+        **launch.spec.model_dump(),
     )
     async with services.run_lock(run.run_id):
         with services.db.atomic():
@@ -219,6 +205,11 @@ async def adopt(services: Services, launch: Launch, created: Run) -> None:
                 services.db, launch.id, status="launched", run_id=run.run_id
             ):
                 run_store.save_run(services.db, run)
+                services.outbox.transfer(
+                    launch_card_key(launch.id),
+                    run_card_key(run.run_id),
+                    notify_user=run.started_by,
+                )
     await apply_run(services, created)
 
 
@@ -249,23 +240,32 @@ def _closest_run(services: Services, launch: Launch, recent: list[Run]) -> Run |
         for run in recent
         if run.created_at is not None
         and clicked - CLOCK_SLACK <= run.created_at <= latest
-        and run.target_type == launch.target_type
-        and run.target_id == launch.target_id
-        and run.scenario_prompt == launch.scenario_prompt
-        and (run.direction or "outbound") == launch.direction
-        and (run.mode or "bot") == launch.mode
-        and (not launch.caller_number or run.target_number == launch.caller_number)
+        and _same_call(launch.spec, run)
         and run_store.get_run(services.db, run.id) is None
     ]
     return min(candidates, key=lambda run: abs(run.created_at - clicked), default=None)  # type: ignore[operator]
 
 
+def _same_call(spec: CallSpec, run: Run) -> bool:
+    """Whether ThunderPhone's record of a run is the call described (it may leave out the
+    caller id, direction and mode when they are the defaults)."""
+    return (
+        run.target_type == spec.target_type
+        and run.target_id == spec.target_id
+        and run.scenario_prompt == spec.scenario_prompt
+        and (run.direction or "outbound") == spec.direction
+        and (run.mode or "bot") == spec.mode
+        and (not spec.caller_number or run.target_number == spec.caller_number)
+    )
+
+
 async def _call_off(services: Services, launch: Launch) -> None:
     reason = "ThunderPhone has no record of this run, so nothing was charged"
     launches.finish_launch(services.db, launch.id, status="failed", error=reason)
-    if launch.card_ts:
-        await show_launch_card(
-            services, launch, launch_card(launch, f"❌ Did not start · {reason}.")
+    card = launch_card_key(launch.id)
+    if services.outbox.channel_of(card) is not None:
+        services.outbox.show(
+            card, launch.channel_id, launch_card(launch, f"❌ Did not start · {reason}.")
         )
     await tell(
         services,
@@ -273,5 +273,5 @@ async def _call_off(services: Services, launch: Launch) -> None:
         launch.decided_by or launch.user_id,
         f"The test call you started at {clock(launch.decided_at)} did not start: {reason}. "
         "Run the command again if you still need it.",
-        thread_ts=launch.card_ts,
+        thread_ts=services.outbox.ts_of(card),
     )

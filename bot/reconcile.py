@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.launch import CLOCK_SLACK, reconcile_launches
 from bot.publish import refresh
@@ -21,7 +21,7 @@ from bot.thunderphone import (
     parse_call_graded,
     parse_test_call_completed,
 )
-from storage import inbox, launches
+from storage import inbox, launches, messages
 from storage import runs as run_store
 from storage.db import now_iso
 
@@ -109,8 +109,8 @@ async def poll(services: Services) -> None:
     for record in run_store.finished_without_grade(db):
         if record.call_id is not None:
             steps.append((f"grade of call {record.call_id}", _grade_step(services, record.call_id)))
-    for record in run_store.finished_without_result(db):
-        steps.append((f"result of run {record.run_id}", _refresh_step(services, record.run_id)))
+    for run_id in messages.terminal_runs_without_result(db, since=now_iso(timedelta(hours=24))):
+        steps.append((f"result of run {run_id}", _refresh_step(services, run_id)))
     for name, step in steps:
         try:
             await step()

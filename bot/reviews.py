@@ -11,7 +11,8 @@ from typing import Any
 from bot import ids
 from bot.blocks.common import escape
 from bot.blocks.modals import SEVERITIES, flag_modal, transcript_modal
-from bot.publish import SLACK_FAILURES, refresh, tell
+from bot.interactive import open_view, permalink, tell, update_view
+from bot.publish import refresh, run_card_key, run_result_key
 from bot.runs import fetch_transcript
 from bot.services import Services
 from bot.thunderphone import IssueReportRequest, ThunderPhoneError
@@ -77,19 +78,21 @@ async def _open(
     services: Services, run: RunRecord, user_id: str, trigger_id: str, view: dict[str, Any]
 ) -> str | None:
     """Open a modal; the view id, or None after telling the person it could not be opened."""
-    try:
-        opened = await services.slack.views_open(trigger_id=trigger_id, view=view)
-    except SLACK_FAILURES as error:
-        log.warning("could not open a modal for run %s: %s", run.run_id, error)
-        await tell(
+    view_id = await open_view(services, trigger_id, view)
+    if view_id is None:
+        await _tell(
             services,
-            run.channel_id,
+            run,
             user_id,
             "Slack didn't let me open that window in time. Press the button again.",
-            thread_ts=run.card_ts,
         )
-        return None
-    return str(opened["view"]["id"])
+    return view_id
+
+
+async def _tell(services: Services, run: RunRecord, user_id: str, text: str) -> None:
+    """A note to one person in the run's thread."""
+    thread_ts = services.outbox.ts_of(run_card_key(run.run_id))
+    await tell(services, run.channel_id, user_id, text, thread_ts=thread_ts)
 
 
 async def open_flag_modal(
@@ -115,13 +118,7 @@ async def file_flag(services: Services, run: RunRecord, form: FlagForm, user_id:
     if not run_store.claim_flag(db, flag, stale_before=now_iso(STALE_FILING)):
         existing = run_store.get_flag(db, run.run_id)
         who = f"<@{existing.user_id}>" if existing else "someone"
-        await tell(
-            services,
-            run.channel_id,
-            user_id,
-            f"This call was already flagged for review by {who}.",
-            thread_ts=run.card_ts,
-        )
+        await _tell(services, run, user_id, f"This call was already flagged for review by {who}.")
         return
     permalink = await _permalink(services, run)
     try:
@@ -131,12 +128,8 @@ async def file_flag(services: Services, run: RunRecord, form: FlagForm, user_id:
     except ThunderPhoneError as error:
         run_store.delete_flag(db, run.run_id)
         await refresh(services, run.run_id)
-        await tell(
-            services,
-            run.channel_id,
-            user_id,
-            f"I couldn't file the review flag. {escape(error.user_message)}",
-            thread_ts=run.card_ts,
+        await _tell(
+            services, run, user_id, f"I couldn't file the review flag. {escape(error.user_message)}"
         )
         return
     except BaseException:
@@ -177,17 +170,8 @@ def _report(
 
 
 async def _permalink(services: Services, run: RunRecord) -> str | None:
-    if not run.result_ts:
-        return None
-    try:
-        response = await services.slack.chat_getPermalink(
-            channel=run.channel_id, message_ts=run.result_ts
-        )
-    except SLACK_FAILURES as error:
-        log.warning("no permalink for run %s: %s", run.run_id, error)
-        return None
-    link = response.get("permalink")
-    return str(link) if link else None
+    result_ts = services.outbox.ts_of(run_result_key(run.run_id))
+    return await permalink(services, run.channel_id, result_ts) if result_ts else None
 
 
 async def open_transcript(
@@ -222,8 +206,4 @@ async def show_transcript_page(
 async def _update(
     services: Services, view_id: str, view_hash: str | None, view: dict[str, Any]
 ) -> None:
-    try:
-        await services.slack.views_update(view_id=view_id, hash=view_hash, view=view)
-    except SLACK_FAILURES as error:
-        # A closed modal or a newer page (hash_conflict) leaves nothing to fix.
-        log.info("modal %s not updated: %s", view_id, error)
+    await update_view(services, view_id, view, view_hash=view_hash)

@@ -40,7 +40,7 @@ async def apply_run(services: Services, report: Run) -> bool:
         )
         if run.is_terminal and run.call_id is not None:
             await fetch_call_details(services, run)
-        await publish_run(services, run.run_id)
+        publish_run(services, run.run_id)
     return True
 
 

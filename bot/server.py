@@ -8,14 +8,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 import handlers
 from bot.config import Settings
+from bot.outbox import Outbox
 from bot.reconcile import run_forever
 from bot.services import SERVICES, Services
-from bot.slack import BOLT, create_bolt_app, create_slack_client, handle_slack_events
+from bot.slack import (
+    BOLT,
+    create_bolt_app,
+    create_slack_client,
+    create_slack_session,
+    handle_slack_events,
+)
 from bot.thunderphone import ThunderPhoneClient
 from handlers import webhooks
 from handlers.context import services_middleware
@@ -40,25 +46,36 @@ def create_app(settings: Settings) -> web.Application:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = open_db(settings.thunderbot_db)
-    session = aiohttp.ClientSession()
+    session = create_slack_session(settings)
     thunderphone = ThunderPhoneClient(
         base_url=settings.thunderphone_base_url,
         api_key=settings.thunderphone_api_key.get_secret_value(),
     )
     slack = create_slack_client(settings, session)
-    services = Services(settings=settings, db=db, thunderphone=thunderphone, slack=slack)
+    outbox = Outbox(
+        db,
+        slack,
+        post_interval=settings.thunderbot_post_interval,
+        call_timeout=settings.thunderbot_slack_timeout,
+    )
+    services = Services(
+        settings=settings, db=db, thunderphone=thunderphone, slack=slack, outbox=outbox
+    )
     bolt = create_bolt_app(settings, slack)
     bolt.use(services_middleware(services))
     handlers.register_all(bolt)
     app[SERVICES] = services
     app[BOLT] = bolt
+    outbox.start()
     worker = asyncio.create_task(run_forever(services), name="thunderbot-worker")
     try:
         yield
     finally:
+        # Stop taking on work first; what Slack has not received stays stored for next time.
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
+        await outbox.close()
         await thunderphone.aclose()
         await session.close()
         db.close()

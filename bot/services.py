@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlite_utils import Database
 
 from bot.config import Settings
+from bot.outbox import Outbox
 from bot.thunderphone import ThunderPhoneClient
 
 
@@ -19,7 +20,10 @@ class Services:
     settings: Settings
     db: Database
     thunderphone: ThunderPhoneClient
+    # For what Slack answers directly (modals, ephemerals, App Home); messages the bot owns
+    # go through the outbox.
     slack: AsyncWebClient
+    outbox: Outbox
     # One lock per run: webhooks, polling and clicks about the same run take turns, so a
     # result is posted once and edits land in order. A lock lives only while someone holds it.
     _run_locks: WeakValueDictionary[int, asyncio.Lock] = field(default_factory=WeakValueDictionary)

@@ -14,10 +14,6 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
@@ -27,17 +23,24 @@ log = logging.getLogger(__name__)
 BOLT = web.AppKey("bolt", AsyncApp)
 
 
+def create_slack_session(settings: Settings) -> aiohttp.ClientSession:
+    """One session for every Slack call. slack_sdk applies its own timeout only to sessions it
+    makes itself, so the configured one is set here."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=settings.thunderbot_slack_timeout)
+    )
+
+
 def create_slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
-    """Every outbound Slack call goes through this client: 429s wait for Retry-After."""
+    """A Web API client that never re-sends a request: a repeated chat.postMessage whose answer
+    was lost would post twice (Slack has no idempotency key). The outbox decides what may be
+    tried again; modals and ephemerals are not worth a second try."""
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value() or None,
         base_url=settings.slack_api_url,
         session=session,
-        timeout=15,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=1),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-        ],
+        timeout=max(1, round(settings.thunderbot_slack_timeout)),
+        retry_handlers=[],
     )
 
 

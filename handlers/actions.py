@@ -10,6 +10,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import ids, launch, reviews
+from bot.blocks import replies
 from handlers.context import services_of
 from storage import runs as run_store
 from storage.models import RunRecord
@@ -25,16 +26,16 @@ async def handle_start(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    answer = await launch.start(services_of(context), _value(body), body["user"]["id"])
-    await respond(replace_original=True, **answer)
+    outcome = await launch.start(services_of(context), _value(body), body["user"]["id"])
+    await respond(replace_original=True, **replies.launch_outcome(outcome))
 
 
 async def handle_cancel(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    answer = launch.cancel(services_of(context), _value(body), body["user"]["id"])
-    await respond(replace_original=True, **answer)
+    outcome = launch.cancel(services_of(context), _value(body), body["user"]["id"])
+    await respond(replace_original=True, **replies.launch_outcome(outcome))
 
 
 def _run(context: AsyncBoltContext, run_ref: str) -> RunRecord | None:
@@ -97,10 +98,12 @@ async def handle_run_again(
     if run is None:
         return
     channel_id = (body.get("channel") or {}).get("id") or run.channel_id
-    confirmation = launch.propose_again(
+    proposed, costs = launch.propose_again(
         services_of(context), run, user_id=body["user"]["id"], channel_id=channel_id
     )
-    await respond(response_type="ephemeral", replace_original=False, **confirmation)
+    await respond(
+        response_type="ephemeral", replace_original=False, **replies.confirmation(proposed, costs)
+    )
 
 
 HANDLERS = {

@@ -34,13 +34,14 @@ async def handle_testcall(
     try:
         parsed = parse_command(command.get("text", ""))
         if isinstance(parsed, RunCommand):
-            answer = launch.propose(
+            proposed, costs = launch.propose(
                 services,
                 team_id=team_id,
                 channel_id=command["channel_id"],
                 user_id=user_id,
                 command=parsed,
             )
+            answer = replies.confirmation(proposed, costs)
         elif isinstance(parsed, AliasSet):
             answer = targets.set_alias(
                 services, team_id=team_id, name=parsed.name, target=parsed.target, user_id=user_id

@@ -154,3 +154,100 @@ def m001_initial(db: Database) -> None:
         pk="key",
     )
     db.table("webhook_events").create_index(["processed_at"])
+
+
+@migrations()
+def m002_slack_messages(db: Database) -> None:
+    """Every message the bot owns in Slack, in one table keyed by (owner, role), replacing the
+    card and result columns of runs and launches."""
+    db.table("slack_messages").create(
+        {
+            "id": int,
+            "owner_kind": str,
+            "owner_id": str,
+            "role": str,
+            "channel": str,
+            "parent_id": int,
+            "ts": str,
+            "payload": str,
+            "digest": str,
+            "shown_digest": str,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "posted_at": str,
+            "error": str,
+            "notify_user": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"owner_kind", "owner_id", "role", "channel", "payload", "digest", "state"},
+        defaults={"attempts": 0},
+    )
+    db.table("slack_messages").create_index(["owner_kind", "owner_id", "role"], unique=True)
+    db.table("slack_messages").create_index(["state", "channel"])
+    stamp = now_iso()
+    # What was shown before is not stored, only its digest; an empty payload with a digest
+    # nobody matches makes the next change edit the message in place, as before.
+    for launch_id, channel, ts in db.execute(
+        # Only launches still being started or looked for will edit their card again.
+        "select id, channel_id, card_ts from launches where card_ts is not null"
+        " and status in ('launching', 'unknown')"
+    ).fetchall():
+        _migrated(db, ("launch", launch_id, "card"), channel, ts, None, stamp, notify=None)
+    for run_id, channel, card_ts, card_digest, result_ts, result_digest, user in db.execute(
+        "select run_id, channel_id, card_ts, card_digest, result_ts, result_digest, started_by"
+        " from runs where card_ts is not null"
+    ).fetchall():
+        card_id = _migrated(
+            db, ("run", str(run_id), "card"), channel, card_ts, card_digest, stamp, notify=user
+        )
+        if result_ts is not None:
+            _migrated(
+                db,
+                ("run", str(run_id), "result"),
+                channel,
+                result_ts,
+                result_digest,
+                stamp,
+                notify=user,
+                parent_id=card_id,
+            )
+    db.table("runs").transform(drop={"card_ts", "card_digest", "result_ts", "result_digest"})
+    db.table("launches").transform(drop={"card_ts"})
+
+
+def _migrated(
+    db: Database,
+    key: tuple[str, str, str],
+    channel: str,
+    ts: str,
+    digest: str | None,
+    stamp: str,
+    *,
+    notify: str | None,
+    parent_id: int | None = None,
+) -> int:
+    owner_kind, owner_id, role = key
+    table = db.table("slack_messages")
+    inserted = table.insert(
+        {
+            "owner_kind": owner_kind,
+            "owner_id": owner_id,
+            "role": role,
+            "channel": channel,
+            "parent_id": parent_id,
+            "ts": ts,
+            "payload": "{}",
+            "digest": digest or "",
+            "shown_digest": digest or "",
+            "state": "sent",
+            "attempts": 0,
+            "notify_user": notify,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+    )
+    assert inserted.last_pk is not None
+    return int(inserted.last_pk)

@@ -40,10 +40,6 @@ def claim_launch(
     return cursor.rowcount == 1
 
 
-def set_launch_card(db: Database, launch_id: str, card_ts: str) -> None:
-    db.table("launches").update(launch_id, {"card_ts": card_ts})
-
-
 def unsettled_launches(db: Database, *, decided_before: str) -> list[Launch]:
     """Launches whose outcome is not known: ThunderPhone gave no clear answer, or the bot
     stopped between asking and recording the answer."""

@@ -36,44 +36,44 @@ class Alias(Record):
     created_at: str = ""
 
 
-class Launch(Record):
-    id: str
-    team_id: str
-    channel_id: str
-    user_id: str
+class CallSpec(Record):
+    """What a test call is: the one description shared by launches, runs and the request
+    ThunderPhone receives."""
+
     target_type: str
     target_id: int
-    target_label: str = ""
     direction: str = "outbound"
     mode: str = "bot"
     caller_number: str | None = None
     scenario_prompt: str = ""
+
+    @property
+    def spec(self) -> CallSpec:
+        """Just the call, without whatever a subclass records around it."""
+        return CallSpec.model_validate(self.model_dump(include=set(CallSpec.model_fields)))
+
+
+class Launch(CallSpec):
+    id: str
+    team_id: str
+    channel_id: str
+    user_id: str
+    target_label: str = ""
     status: LaunchStatus = "proposed"
     run_id: int | None = None
-    card_ts: str | None = None
     error: str | None = None
     decided_by: str | None = None
     decided_at: str | None = None
     created_at: str = ""
 
 
-class RunRecord(Record):
+class RunRecord(CallSpec):
     run_id: int
     launch_id: str | None = None
     team_id: str
     channel_id: str
-    card_ts: str | None = None
-    card_digest: str | None = None
-    result_ts: str | None = None
-    result_digest: str | None = None
     started_by: str
-    target_type: str
-    target_id: int
     target_name: str = ""
-    direction: str = "outbound"
-    mode: str = "bot"
-    caller_number: str | None = None
-    scenario_prompt: str = ""
     status: str = "queued"
     call_id: int | None = None
     error_message: str | None = None
@@ -115,3 +115,37 @@ class FlagRecord(Record):
     permalink: str | None = None
     error: str | None = None
     created_at: str = ""
+
+
+# pending: Slack does not show the stored payload yet · posting: a post went out and its answer
+# was not recorded, so Slack may hold it · sent: Slack shows it · failed: given up ·
+# withdrawn: the message should not exist (deleted once found).
+MessageState = Literal["pending", "posting", "sent", "failed", "withdrawn"]
+MessageKey = tuple[str, str, str]  # (owner kind, owner id, role)
+
+
+class MessageRecord(Record):
+    """A Slack message the bot owns, and how far its delivery has got."""
+
+    id: int
+    owner_kind: str
+    owner_id: str
+    role: str
+    channel: str
+    parent_id: int | None = None
+    ts: str | None = None
+    payload: str
+    digest: str
+    shown_digest: str | None = None
+    state: MessageState = "pending"
+    attempts: int = 0
+    next_attempt_at: str | None = None
+    posted_at: str | None = None
+    error: str | None = None
+    notify_user: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def key(self) -> MessageKey:
+        return (self.owner_kind, self.owner_id, self.role)

@@ -64,13 +64,6 @@ def merge_run(db: Database, run_id: int, changes: dict[str, Any]) -> tuple[RunRe
     return merged, True
 
 
-def set_run_message(db: Database, run_id: int, kind: str, *, ts: str, digest: str) -> None:
-    """Remember the Slack message (kind "card" or "result") a run owns and what it shows."""
-    if kind not in {"card", "result"}:
-        raise ValueError(kind)
-    db.table("runs").update(run_id, {f"{kind}_ts": ts, f"{kind}_digest": digest})
-
-
 def active_runs(db: Database) -> list[RunRecord]:
     rows = db.table("runs").rows_where(
         "status not in ('completed', 'failed')", order_by="created_at"
@@ -185,16 +178,6 @@ def finished_without_grade(db: Database, *, within_hours: int = 24) -> list[RunR
         " and (grades.call_id is null or grades.status = 'provisional')"
         " and coalesce(runs.completed_at, runs.updated_at) > ?",
         [now_iso(timedelta(hours=within_hours))],
-    )
-    return [RunRecord.from_row(row) for row in rows]
-
-
-def finished_without_result(db: Database, *, within_hours: int = 24) -> list[RunRecord]:
-    """Finished runs whose result reply was never posted (Slack was down, say)."""
-    rows = db.table("runs").rows_where(
-        "status in ('completed', 'failed') and result_ts is null and updated_at > ?",
-        [now_iso(timedelta(hours=within_hours))],
-        order_by="created_at",
     )
     return [RunRecord.from_row(row) for row in rows]
 

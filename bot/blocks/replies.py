@@ -20,6 +20,16 @@ from bot.blocks.common import (
     trim,
 )
 from bot.commands import USAGE
+from bot.outcomes import (
+    AlreadyDecided,
+    Cancelled,
+    CannotPost,
+    ConfirmationExpired,
+    LaunchOutcome,
+    Refused,
+    Started,
+    Unclear,
+)
 from storage.models import Alias, Launch
 
 PROMPT_PREVIEW_CHARS = 2500
@@ -96,6 +106,40 @@ def already_decided(launch: Launch) -> dict[str, Any]:
     if launch.status == "launched":
         return decided(f"Already started by {who} at {when} (run {launch.run_id}).")
     return decided(f"Already being started by {who} at {when}.")
+
+
+def launch_outcome(outcome: LaunchOutcome) -> dict[str, Any]:
+    """What replaces the confirmation after Start or Cancel."""
+    match outcome:
+        case Started(launch, run_id):
+            return started(launch, run_id)
+        case Cancelled():
+            return decided("Cancelled. Nothing was started or charged.")
+        case AlreadyDecided(None):
+            return decided("This confirmation has expired. Run the command again.")
+        case AlreadyDecided(launch):
+            assert launch is not None
+            return already_decided(launch)
+        case ConfirmationExpired():
+            return decided(
+                "This confirmation is more than an hour old, so I didn't start anything. "
+                "Run the command again to get a fresh one."
+            )
+        case CannotPost(problem):
+            return decided(
+                f"I can't post in this channel ({escape(problem)}), so I didn't start the test "
+                "call. Invite me with `/invite @thunderbot`, or run the command in a channel "
+                "I'm in."
+            )
+        case Refused(reason):
+            return decided(f"Couldn't start the test call. {escape(reason)}")
+        case Unclear(reason):
+            return decided(
+                f"ThunderPhone didn't answer clearly ({escape(reason)}), so I can't tell yet "
+                "whether the test call started. I'm checking: the card in the channel will show "
+                "the run if it did. Please don't start it again until then."
+            )
+    raise AssertionError(outcome)  # pragma: no cover
 
 
 def refusal(problem: str, usage: str | None = None) -> dict[str, Any]:

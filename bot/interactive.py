@@ -1,0 +1,73 @@
+"""What Slack shows for a moment or to one person: ephemeral notes, modals and the App Home
+tab. Unlike the outbox's messages these are not worth a second try, so a failure is logged
+once, here, and reported to the caller as False or None."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.services import Services
+from bot.slack_errors import SLACK_EXCEPTIONS, classify
+
+log = logging.getLogger(__name__)
+
+
+def _failed(what: str, error: BaseException) -> None:
+    failure = classify(error)
+    log.warning("could not %s: %s (%s)", what, failure.code, failure.problem.value)
+
+
+async def tell(
+    services: Services, channel: str, user: str, text: str, *, thread_ts: str | None = None
+) -> bool:
+    """An ephemeral note to one person; text is mrkdwn, so callers escape what they quote."""
+    try:
+        await services.slack.chat_postEphemeral(
+            channel=channel, user=user, text=text, thread_ts=thread_ts
+        )
+    except SLACK_EXCEPTIONS as error:
+        _failed(f"tell {user} {text!r}", error)
+        return False
+    return True
+
+
+async def open_view(services: Services, trigger_id: str, view: dict[str, Any]) -> str | None:
+    """Open a modal; its view id, or None when Slack refused (the trigger lives 3 s)."""
+    try:
+        opened = await services.slack.views_open(trigger_id=trigger_id, view=view)
+    except SLACK_EXCEPTIONS as error:
+        _failed("open a modal", error)
+        return None
+    return str(opened["view"]["id"])
+
+
+async def update_view(
+    services: Services, view_id: str, view: dict[str, Any], *, view_hash: str | None = None
+) -> bool:
+    try:
+        await services.slack.views_update(view_id=view_id, hash=view_hash, view=view)
+    except SLACK_EXCEPTIONS as error:
+        # A closed modal or a newer page (hash_conflict) leaves nothing to fix.
+        _failed(f"update modal {view_id}", error)
+        return False
+    return True
+
+
+async def publish_home(services: Services, user_id: str, view: dict[str, Any]) -> bool:
+    try:
+        await services.slack.views_publish(user_id=user_id, view=view)
+    except SLACK_EXCEPTIONS as error:
+        _failed(f"publish the App Home of {user_id}", error)
+        return False
+    return True
+
+
+async def permalink(services: Services, channel: str, ts: str) -> str | None:
+    try:
+        response = await services.slack.chat_getPermalink(channel=channel, message_ts=ts)
+    except SLACK_EXCEPTIONS as error:
+        _failed(f"get a permalink for {ts}", error)
+        return None
+    link = response.get("permalink")
+    return str(link) if link else None

@@ -1,0 +1,54 @@
+"""What came of a person's click, as the core decided it; the builders turn each into words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.models import Launch
+
+
+@dataclass(frozen=True)
+class Started:
+    launch: Launch
+    run_id: int
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    pass
+
+
+@dataclass(frozen=True)
+class AlreadyDecided:
+    launch: Launch | None  # None: the confirmation is no longer on record
+
+
+@dataclass(frozen=True)
+class ConfirmationExpired:
+    pass
+
+
+@dataclass(frozen=True)
+class CannotPost:
+    """The card could not be put up, so nothing was started."""
+
+    problem: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """ThunderPhone said no; nothing was started or charged."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unclear:
+    """ThunderPhone gave no clear answer; the run is being looked for."""
+
+    reason: str
+
+
+LaunchOutcome = (
+    Started | Cancelled | AlreadyDecided | ConfirmationExpired | CannotPost | Refused | Unclear
+)

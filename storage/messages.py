@@ -1,0 +1,191 @@
+"""Messages the bot owns in Slack: what each should show, and how far its delivery has got.
+
+A row is written before Slack is asked, so a restart finds the work still to do, and a post
+whose answer never came is known to be `posting` (looked for before it is sent again).
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+from storage.db import now_iso
+from storage.models import MessageKey, MessageRecord
+
+WORK_STATES = ("pending", "posting", "withdrawn")
+
+
+def get_message(db: Database, key: MessageKey) -> MessageRecord | None:
+    rows = list(
+        db.table("slack_messages").rows_where(
+            "owner_kind = ? and owner_id = ? and role = ?", list(key)
+        )
+    )
+    return MessageRecord.from_row(rows[0]) if rows else None
+
+
+def get_message_by_id(db: Database, message_id: int) -> MessageRecord | None:
+    rows = list(db.table("slack_messages").rows_where("id = ?", [message_id]))
+    return MessageRecord.from_row(rows[0]) if rows else None
+
+
+def want_shown(
+    db: Database,
+    key: MessageKey,
+    *,
+    channel: str,
+    payload: str,
+    digest: str,
+    parent_id: int | None = None,
+    notify_user: str | None = None,
+) -> MessageRecord:
+    """Store what a message should show; it becomes work unless Slack already shows it."""
+    stamp = now_iso()
+    with db.atomic():
+        current = get_message(db, key)
+        if current is None:
+            owner_kind, owner_id, role = key
+            db.table("slack_messages").insert(
+                {
+                    "owner_kind": owner_kind,
+                    "owner_id": owner_id,
+                    "role": role,
+                    "channel": channel,
+                    "parent_id": parent_id,
+                    "payload": payload,
+                    "digest": digest,
+                    "state": "pending",
+                    "attempts": 0,
+                    "notify_user": notify_user,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+        elif current.digest != digest or current.state == "withdrawn":
+            # A message that gave up is tried again when it changes (the bot may have been
+            # invited since), not on every replay of the same content.
+            if current.state == "posting":
+                state = "posting"
+            elif current.ts is not None and digest == current.shown_digest:
+                state = "sent"
+            else:
+                state = "pending"
+            db.execute(
+                "update slack_messages set payload = ?, digest = ?, state = ?, attempts = 0,"
+                " next_attempt_at = null, error = null, updated_at = ? where id = ?",
+                [payload, digest, state, stamp, current.id],
+            )
+        stored = get_message(db, key)
+    assert stored is not None
+    return stored
+
+
+def withdraw(db: Database, key: MessageKey) -> MessageRecord | None:
+    """The message should not exist: forget it if it never reached Slack, else mark it for
+    deletion. Returns the row still needing work, if any."""
+    with db.atomic():
+        current = get_message(db, key)
+        if current is None:
+            return None
+        if current.ts is None and current.state != "posting":
+            db.execute("delete from slack_messages where id = ?", [current.id])
+            return None
+        db.execute(
+            "update slack_messages set state = 'withdrawn', attempts = 0, next_attempt_at = null,"
+            " updated_at = ? where id = ?",
+            [now_iso(), current.id],
+        )
+    return get_message_by_id(db, current.id)
+
+
+def transfer(db: Database, old: MessageKey, new: MessageKey, *, notify_user: str | None) -> None:
+    """Hand a message to a new owner (a launch's card becomes its run's card)."""
+    db.execute(
+        "update slack_messages set owner_kind = ?, owner_id = ?, role = ?, notify_user = ?"
+        " where owner_kind = ? and owner_id = ? and role = ?",
+        [*new, notify_user, *old],
+    )
+
+
+def channels_with_work(db: Database) -> list[str]:
+    rows = db.execute(
+        "select distinct channel from slack_messages where state in (?, ?, ?)", list(WORK_STATES)
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def work_in_channel(db: Database, channel: str) -> list[MessageRecord]:
+    """Messages of one channel that need Slack, oldest first."""
+    rows = db.table("slack_messages").rows_where(
+        "channel = ? and state in (?, ?, ?)", [channel, *WORK_STATES], order_by="id"
+    )
+    return [MessageRecord.from_row(row) for row in rows]
+
+
+def mark_posting(db: Database, message_id: int, digest: str) -> None:
+    """Recorded before the post is sent: from now on Slack may hold the message."""
+    db.execute(
+        "update slack_messages set state = 'posting', shown_digest = ?, posted_at = ?,"
+        " updated_at = ? where id = ?",
+        [digest, now_iso(), now_iso(), message_id],
+    )
+
+
+def mark_shown(db: Database, message_id: int, *, ts: str, digest: str) -> None:
+    """Slack shows `digest` at `ts`; still work if the message changed meanwhile."""
+    db.execute(
+        "update slack_messages set ts = ?, shown_digest = ?, attempts = 0, error = null,"
+        " next_attempt_at = null, updated_at = ?,"
+        " state = case when state = 'withdrawn' then 'withdrawn'"
+        " when digest = ? then 'sent' else 'pending' end where id = ?",
+        [ts, digest, now_iso(), digest, message_id],
+    )
+
+
+def mark_not_posted(db: Database, message_id: int) -> None:
+    """A post that Slack refused, or that was looked for and is not there."""
+    db.execute(
+        "update slack_messages set state = case when state = 'posting' then 'pending'"
+        " else state end, shown_digest = null, updated_at = ? where id = ? and ts is null",
+        [now_iso(), message_id],
+    )
+
+
+def replace_payload(db: Database, message_id: int, *, payload: str, digest: str) -> None:
+    db.execute(
+        "update slack_messages set payload = ?, digest = ?, updated_at = ? where id = ?",
+        [payload, digest, now_iso(), message_id],
+    )
+
+
+def schedule_retry(db: Database, message_id: int, *, error: str, retry_at: str) -> int:
+    """Count a failed round and set when to try again; returns the rounds failed so far."""
+    db.execute(
+        "update slack_messages set attempts = attempts + 1, error = ?, next_attempt_at = ?,"
+        " updated_at = ? where id = ?",
+        [error[:500], retry_at, now_iso(), message_id],
+    )
+    row = db.execute("select attempts from slack_messages where id = ?", [message_id]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def mark_failed(db: Database, message_id: int, error: str) -> None:
+    db.execute(
+        "update slack_messages set state = 'failed', error = ?, next_attempt_at = null,"
+        " updated_at = ? where id = ?",
+        [error[:500], now_iso(), message_id],
+    )
+
+
+def delete_message(db: Database, message_id: int) -> None:
+    db.execute("delete from slack_messages where id = ?", [message_id])
+
+
+def terminal_runs_without_result(db: Database, *, since: str) -> list[int]:
+    """Finished runs that never got a result message (the bot stopped in between)."""
+    rows = db.execute(
+        "select run_id from runs where status in ('completed', 'failed') and updated_at > ?"
+        " and cast(run_id as text) not in (select owner_id from slack_messages"
+        " where owner_kind = 'run' and role = 'result')",
+        [since],
+    ).fetchall()
+    return [int(row[0]) for row in rows]
