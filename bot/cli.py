@@ -6,12 +6,34 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from bot.config import Settings, describe_settings_error
+
+log = logging.getLogger("thunderbot")
+
+# `serve --sandbox`: the simulator stands in for ThunderPhone with its built-in key and secret.
+SANDBOX_API_KEY = "sk_test_sandbox"
+SANDBOX_WEBHOOK_SECRET = "whsec_sandbox"
+SANDBOX_STEP_SECONDS = 3.0
+# How long a stop waits for requests in flight before the app's cleanup runs regardless.
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class ServeSettings(Settings):
+    """What `serve` needs: the settings, with the bot token required and not blank."""
+
+    slack_bot_token: SecretStr = Field(description="Bot token (xoxb-...).")
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,9 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox = commands.add_parser("sandbox", help="run the ThunderPhone simulator on its own")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8088)
-    sandbox.add_argument("--api-key", default="sk_test_sandbox")
+    sandbox.add_argument("--api-key", default=SANDBOX_API_KEY)
     sandbox.add_argument("--webhook-url", default=None, help="where to deliver webhooks")
-    sandbox.add_argument("--webhook-secret", default="whsec_sandbox")
+    sandbox.add_argument("--webhook-secret", default=SANDBOX_WEBHOOK_SECRET)
     sandbox.add_argument("--step-seconds", type=float, default=3.0, help="time per run stage")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -45,24 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         print(describe_settings_error(error), file=sys.stderr)
         return 2
-    return _run(_serve(settings, sandbox=args.sandbox))
+    return _serve(settings, sandbox=args.sandbox)
 
 
 def _settings_for_serve(sandbox: bool) -> Settings:
+    """Every missing or invalid variable is reported at once, with or without the simulator."""
     if not sandbox:
-        settings = Settings()  # type: ignore[call-arg]
-        if not settings.slack_bot_token.get_secret_value():
-            raise _missing("slack_bot_token")
-        return settings
-    # The simulator stands in for ThunderPhone; its key and secret are the built-in ones.
-    return Settings.model_validate(
-        {"thunderphone_api_key": "sk_test_sandbox", "thunderphone_webhook_secret": "whsec_sandbox"}
-    )
-
-
-def _missing(field: str) -> ValidationError:
-    return ValidationError.from_exception_data(
-        "Settings", [{"type": "missing", "loc": (field,), "input": None}]
+        return ServeSettings()  # type: ignore[call-arg]
+    return ServeSettings(  # type: ignore[call-arg]
+        thunderphone_api_key=SecretStr(SANDBOX_API_KEY),
+        thunderphone_webhook_secret=SecretStr(SANDBOX_WEBHOOK_SECRET),
     )
 
 
@@ -73,29 +87,67 @@ def _run(coroutine: object) -> int:
         return 0
 
 
-async def _serve(settings: Settings, *, sandbox: bool) -> int:
-    from bot.sandbox.thunderphone import ThunderPhoneSandbox
+def _serve(settings: Settings, *, sandbox: bool) -> int:
+    """Serve until SIGTERM or SIGINT, then stop taking requests, run the app's cleanup (worker,
+    clients, database, simulator) and exit 0. A second signal cuts the cleanup short."""
     from bot.server import create_app
+
+    app = create_app(settings)
+    if sandbox:
+        # First in line: the bot's clients are built against the simulator's address, and the
+        # simulator closes only after the worker that talks to it has stopped.
+        app.cleanup_ctx.insert(0, _simulator)
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            handle_signals=True,
+            print=_announce(settings),
+        )
+    except web.GracefulExit:
+        log.warning("thunderbot stopped before its cleanup finished (signalled twice)")
+        return 1
+    log.info("thunderbot stopped")
+    return 0
+
+
+def _announce(settings: Settings) -> Callable[..., None]:
+    def announce(*_banner: object) -> None:
+        log.info("thunderbot listening on %s:%s", settings.host, settings.port)
+
+    return announce
+
+
+async def _simulator(app: web.Application) -> AsyncIterator[None]:
+    """`serve --sandbox`: the ThunderPhone simulator lives and dies with the app."""
+    from bot.sandbox.thunderphone import ThunderPhoneSandbox
+    from bot.server import SETTINGS
     from handlers.webhooks import ROUTE
 
-    simulator: ThunderPhoneSandbox | None = None
-    if sandbox:
-        simulator = ThunderPhoneSandbox(step_seconds=3.0)
-        base_url = await simulator.start()
-        settings = settings.model_copy(update={"thunderphone_base_url": base_url})
-        simulator.webhook_url = f"http://127.0.0.1:{settings.port}{ROUTE}"
-        logging.info("ThunderPhone simulator at %s (no calls are billed)", base_url)
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
-    logging.info("thunderbot listening on %s:%s", settings.host, settings.port)
+    settings = app[SETTINGS]
+    simulator = ThunderPhoneSandbox(
+        api_key=SANDBOX_API_KEY,
+        webhook_secret=SANDBOX_WEBHOOK_SECRET,
+        webhook_url=f"http://{_reachable(settings.host)}:{settings.port}{ROUTE}",
+        step_seconds=SANDBOX_STEP_SECONDS,
+    )
     try:
-        await asyncio.Event().wait()
+        base_url = await simulator.start()
+        app[SETTINGS] = settings.model_copy(update={"thunderphone_base_url": base_url})
+        log.info("ThunderPhone simulator at %s (no calls are billed)", base_url)
+        yield
     finally:
-        await runner.cleanup()
-        if simulator is not None:
-            await simulator.close()
-    return 0
+        await simulator.close()
+        log.info("ThunderPhone simulator stopped")
+
+
+def _reachable(host: str) -> str:
+    """Where the simulator reaches the bot: loopback when it listens on every address."""
+    if host in {"", "0.0.0.0", "::"}:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 async def _sandbox(args: argparse.Namespace) -> int:
