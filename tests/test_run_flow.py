@@ -320,7 +320,9 @@ async def test_a_launch_thunderphone_never_created_is_called_off(stack: LocalSta
 
 
 async def test_where_the_bot_cannot_post_nothing_is_started(stack: LocalStack) -> None:
-    stack.fake.fail_next("chat.postMessage", error="not_in_channel", status=200, retry_after=None)
+    stack.fake.fault(
+        "chat.postMessage", error="not_in_channel", status=200, retry_after=None, times=None
+    )
     maria = stack.user()
     confirmation = await confirm(maria)
     await maria.click(confirmation, ids.START_RUN)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from bot.sandbox.slack_api import RESPONSE_URL_USES as RESPONSE_URL_USES
 from bot.sandbox.slack_api import ResponseHook, SlackError
 from bot.sandbox.slack_render import (
     Ephemeral,
+    Fault,
     Json,
     Message,
     SlackCall,
@@ -26,22 +26,31 @@ from bot.sandbox.slack_render import (
     with_ids,
 )
 
-__all__ = ["Ephemeral", "FakeSlack", "Message", "SlackCall", "SlackError", "UploadedFile", "View"]
+__all__ = [
+    "Ephemeral",
+    "FakeSlack",
+    "Fault",
+    "Message",
+    "SlackCall",
+    "SlackError",
+    "UploadedFile",
+    "View",
+]
 
 T = TypeVar("T")
 
 MODAL_STACK_MAX = 3  # root + two pushes
-
-
-@dataclass
-class _Fault:
-    error: str
-    status: int
-    retry_after: int | None
+SHUTDOWN_TIMEOUT = 1.0  # seconds close() lets an in-flight handler finish before cancelling it
 
 
 class FakeSlack:
-    """Slack's Web API, response_urls and file uploads, held in memory."""
+    """Slack's Web API, response_urls and file uploads, held in memory.
+
+    Channels: ``channels`` maps ids to names. ``private_channels``, ``archived_channels`` and
+    ``bot_channels`` (those the bot is a member of) qualify them; by default every channel is
+    public and the bot is a member of none (it posts with ``chat:write.public``). A DM channel
+    (``D…``) appears, with the bot in it, when the bot first posts to a user id.
+    """
 
     def __init__(
         self,
@@ -66,6 +75,10 @@ class FakeSlack:
         )
         self.users = dict(users if users is not None else {"U0MARIA": "maria", "U0LI": "li"})
         self.channels = dict(channels if channels is not None else {"C0QA": "voice-qa"})
+        self.private_channels: set[str] = set()
+        self.archived_channels: set[str] = set()
+        self.bot_channels: set[str] = set()
+        self.faults: list[Fault] = []
         self.calls: list[SlackCall] = []
         self.messages: dict[str, list[Message]] = {c: [] for c in self.channels}
         self.ephemerals: list[Ephemeral] = []
@@ -74,11 +87,11 @@ class FakeSlack:
         self._hooks: dict[str, ResponseHook] = {}
         self._triggers: dict[str, bool] = {}  # trigger id -> already used
         self._trigger_users: dict[str, str | None] = {}
-        self._faults: dict[str, list[_Fault]] = {}
         self._clock_us = int(start_time * 1_000_000)
         self._counter = 0
         self._base = ""
         self._runner: web.AppRunner | None = None
+        self._closing: asyncio.Event | None = None
         self._methods = dict(slack_api.METHODS)
         self.app = web.Application()
         self.app.router.add_route("*", "/api/{method}", self._api)
@@ -89,7 +102,8 @@ class FakeSlack:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on loopback; returns the base URL."""
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._closing = asyncio.Event()
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -108,6 +122,9 @@ class FakeSlack:
         return self.base_url + "/api/"
 
     async def close(self) -> None:
+        """Stop serving. Calls held by a ``hang`` fault end at once with a dropped connection."""
+        if self._closing is not None:
+            self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -168,8 +185,126 @@ class FakeSlack:
         status: int = 429,
         retry_after: int | None = 1,
     ) -> None:
-        """Make the next call of ``method`` fail once."""
-        self._faults.setdefault(method, []).append(_Fault(error, status, retry_after))
+        """Make the next call of ``method`` fail once: ``fault`` with its defaults."""
+        self.fault(method, error=error, status=status, retry_after=retry_after)
+
+    def fault(
+        self,
+        method: str,
+        *,
+        error: str | None = "ratelimited",
+        status: int = 429,
+        retry_after: int | None = 1,
+        plain_text: str | None = None,
+        drop: bool = False,
+        hang: float = 0.0,
+        handled: bool = False,
+        channel: str | None = None,
+        times: int | None = 1,
+    ) -> Fault:
+        """Make calls of the Web API ``method`` misbehave as Slack, or what is in front of it, does.
+
+        Faults match in the order they were added, before the token is checked; the fault is
+        returned so a test can look at its ``hits``.
+
+        What the client gets back, by precedence:
+
+        - ``drop``: no answer at all; the TCP connection is closed, so the client sees a
+          connection error (aiohttp's ``ServerDisconnectedError``).
+        - ``plain_text``: HTTP ``status`` with this text as a ``text/plain`` body, as a load
+          balancer in front of Slack answers (``status=500``, ``"upstream connect error"``).
+        - ``error``: HTTP ``status`` with ``{"ok": false, "error": error}``.
+        - ``error=None`` (and neither of the above): the normal answer, only late (see ``hang``).
+
+        ``retry_after`` adds a ``Retry-After`` header to a status answer (None: no header).
+        ``hang`` waits that many seconds (on the event loop, so a client can time out meanwhile)
+        before answering; ``close()`` cuts the wait short and drops the connection.
+
+        ``handled=False``: the method has no effect (with ``error=None`` it takes effect after the
+        hang). ``handled=True``: the method takes effect first, exactly as on success, and only
+        then comes the hang and the fault: "Slack did it but the answer was lost".
+
+        ``channel`` limits the fault to calls whose ``channel`` (or ``channel_id``) argument is
+        exactly this; ``times`` is how many matching calls it affects (None or 0: every one until
+        ``clear_faults``). Faulted calls are recorded with ``ok=False``, ``error`` set to the error
+        code, ``"http_<status>"`` for plain text or ``"connection_dropped"``, and ``fault`` set;
+        ``SlackCall.result`` keeps what a handled method did.
+        """
+        if hang < 0 or (times is not None and times < 0):
+            raise ValueError("hang and times must not be negative")
+        fault = Fault(
+            method,
+            error=error,
+            status=status,
+            retry_after=retry_after,
+            plain_text=plain_text,
+            drop=drop,
+            hang=hang,
+            handled=handled,
+            channel=channel,
+            times=times or None,
+        )
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        """Forget every pending fault; Slack behaves again."""
+        self.faults.clear()
+
+    def _take_fault(self, method: str, args: Json) -> Fault | None:
+        fault = next((f for f in self.faults if f.matches(method, args)), None)
+        if fault is None:
+            return None
+        fault.hits += 1
+        if fault.times is not None:
+            fault.times -= 1
+            if fault.times <= 0:
+                self.faults.remove(fault)
+        return fault
+
+    # ------------------------------------------------------------ channels
+
+    def add_channel(
+        self, channel: str, name: str, *, private: bool = False, bot_member: bool = False
+    ) -> None:
+        """Create (or redefine) a channel; a private one is invisible to the bot unless a member."""
+        self.channels[channel] = name
+        self.messages.setdefault(channel, [])
+        _toggle(self.private_channels, channel, private)
+        _toggle(self.bot_channels, channel, bot_member)
+
+    def archive_channel(self, channel: str) -> None:
+        """Archive: posts and edits answer ``is_archived``; history stays readable."""
+        self._known(channel)
+        self.archived_channels.add(channel)
+
+    def unarchive_channel(self, channel: str) -> None:
+        self._known(channel)
+        self.archived_channels.discard(channel)
+
+    def remove_channel(self, channel: str) -> None:
+        """Delete the channel: every method answers ``channel_not_found`` for it afterwards.
+
+        Its messages stay in ``messages`` for inspection.
+        """
+        self._known(channel)
+        del self.channels[channel]
+        for group in (self.private_channels, self.archived_channels, self.bot_channels):
+            group.discard(channel)
+
+    def invite_bot(self, channel: str) -> None:
+        """Someone adds the bot to the channel."""
+        self._known(channel)
+        self.bot_channels.add(channel)
+
+    def kick_bot(self, channel: str) -> None:
+        """Someone removes the bot from the channel."""
+        self._known(channel)
+        self.bot_channels.discard(channel)
+
+    def _known(self, channel: str) -> None:
+        if channel not in self.channels:
+            raise KeyError(channel)
 
     # ------------------------------------------------------------ inspection
 
@@ -340,7 +475,7 @@ class FakeSlack:
 
     # ------------------------------------------------------------ HTTP
 
-    async def _api(self, request: web.Request) -> web.Response:
+    async def _api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         args = await slack_api.read_args(request)
         token = args.pop("token", None)
@@ -349,13 +484,30 @@ class FakeSlack:
             token = auth.removeprefix("Bearer ")
         call = SlackCall(method, args)
         self.calls.append(call)
-        faults = self._faults.get(method)
-        if faults:
-            fault = faults.pop(0)
-            call.ok, call.error = False, fault.error
-            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-            body = {"ok": False, "error": fault.error}
-            return web.json_response(body, status=fault.status, headers=headers)
+        fault = self._take_fault(method, args)
+        if fault is None:
+            return web.json_response(self._call(method, token, args, call))
+        call.fault = fault
+        result = self._call(method, token, args, call) if fault.handled else None
+        if fault.hang and await self._hang(fault.hang):
+            return self._drop(request, call)
+        if fault.answers_normally:
+            if result is None:
+                result = self._call(method, token, args, call)
+            return web.json_response(result)
+        if fault.drop:
+            return self._drop(request, call)
+        call.ok, call.status = False, fault.status
+        headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+        if fault.plain_text is not None:
+            call.error = f"http_{fault.status}"
+            return web.Response(status=fault.status, text=fault.plain_text, headers=headers)
+        call.error = fault.error
+        body = {"ok": False, "error": fault.error}
+        return web.json_response(body, status=fault.status, headers=headers)
+
+    def _call(self, method: str, token: str | None, args: Json, call: SlackCall) -> Json:
+        """Run the method as Slack would; records and returns its answer body."""
         try:
             if not token:
                 raise SlackError("not_authed")
@@ -370,8 +522,28 @@ class FakeSlack:
             result = {"ok": False, "error": exc.error, **exc.extra}
         if call.warnings:
             result["warning"] = ",".join(call.warnings)
-            result["response_metadata"] = {"warnings": list(call.warnings)}
-        return web.json_response(result)
+            result.setdefault("response_metadata", {})["warnings"] = list(call.warnings)
+        call.result = result
+        return result
+
+    async def _hang(self, seconds: float) -> bool:
+        """Wait ``seconds``; True when ``close()`` ended the wait early."""
+        if self._closing is None:
+            self._closing = asyncio.Event()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._closing.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    @staticmethod
+    def _drop(request: web.Request, call: SlackCall) -> web.Response:
+        """Close the connection without answering; aiohttp then sends nothing."""
+        call.ok, call.error, call.status = False, "connection_dropped", 0
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=499)
 
     async def _upload(self, request: web.Request) -> web.Response:
         upload = self.files.get(request.match_info["file_id"])
@@ -382,3 +554,10 @@ class FakeSlack:
 
     async def _response(self, request: web.Request) -> web.Response:
         return await slack_api.serve_response(self, request)
+
+
+def _toggle(group: set[str], item: str, present: bool) -> None:
+    if present:
+        group.add(item)
+    else:
+        group.discard(item)

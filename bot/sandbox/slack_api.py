@@ -6,12 +6,15 @@ record; `METHODS` maps Slack's method names to them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import copy
 import json
 import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
     from bot.sandbox.slack import FakeSlack
 
 RESPONSE_URL_USES = 5
+HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX = 100, 999
+REPLIES_LIMIT_DEFAULT, REPLIES_LIMIT_MAX = 1000, 1000
 # Form-encoded calls carry these as JSON strings; record them decoded.
 _JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
 
@@ -144,19 +149,40 @@ def _apply_response(slack: FakeSlack, hook: ResponseHook, body: Json) -> None:
         )
 
 
-def _channel(slack: FakeSlack, args: Json, key: str = "channel") -> str:
+def _channel(slack: FakeSlack, args: Json, key: str = "channel", *, write: bool = False) -> str:
+    """The channel a call names, as the bot can see it.
+
+    Unknown channels and private ones the bot is not in answer ``channel_not_found``; with
+    ``write`` archived ones answer ``is_archived``. Public channels need no membership for
+    writing (the app has ``chat:write.public``).
+    """
     channel = str(args.get(key) or "")
     if channel in slack.users:  # posting to a user id lands in the DM with them
         channel = "D" + channel[1:]
         slack.channels.setdefault(channel, slack.users[args[key]])
         slack.messages.setdefault(channel, [])
-    if channel not in slack.channels:
+        slack.bot_channels.add(channel)
+    if channel not in slack.channels or (
+        channel in slack.private_channels and channel not in slack.bot_channels
+    ):
         raise SlackError("channel_not_found")
+    if write and channel in slack.archived_channels:
+        raise SlackError("is_archived")
     return channel
 
 
-def _message(slack: FakeSlack, args: Json, key: str = "ts") -> Message:
-    msg = slack.find_message(_channel(slack, args), str(args.get(key) or ""))
+def _readable_channel(slack: FakeSlack, args: Json) -> str:
+    """A channel whose history the bot may read: it must be a member."""
+    if str(args.get("channel") or "") in slack.users:  # reading needs the DM's id, not the user's
+        raise SlackError("channel_not_found")
+    channel = _channel(slack, args)
+    if channel not in slack.bot_channels:
+        raise SlackError("not_in_channel")
+    return channel
+
+
+def _message(slack: FakeSlack, args: Json, key: str = "ts", *, write: bool = False) -> Message:
+    msg = slack.find_message(_channel(slack, args, write=write), str(args.get(key) or ""))
     if msg is None:
         raise SlackError("message_not_found")
     return msg
@@ -184,18 +210,33 @@ def auth_test(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
     }
 
 
+def _metadata(args: Json) -> Json | None:
+    """Message metadata as Slack stores it: ``{event_type, event_payload}``."""
+    raw = args.get("metadata")
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, dict):
+        raise SlackError("invalid_metadata_format")
+    event_type, payload = raw.get("event_type"), raw.get("event_payload")
+    if not isinstance(event_type, str) or not event_type or not isinstance(payload, dict):
+        raise SlackError("invalid_metadata_schema")
+    return {"event_type": event_type, "event_payload": copy.deepcopy(payload)}
+
+
 def chat_post_message(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
-    channel = _channel(slack, args)
+    channel = _channel(slack, args, write=True)
+    metadata = _metadata(args)
     text, blocks = _content(slack, args, call)
     msg = slack.add_message(channel, text=text, blocks=blocks, thread_ts=args.get("thread_ts"))
-    msg.metadata = args.get("metadata") if isinstance(args.get("metadata"), dict) else None
+    msg.metadata = metadata
     return {"channel": channel, "ts": msg.ts, "message": msg.to_json()}
 
 
 def chat_update(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
-    msg = _message(slack, args)
+    msg = _message(slack, args, write=True)
     if msg.bot_id != slack.bot_id:
         raise SlackError("cant_update_message")
+    metadata = _metadata(args)
     if "blocks" in args:
         msg.blocks = with_ids(_blocks(args["blocks"] or []), f"u{slack._next()}.")
     if "text" in args or "markdown_text" in args:
@@ -204,14 +245,14 @@ def chat_update(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
         raise SlackError("no_text")
     if msg.blocks and not msg.text:
         call.warnings.append("missing_text_fallback")
-    if isinstance(args.get("metadata"), dict):
-        msg.metadata = args["metadata"]
+    if metadata is not None:
+        msg.metadata = metadata
     msg.edits += 1
     return {"channel": msg.channel, "ts": msg.ts, "text": msg.text, "message": msg.to_json()}
 
 
 def chat_delete(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
-    msg = _message(slack, args)
+    msg = _message(slack, args)  # Slack documents no is_archived for chat.delete
     if msg.bot_id != slack.bot_id:
         raise SlackError("cant_delete_message")
     slack.messages[msg.channel].remove(msg)
@@ -219,7 +260,7 @@ def chat_delete(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
 
 
 def chat_post_ephemeral(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
-    channel = _channel(slack, args)
+    channel = _channel(slack, args, write=True)
     user = str(args.get("user") or "")
     if user not in slack.users:
         raise SlackError("user_not_in_channel")
@@ -236,6 +277,192 @@ def chat_get_permalink(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
     if msg.thread_ts and msg.thread_ts != msg.ts:
         link += f"?thread_ts={msg.thread_ts}&cid={msg.channel}"
     return {"channel": msg.channel, "permalink": link}
+
+
+# ---------------------------------------------------------------- conversations
+
+
+def _ts(value: Any, error: str) -> Decimal:
+    try:
+        ts = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise SlackError(error) from exc
+    if not ts.is_finite():
+        raise SlackError(error)
+    return ts
+
+
+def _in_window(args: Json) -> Callable[[Message], bool]:
+    """The oldest/latest/inclusive filter of a conversations.* call."""
+    oldest = _ts(args.get("oldest") or "0", "invalid_ts_oldest")
+    latest = _ts(args["latest"], "invalid_ts_latest") if args.get("latest") else None
+    inclusive = _flag(args.get("inclusive"))
+
+    def inside(msg: Message) -> bool:
+        ts = Decimal(msg.ts)
+        if inclusive:
+            return oldest <= ts and (latest is None or ts <= latest)
+        return oldest < ts and (latest is None or ts < latest)
+
+    return inside
+
+
+def _limit(args: Json, default: int, maximum: int) -> int:
+    raw = args.get("limit")
+    if raw in (None, ""):
+        return default
+    try:
+        limit = int(str(raw))
+    except ValueError as exc:
+        raise SlackError("invalid_limit") from exc
+    return default if limit <= 0 else min(limit, maximum)
+
+
+def _cursor(ts: str) -> str:
+    return base64.b64encode(f"next_ts:{ts.replace('.', '')}".encode()).decode()
+
+
+def _cursor_ts(cursor: str) -> Decimal:
+    try:
+        decoded = base64.b64decode(cursor, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise SlackError("invalid_cursor") from exc
+    digits = decoded.removeprefix("next_ts:")
+    if digits == decoded or not digits.isdigit() or len(digits) <= 6:
+        raise SlackError("invalid_cursor")
+    return Decimal(f"{digits[:-6]}.{digits[-6:]}")
+
+
+def _page(
+    messages: list[Message], args: Json, *, newest_first: bool, default: int, maximum: int
+) -> tuple[list[Message], Json]:
+    """One page of ``messages`` (already ordered) from the call's cursor; and what to add to
+    the answer: ``has_more`` and, when there is more, ``response_metadata.next_cursor``."""
+    limit = _limit(args, default, maximum)
+    if args.get("cursor"):
+        at = _cursor_ts(str(args["cursor"]))
+        messages = [
+            m for m in messages if (Decimal(m.ts) <= at if newest_first else Decimal(m.ts) >= at)
+        ]
+    page, rest = messages[:limit], messages[limit:]
+    if not rest:
+        return page, {"has_more": False}
+    return page, {"has_more": True, "response_metadata": {"next_cursor": _cursor(rest[0].ts)}}
+
+
+def _listed(slack: FakeSlack, msg: Message, args: Json) -> Json:
+    """A message as conversations.history/replies show it, thread fields included."""
+    data = msg.to_json(include_metadata=_flag(args.get("include_all_metadata")))
+    data["team"] = slack.team_id
+    if msg.bot_id == slack.bot_id:
+        data["app_id"] = slack.app_id
+    replies = slack.thread(msg.channel, msg.ts)
+    if replies:
+        users = list(dict.fromkeys(r.user for r in replies))
+        data.update(
+            thread_ts=msg.ts,
+            reply_count=len(replies),
+            reply_users_count=len(users),
+            reply_users=users,
+            latest_reply=replies[-1].ts,
+            is_locked=False,
+            subscribed=False,
+        )
+    elif msg.thread_ts and msg.thread_ts != msg.ts:
+        parent = slack.find_message(msg.channel, msg.thread_ts)
+        if parent is not None:
+            data["parent_user_id"] = parent.user
+    return data
+
+
+def _is_top_level(msg: Message) -> bool:
+    return not msg.thread_ts or msg.thread_ts == msg.ts
+
+
+def conversations_history(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
+    """Top-level messages (thread parents, not their replies), newest first."""
+    channel = _readable_channel(slack, args)
+    inside = _in_window(args)
+    tops = [m for m in slack.messages.get(channel, []) if _is_top_level(m) and inside(m)]
+    tops.sort(key=lambda m: Decimal(m.ts), reverse=True)
+    page, more = _page(
+        tops,
+        args,
+        newest_first=True,
+        default=HISTORY_LIMIT_DEFAULT,
+        maximum=HISTORY_LIMIT_MAX,
+    )
+    return {
+        "messages": [_listed(slack, m, args) for m in page],
+        **more,
+        "pin_count": 0,
+        "channel_actions_ts": None,
+        "channel_actions_count": 0,
+    }
+
+
+def conversations_replies(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
+    """A thread oldest first: its parent (first page only), then the replies in the window.
+
+    ``ts`` may name the parent or any reply of the thread.
+    """
+    channel = _readable_channel(slack, args)
+    if not args.get("ts"):
+        raise SlackError("invalid_arguments")
+    msg = slack.find_message(channel, str(args["ts"]))
+    if msg is None:
+        raise SlackError("thread_not_found")
+    parent = msg
+    if msg.thread_ts and msg.thread_ts != msg.ts:
+        parent = slack.find_message(channel, msg.thread_ts) or msg
+    inside = _in_window(args)
+    replies = [r for r in slack.thread(channel, parent.ts) if inside(r)]
+    replies.sort(key=lambda m: Decimal(m.ts))
+    page, more = _page(
+        [parent, *replies],
+        args,
+        newest_first=False,
+        default=REPLIES_LIMIT_DEFAULT,
+        maximum=REPLIES_LIMIT_MAX,
+    )
+    return {"messages": [_listed(slack, m, args) for m in page], **more}
+
+
+def _channel_json(slack: FakeSlack, channel: str) -> Json:
+    name = slack.channels[channel]
+    private = channel in slack.private_channels
+    return {
+        "id": channel,
+        "name": name,
+        "name_normalized": name,
+        "is_channel": not private,
+        "is_group": private,
+        "is_im": channel.startswith("D"),
+        "is_mpim": False,
+        "is_private": private,
+        "is_archived": channel in slack.archived_channels,
+        "is_general": False,
+        "is_shared": False,
+        "is_member": channel in slack.bot_channels,
+        "created": slack._clock_us // 1_000_000,
+    }
+
+
+def conversations_join(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
+    """The bot joins a public channel (answering ``already_in_channel`` if it was in it)."""
+    channel = str(args.get("channel") or "")
+    if channel not in slack.channels or (
+        channel in slack.private_channels and channel not in slack.bot_channels
+    ):
+        raise SlackError("channel_not_found")
+    if channel in slack.private_channels or channel.startswith("D"):
+        raise SlackError("method_not_supported_for_channel_type")
+    if channel in slack.archived_channels:
+        raise SlackError("is_archived")
+    if channel in slack.bot_channels:
+        call.warnings.append("already_in_channel")
+    slack.bot_channels.add(channel)
+    return {"channel": _channel_json(slack, channel)}
 
 
 def users_info(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
@@ -339,7 +566,7 @@ def files_complete_upload(slack: FakeSlack, args: Json, call: SlackCall) -> Json
     uploads = [slack.files.get(str(e.get("id"))) for e in entries]
     if any(u is None or u.content is None for u in uploads):
         raise SlackError("file_not_found")
-    shared = [_channel(slack, args, "channel_id")] if args.get("channel_id") else []
+    shared = [_channel(slack, args, "channel_id", write=True)] if args.get("channel_id") else []
     infos = []
     for entry, upload in zip(entries, uploads, strict=True):
         assert upload is not None
@@ -382,6 +609,9 @@ METHODS: dict[str, Callable[[FakeSlack, Json, SlackCall], Json]] = {
     "views.push": views_push,
     "views.publish": views_publish,
     "users.info": users_info,
+    "conversations.history": conversations_history,
+    "conversations.replies": conversations_replies,
+    "conversations.join": conversations_join,
     "files.getUploadURLExternal": files_get_upload_url,
     "files.completeUploadExternal": files_complete_upload,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,14 +62,56 @@ _INITIAL_KEYS = {
 
 
 @dataclass
+class Fault:
+    """How FakeSlack misbehaves for the Web API calls it matches; see ``FakeSlack.fault``.
+
+    ``times`` counts the matches still to come (None: every match until cleared) and ``hits``
+    the calls it has already affected.
+    """
+
+    method: str
+    error: str | None = "ratelimited"
+    status: int = 429
+    retry_after: int | None = 1
+    plain_text: str | None = None
+    drop: bool = False
+    hang: float = 0.0
+    handled: bool = False
+    channel: str | None = None
+    times: int | None = 1
+    hits: int = 0
+
+    def matches(self, method: str, args: Mapping[str, Any]) -> bool:
+        """Whether a call of ``method`` with ``args`` is one this fault affects."""
+        if method != self.method:
+            return False
+        return self.channel is None or self.channel in (args.get("channel"), args.get("channel_id"))
+
+    @property
+    def answers_normally(self) -> bool:
+        """No error answer, no plain text, no drop: only a delay (``hang``) before the answer."""
+        return self.error is None and self.plain_text is None and not self.drop
+
+
+@dataclass
 class SlackCall:
-    """One Web API call as the fake received it."""
+    """One Web API call as the fake received it.
+
+    ``at`` is when it arrived (``time.monotonic()``). ``status`` is the HTTP status answered (0
+    when the connection was dropped instead). ``result`` is the body the method itself produced,
+    kept even when a fault replaced the answer (``fault``); ``ok``/``error`` describe what the
+    client got.
+    """
 
     method: str
     args: Json
     ok: bool = True
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    at: float = field(default_factory=time.monotonic)
+    status: int = 200
+    fault: Fault | None = None
+    result: Json | None = None
 
 
 @dataclass
@@ -86,7 +129,7 @@ class Message:
     files: list[Json] = field(default_factory=list)
     metadata: Json | None = None
 
-    def to_json(self) -> Json:
+    def to_json(self, *, include_metadata: bool = True) -> Json:
         data: Json = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
         if self.bot_id:
             data["bot_id"] = self.bot_id
@@ -96,7 +139,7 @@ class Message:
             data["thread_ts"] = self.thread_ts
         if self.files:
             data["files"] = copy.deepcopy(self.files)
-        if self.metadata:
+        if self.metadata and include_metadata:
             data["metadata"] = copy.deepcopy(self.metadata)
         if self.edits:
             data["edited"] = {"user": self.user, "ts": self.ts}

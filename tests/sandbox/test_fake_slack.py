@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -56,7 +58,8 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 def client(fake: FakeSlack) -> AsyncWebClient:
-    return AsyncWebClient(token=fake.token, base_url=fake.api_url)
+    # No retry handlers: every call the test makes is exactly one request.
+    return AsyncWebClient(token=fake.token, base_url=fake.api_url, retry_handlers=[])
 
 
 async def slack_error(call: Any) -> SlackApiError:
@@ -305,6 +308,471 @@ async def test_wait_for_reports_what_slack_holds(fake: FakeSlack) -> None:
     assert await fake.wait_for(lambda: fake.last_message("C0QA")) is fake.messages["C0QA"][0]
     with pytest.raises(AssertionError, match="still running"):
         await fake.wait_for(lambda: None, timeout=0.05)
+
+
+# ---------------------------------------------------------------- faults
+
+
+async def test_fault_answers_status_with_retry_after(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fault = fake.fault("chat.postMessage", retry_after=7)
+    err = await slack_error(client.chat_postMessage(channel="C0QA", text="first"))
+    assert (err.response.status_code, err.response["error"]) == (429, "ratelimited")
+    assert err.response.headers["Retry-After"] == "7"
+    assert fake.messages["C0QA"] == []
+    (call,) = fake.calls
+    assert (call.ok, call.error, call.status, call.fault) == (False, "ratelimited", 429, fault)
+    assert call.result is None  # the method never ran
+    assert (fault.hits, fake.faults) == (1, [])
+
+    resp = await client.chat_postMessage(channel="C0QA", text="second")
+    assert resp["ok"] is True
+    assert [m.text for m in fake.messages["C0QA"]] == ["second"]
+    assert [(c.ok, c.status, c.fault) for c in fake.calls] == [
+        (False, 429, fault),
+        (True, 200, None),
+    ]
+
+
+async def test_fail_next_is_a_one_shot_fault(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.fail_next("chat.update", error="internal_error", status=200, retry_after=None)
+    (fault,) = fake.faults
+    assert (fault.method, fault.error, fault.status, fault.retry_after, fault.times) == (
+        "chat.update",
+        "internal_error",
+        200,
+        None,
+        1,
+    )
+    posted = await client.chat_postMessage(channel="C0QA", text="v1")
+    err = await slack_error(client.chat_update(channel="C0QA", ts=posted["ts"], text="v2"))
+    assert (err.response.status_code, err.response["error"]) == (200, "internal_error")
+    assert "Retry-After" not in err.response.headers
+    assert fake.messages["C0QA"][0].text == "v1"
+    await client.chat_update(channel="C0QA", ts=posted["ts"], text="v2")
+    assert fake.messages["C0QA"][0].text == "v2"
+
+
+async def test_fault_plain_text_answer(fake: FakeSlack, client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel="C0QA", text="v1")
+    fake.fault("chat.update", plain_text="upstream connect error", status=500, retry_after=None)
+    err = await slack_error(client.chat_update(channel="C0QA", ts=posted["ts"], text="v2"))
+    assert err.response.status_code == 500
+    assert err.response.data == "upstream connect error"
+    assert not isinstance(err.response.data, dict)
+    assert err.response.headers["Content-Type"].startswith("text/plain")
+    assert fake.messages["C0QA"][0].text == "v1"
+    call = fake.calls[-1]
+    assert (call.method, call.ok, call.error, call.status) == (
+        "chat.update",
+        False,
+        "http_500",
+        500,
+    )
+
+
+async def test_fault_drop_closes_the_connection(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.fault("chat.postMessage", drop=True)
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await client.chat_postMessage(channel="C0QA", text="lost")
+    assert fake.messages["C0QA"] == []
+    (call,) = fake.calls
+    assert (call.ok, call.error, call.status) == (False, "connection_dropped", 0)
+
+    resp = await client.chat_postMessage(channel="C0QA", text="next")
+    assert resp["ok"] is True
+    assert [m.text for m in fake.messages["C0QA"]] == ["next"]
+
+
+async def test_fault_hang_lets_the_client_time_out(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.fault("chat.postMessage", hang=30, error=None)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await client.chat_postMessage(channel="C0QA", text="slow")
+    assert fake.messages["C0QA"] == []  # not handled: nothing happens before the hang ends
+    assert [c.method for c in fake.calls] == ["chat.postMessage"]
+
+    # close() does not wait out the 30 s hang; the held call ends without effect.
+    async with asyncio.timeout(10):
+        await fake.close()
+    assert fake.messages["C0QA"] == []
+    assert (fake.calls[0].ok, fake.calls[0].error) == (False, "connection_dropped")
+
+
+async def test_fault_hang_then_normal_answer(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.fault("chat.postMessage", hang=0.2, error=None)
+    async with asyncio.timeout(10):
+        slow = await client.chat_postMessage(channel="C0QA", text="slow")
+    assert slow["ok"] is True
+    assert [m.ts for m in fake.messages["C0QA"]] == [slow["ts"]]
+    call = fake.calls[0]
+    assert (call.ok, call.status, call.result) == (True, 200, slow.data)
+    assert call.fault is not None and call.fault.hang == 0.2
+
+
+async def test_handled_faults_take_effect_before_failing(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.fault(
+        "chat.postMessage", handled=True, error="internal_error", status=500, retry_after=None
+    )
+    err = await slack_error(client.chat_postMessage(channel="C0QA", text="posted anyway"))
+    assert (err.response.status_code, err.response["error"]) == (500, "internal_error")
+    (msg,) = fake.messages["C0QA"]
+    assert msg.text == "posted anyway"
+    call = fake.calls[-1]
+    assert (call.ok, call.error) == (False, "internal_error")
+    assert call.result is not None and call.result["ts"] == msg.ts
+
+    fake.fault("chat.update", handled=True, drop=True)
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await client.chat_update(channel="C0QA", ts=msg.ts, text="edited anyway")
+    assert (msg.text, msg.edits) == ("edited anyway", 1)
+
+    fake.fault("chat.postMessage", handled=True, plain_text="bad gateway", status=502)
+    err = await slack_error(client.chat_postMessage(channel="C0QA", text="third"))
+    assert (err.response.status_code, err.response.data) == (502, "bad gateway")
+    assert [m.text for m in fake.messages["C0QA"]] == ["edited anyway", "third"]
+
+    fake.fault("chat.postMessage", handled=True, hang=2)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await client.chat_postMessage(channel="C0QA", text="fourth")
+    assert [m.text for m in fake.messages["C0QA"]][-1] == "fourth"
+
+
+async def test_unhandled_fault_has_no_effect(fake: FakeSlack, client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel="C0QA", text="keep")
+    fake.fault("chat.delete", error="internal_error", status=500)
+    err = await slack_error(client.chat_delete(channel="C0QA", ts=posted["ts"]))
+    assert err.response["error"] == "internal_error"
+    assert [m.text for m in fake.messages["C0QA"]] == ["keep"]
+    assert fake.calls[-1].result is None
+
+
+async def test_fault_channel_filter_and_times(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C0OPS", "ops")
+    fault = fake.fault("chat.postMessage", channel="C0OPS", times=2, error="fatal_error")
+    assert (await client.chat_postMessage(channel="C0QA", text="qa"))["ok"] is True
+    for _ in range(2):
+        err = await slack_error(client.chat_postMessage(channel="C0OPS", text="ops"))
+        assert err.response["error"] == "fatal_error"
+    assert (await client.chat_postMessage(channel="C0OPS", text="ops 3"))["ok"] is True
+    assert (fault.hits, fake.faults) == (2, [])
+    assert [m.text for m in fake.messages["C0OPS"]] == ["ops 3"]
+    assert [m.text for m in fake.messages["C0QA"]] == ["qa"]
+
+    # The channel filter reads channel_id too (files.completeUploadExternal).
+    assert fake.fault("files.completeUploadExternal", channel="C0OPS").matches(
+        "files.completeUploadExternal", {"channel_id": "C0OPS"}
+    )
+    fake.clear_faults()
+
+    forever = fake.fault("chat.update", times=None, error="internal_error", status=200)
+    ts = fake.messages["C0QA"][0].ts
+    for attempt in range(3):
+        err = await slack_error(client.chat_update(channel="C0QA", ts=ts, text=f"try {attempt}"))
+        assert err.response["error"] == "internal_error"
+    assert forever.hits == 3 and fake.faults == [forever]
+    fake.clear_faults()
+    assert (await client.chat_update(channel="C0QA", ts=ts, text="done"))["ok"] is True
+    assert fake.messages["C0QA"][0].text == "done"
+    assert fake.fault("auth.test", times=0).times is None  # 0 means forever too
+
+
+async def test_calls_carry_a_monotonic_timestamp(fake: FakeSlack, client: AsyncWebClient) -> None:
+    before = time.monotonic()
+    await client.auth_test()
+    fake.fault("chat.postMessage", drop=True)
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await client.chat_postMessage(channel="C0QA", text="x")
+    await client.chat_postMessage(channel="C0QA", text="y")
+    after = time.monotonic()
+    stamps = [c.at for c in fake.calls]
+    assert len(stamps) == 3
+    assert before <= stamps[0] <= stamps[1] <= stamps[2] <= after
+
+
+# ---------------------------------------------------------------- channels and conversations
+
+
+async def test_private_archived_and_removed_channels(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.add_channel("G0PRIV", "secret", private=True)
+    for call in (
+        client.chat_postMessage(channel="G0PRIV", text="x"),
+        client.conversations_history(channel="G0PRIV"),
+        client.conversations_join(channel="G0PRIV"),
+        client.chat_postEphemeral(channel="G0PRIV", user="U0LI", text="x"),
+    ):
+        assert (await slack_error(call)).response["error"] == "channel_not_found"
+    fake.invite_bot("G0PRIV")
+    assert (await client.chat_postMessage(channel="G0PRIV", text="inside"))["ok"] is True
+    err = await slack_error(client.conversations_join(channel="G0PRIV"))
+    assert err.response["error"] == "method_not_supported_for_channel_type"
+    fake.kick_bot("G0PRIV")
+    err = await slack_error(client.chat_postMessage(channel="G0PRIV", text="x"))
+    assert err.response["error"] == "channel_not_found"
+
+    # Public, bot not a member: posting works (chat:write.public), reading does not.
+    posted = await client.chat_postMessage(channel="C0QA", text="hello")
+    err = await slack_error(client.conversations_history(channel="C0QA"))
+    assert err.response["error"] == "not_in_channel"
+    err = await slack_error(client.conversations_replies(channel="C0QA", ts=posted["ts"]))
+    assert err.response["error"] == "not_in_channel"
+
+    fake.archive_channel("C0QA")
+    for call in (
+        client.chat_postMessage(channel="C0QA", text="x"),
+        client.chat_update(channel="C0QA", ts=posted["ts"], text="x"),
+        client.conversations_join(channel="C0QA"),
+    ):
+        assert (await slack_error(call)).response["error"] == "is_archived"
+    assert fake.messages["C0QA"][0].text == "hello"
+    fake.unarchive_channel("C0QA")
+    await client.chat_update(channel="C0QA", ts=posted["ts"], text="again")
+
+    fake.remove_channel("C0QA")
+    for call in (
+        client.chat_postMessage(channel="C0QA", text="x"),
+        client.chat_update(channel="C0QA", ts=posted["ts"], text="x"),
+        client.conversations_history(channel="C0QA"),
+        client.conversations_join(channel="C0QA"),
+        client.chat_getPermalink(channel="C0QA", message_ts=posted["ts"]),
+    ):
+        assert (await slack_error(call)).response["error"] == "channel_not_found"
+    with pytest.raises(KeyError):
+        fake.archive_channel("C0QA")
+
+
+async def test_direct_messages_open_a_dm_the_bot_is_in(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="U0MARIA", text="your call is done")
+    assert posted["channel"] == "D0MARIA"
+    assert "D0MARIA" in fake.bot_channels
+    history = await client.conversations_history(channel="D0MARIA")
+    assert [m["text"] for m in history["messages"]] == ["your call is done"]
+    err = await slack_error(client.conversations_history(channel="U0MARIA"))
+    assert err.response["error"] == "channel_not_found"
+    err = await slack_error(client.conversations_join(channel="D0MARIA"))
+    assert err.response["error"] == "method_not_supported_for_channel_type"
+
+
+async def test_conversations_join(fake: FakeSlack, client: AsyncWebClient) -> None:
+    joined = await client.conversations_join(channel="C0QA")
+    channel = joined["channel"]
+    assert (channel["id"], channel["name"], channel["is_channel"], channel["is_member"]) == (
+        "C0QA",
+        "voice-qa",
+        True,
+        True,
+    )
+    assert "warning" not in joined.data
+    assert "C0QA" in fake.bot_channels
+    again = await client.conversations_join(channel="C0QA")
+    assert again["warning"] == "already_in_channel"
+    assert again["response_metadata"]["warnings"] == ["already_in_channel"]
+    err = await slack_error(client.conversations_join(channel="C0NOPE"))
+    assert err.response["error"] == "channel_not_found"
+    fake.add_channel("C0OLD", "old")
+    fake.archive_channel("C0OLD")
+    err = await slack_error(client.conversations_join(channel="C0OLD"))
+    assert err.response["error"] == "is_archived"
+    assert "C0OLD" not in fake.bot_channels
+    # slack_sdk POSTs join with the channel in the query string.
+    assert fake.calls_to("conversations.join")[0].args == {"channel": "C0QA"}
+
+
+async def _thread_fixture(fake: FakeSlack, client: AsyncWebClient) -> list[str]:
+    """C0QA with the bot in it: A, B (two replies), C. Returns [A, B, r1, r2, C] ts."""
+    await client.conversations_join(channel="C0QA")
+    a = (await client.chat_postMessage(channel="C0QA", text="A"))["ts"]
+    b = (await client.chat_postMessage(channel="C0QA", text="B"))["ts"]
+    r1 = fake.add_message("C0QA", text="r1", user="U0LI", thread_ts=b).ts
+    r2 = (await client.chat_postMessage(channel="C0QA", text="r2", thread_ts=b))["ts"]
+    c = (await client.chat_postMessage(channel="C0QA", text="C"))["ts"]
+    return [a, b, r1, r2, c]
+
+
+async def test_history_newest_first_without_replies(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    a, b, _r1, r2, c = await _thread_fixture(fake, client)
+    history = await client.conversations_history(channel="C0QA")
+    assert [m["text"] for m in history["messages"]] == ["C", "B", "A"]
+    assert history["has_more"] is False
+    parent = history["messages"][1]
+    assert (parent["ts"], parent["thread_ts"], parent["reply_count"], parent["latest_reply"]) == (
+        b,
+        b,
+        2,
+        r2,
+    )
+    assert parent["reply_users"] == ["U0LI", "U0THUNDER"]
+    assert (parent["user"], parent["bot_id"], parent["type"]) == (
+        "U0THUNDER",
+        "B0THUNDER",
+        "message",
+    )
+    assert "thread_ts" not in history["messages"][0]
+
+    async def texts(**window: Any) -> list[str]:
+        resp = await client.conversations_history(channel="C0QA", **window)
+        return [m["text"] for m in resp["messages"]]
+
+    assert await texts(oldest=a) == ["C", "B"]
+    assert await texts(oldest=a, inclusive=True) == ["C", "B", "A"]
+    assert await texts(latest=c) == ["B", "A"]
+    assert await texts(oldest=a, latest=c) == ["B"]
+    assert await texts(oldest=a, latest=c, inclusive=True) == ["C", "B", "A"]
+    assert await texts(oldest=c) == []
+    # slack_sdk sends a GET with booleans as "1"/"0" in the query string.
+    assert fake.calls[-2].args["inclusive"] == "1"
+    err = await slack_error(client.conversations_history(channel="C0QA", oldest="soon"))
+    assert err.response["error"] == "invalid_ts_oldest"
+
+
+async def test_history_pagination(fake: FakeSlack, client: AsyncWebClient) -> None:
+    await client.conversations_join(channel="C0QA")
+    posted = [(await client.chat_postMessage(channel="C0QA", text=f"m{i}"))["ts"] for i in range(5)]
+    first = await client.conversations_history(channel="C0QA", limit=2)
+    assert [m["text"] for m in first["messages"]] == ["m4", "m3"]
+    assert first["has_more"] is True
+    cursor = first["response_metadata"]["next_cursor"]
+    assert cursor
+    # A message posted between pages does not shift the next one.
+    await client.chat_postMessage(channel="C0QA", text="late")
+    second = await client.conversations_history(channel="C0QA", limit=2, cursor=cursor)
+    assert [m["text"] for m in second["messages"]] == ["m2", "m1"]
+    third = await client.conversations_history(
+        channel="C0QA", limit=2, cursor=second["response_metadata"]["next_cursor"]
+    )
+    assert [m["text"] for m in third["messages"]] == ["m0"]
+    assert third["has_more"] is False
+    assert "response_metadata" not in third.data
+
+    # slack_sdk's own page iteration follows next_cursor to the end.
+    pages = [
+        [m["ts"] for m in page["messages"]]
+        async for page in await client.conversations_history(channel="C0QA", limit=4)
+    ]
+    assert len(pages) == 2
+    assert [ts for page in pages for ts in page][1:] == posted[::-1]
+    assert len((await client.conversations_history(channel="C0QA", limit=5000))["messages"]) == 6
+    err = await slack_error(client.conversations_history(channel="C0QA", cursor="not-a-cursor"))
+    assert err.response["error"] == "invalid_cursor"
+
+
+async def test_replies_parent_first_then_oldest_first(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    a, b, r1, r2, _ = await _thread_fixture(fake, client)
+    r3 = (await client.chat_postMessage(channel="C0QA", text="r3", thread_ts=b))["ts"]
+    replies = await client.conversations_replies(channel="C0QA", ts=b)
+    assert [m["text"] for m in replies["messages"]] == ["B", "r1", "r2", "r3"]
+    assert replies["messages"][0]["reply_count"] == 3
+    assert [m["parent_user_id"] for m in replies["messages"][1:]] == ["U0THUNDER"] * 3
+    assert {m["thread_ts"] for m in replies["messages"]} == {b}
+    assert replies["has_more"] is False
+
+    by_reply = await client.conversations_replies(channel="C0QA", ts=r2)
+    assert [m["ts"] for m in by_reply["messages"]] == [b, r1, r2, r3]
+    lone = await client.conversations_replies(channel="C0QA", ts=a)
+    assert [m["text"] for m in lone["messages"]] == ["A"]
+    assert "reply_count" not in lone["messages"][0]
+
+    first = await client.conversations_replies(channel="C0QA", ts=b, limit=2)
+    assert [m["text"] for m in first["messages"]] == ["B", "r1"]
+    assert first["has_more"] is True
+    rest = await client.conversations_replies(
+        channel="C0QA", ts=b, limit=2, cursor=first["response_metadata"]["next_cursor"]
+    )
+    assert [m["text"] for m in rest["messages"]] == ["r2", "r3"]
+    assert rest["has_more"] is False
+
+    windowed = await client.conversations_replies(channel="C0QA", ts=b, oldest=r1)
+    assert [m["text"] for m in windowed["messages"]] == ["B", "r2", "r3"]
+    windowed = await client.conversations_replies(channel="C0QA", ts=b, oldest=r1, inclusive=True)
+    assert [m["text"] for m in windowed["messages"]] == ["B", "r1", "r2", "r3"]
+
+    err = await slack_error(client.conversations_replies(channel="C0QA", ts="1.000001"))
+    assert err.response["error"] == "thread_not_found"
+    err = await slack_error(client.conversations_replies(channel="C0NOPE", ts=b))
+    assert err.response["error"] == "channel_not_found"
+
+
+async def test_metadata_stored_and_listed_only_when_asked(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    await client.conversations_join(channel="C0QA")
+    meta = {"event_type": "thunderbot_run", "event_payload": {"run_id": 7}}
+    card = await client.chat_postMessage(channel="C0QA", text="Run 7", metadata=meta)
+    assert fake.messages["C0QA"][0].metadata == meta
+    # Form-encoded callers send metadata as a JSON string.
+    form = {
+        "channel": "C0QA",
+        "text": "Run 8",
+        "metadata": json.dumps(meta | {"event_payload": {"run_id": 8}}),
+    }
+    await client.api_call("chat.postMessage", data=form)
+    assert fake.messages["C0QA"][1].metadata == {
+        "event_type": "thunderbot_run",
+        "event_payload": {"run_id": 8},
+    }
+    await client.chat_postMessage(channel="C0QA", text="reply", thread_ts=card["ts"], metadata=meta)
+    updated = {"event_type": "thunderbot_run", "event_payload": {"run_id": 7, "state": "done"}}
+    await client.chat_update(channel="C0QA", ts=card["ts"], text="Run 7 done", metadata=updated)
+    assert fake.messages["C0QA"][0].metadata == updated
+
+    plain = await client.conversations_history(channel="C0QA")
+    assert [m["text"] for m in plain["messages"]] == ["Run 8", "Run 7 done"]
+    assert all("metadata" not in m for m in plain["messages"])
+    full = await client.conversations_history(channel="C0QA", include_all_metadata=True)
+    assert [m["metadata"]["event_payload"]["run_id"] for m in full["messages"]] == [8, 7]
+    assert full["messages"][1]["metadata"] == updated
+    assert fake.calls[-1].args["include_all_metadata"] == "1"
+
+    thread = await client.conversations_replies(channel="C0QA", ts=card["ts"])
+    assert all("metadata" not in m for m in thread["messages"])
+    thread = await client.conversations_replies(
+        channel="C0QA", ts=card["ts"], include_all_metadata=True
+    )
+    assert [m["metadata"] for m in thread["messages"]] == [updated, meta]
+
+    for bad, error in (
+        ("{not json", "invalid_metadata_format"),
+        ({"event_payload": {}}, "invalid_metadata_schema"),
+        ({"event_type": "x", "event_payload": "y"}, "invalid_metadata_schema"),
+    ):
+        err = await slack_error(
+            client.api_call(
+                "chat.postMessage", json={"channel": "C0QA", "text": "x", "metadata": bad}
+            )
+        )
+        assert err.response["error"] == error
+    assert len(fake.messages["C0QA"]) == 3
+
+
+async def test_conversations_accept_raw_get_and_json_post(fake: FakeSlack) -> None:
+    fake.invite_bot("C0QA")
+    meta = {"event_type": "e", "event_payload": {"k": 1}}
+    msg = fake.add_message("C0QA", text="hi")
+    msg.metadata = meta
+    headers = {"Authorization": f"Bearer {fake.token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        query = {"channel": "C0QA", "include_all_metadata": "true", "oldest": msg.ts}
+        query["inclusive"] = "true"
+        async with session.get(fake.api_url + "conversations.history", params=query) as raw:
+            got = await raw.json()
+        assert [m.get("metadata") for m in got["messages"]] == [meta]
+        body = {"channel": "C0QA", "include_all_metadata": False, "ts": msg.ts}
+        async with session.post(fake.api_url + "conversations.replies", json=body) as raw:
+            got = await raw.json()
+        assert got["ok"] is True
+        assert [("metadata" in m, m["text"]) for m in got["messages"]] == [(False, "hi")]
 
 
 # ---------------------------------------------------------------- the user driver against Bolt
