@@ -1,18 +1,22 @@
-"""Identifiers shared by Block Kit builders and the handlers that answer them."""
+"""Identifiers shared by Block Kit builders and the handlers that answer them.
 
-# Buttons on the confirmation (value: launch id).
+What a button or modal is about (its value or private_metadata) is a `bot.routing.Route`,
+written with `routing.encode` and read with `routing.decode`; the notes below name its fields.
+"""
+
+# Buttons on the confirmation (route: launch_id).
 START_RUN = "launch_start"
 CANCEL_RUN = "launch_cancel"
 
-# Buttons on a result (value: run id).
+# Buttons on a result (route: run_id).
 FLAG_RUN = "result_flag"
 SHOW_TRANSCRIPT = "result_transcript"
 RUN_AGAIN = "result_run_again"
 
-# Modals.
+# Modals (route: run_id).
 FLAG_MODAL = "flag_review"
 TRANSCRIPT_MODAL = "transcript"
-TRANSCRIPT_PAGE = "transcript_page"  # value: "<run id>:<page>"
+TRANSCRIPT_PAGE = "transcript_page"  # a button in the transcript modal (route: run_id, page)
 
 # Input blocks of the flag modal (block_id; the action_id inside each is "value").
 FLAG_TITLE = "flag_title"

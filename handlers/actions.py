@@ -11,6 +11,8 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import ids, launch, reviews
 from bot.blocks import replies
+from bot.outcomes import AlreadyDecided, LaunchOutcome
+from bot.routing import Route, decode
 from handlers.context import services_of
 from storage import runs as run_store
 from storage.models import RunRecord
@@ -18,15 +20,23 @@ from storage.models import RunRecord
 GONE = "I have no record of that test call any more."
 
 
-def _value(body: dict[str, Any]) -> str:
-    return str(body["actions"][0].get("value") or "")
+def _route(body: dict[str, Any]) -> Route:
+    """What the clicked button is about (the one place a button's value is read)."""
+    return decode(body["actions"][0].get("value"))
+
+
+# A confirmation button whose launch can't be read is answered like one no longer on record.
+NO_LAUNCH = AlreadyDecided(None)
 
 
 async def handle_start(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    outcome = await launch.start(services_of(context), _value(body), body["user"]["id"])
+    launch_id = _route(body).launch_id
+    outcome: LaunchOutcome = NO_LAUNCH
+    if launch_id is not None:
+        outcome = await launch.start(services_of(context), launch_id, body["user"]["id"])
     await respond(replace_original=True, **replies.launch_outcome(outcome))
 
 
@@ -34,19 +44,24 @@ async def handle_cancel(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     await ack()
-    outcome = launch.cancel(services_of(context), _value(body), body["user"]["id"])
+    launch_id = _route(body).launch_id
+    outcome: LaunchOutcome = NO_LAUNCH
+    if launch_id is not None:
+        outcome = launch.cancel(services_of(context), launch_id, body["user"]["id"])
     await respond(replace_original=True, **replies.launch_outcome(outcome))
 
 
-def _run(context: AsyncBoltContext, run_ref: str) -> RunRecord | None:
-    return run_store.get_run(services_of(context).db, int(run_ref)) if run_ref.isdigit() else None
+def _run(context: AsyncBoltContext, route: Route) -> RunRecord | None:
+    if route.run_id is None:
+        return None
+    return run_store.get_run(services_of(context).db, route.run_id)
 
 
 async def _clicked_run(
     body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> RunRecord | None:
     """The run behind a result button, or None after telling the person it is gone."""
-    run = _run(context, _value(body))
+    run = _run(context, _route(body))
     if run is None:
         await respond(response_type="ephemeral", replace_original=False, text=GONE)
     return run
@@ -78,13 +93,13 @@ async def handle_transcript_page(
     ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     await ack()
-    run_ref, _, page = _value(body).partition(":")
-    run = _run(context, run_ref)
-    if run is not None and page.isdigit():
+    route = _route(body)
+    run = _run(context, route)
+    if run is not None and route.page is not None:
         await reviews.show_transcript_page(
             services_of(context),
             run,
-            int(page),
+            route.page,
             view_id=body["view"]["id"],
             view_hash=body["view"].get("hash"),
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -10,16 +9,14 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot import ids, reviews
+from bot.routing import Route, decode
 from handlers.context import services_of
 from storage import runs as run_store
 
 
-def _run_id(view: dict[str, Any]) -> int | None:
-    try:
-        run_id = json.loads(view.get("private_metadata") or "{}").get("run_id")
-    except (ValueError, AttributeError):
-        return None
-    return run_id if isinstance(run_id, int) else None
+def _route(view: dict[str, Any]) -> Route:
+    """What the submitted modal is about (the one place private_metadata is read)."""
+    return decode(view.get("private_metadata"))
 
 
 def _flag_input(view: dict[str, Any]) -> reviews.FlagInput:
@@ -42,7 +39,7 @@ async def handle_flag_submission(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     services = services_of(context)
-    run_id = _run_id(view)
+    run_id = _route(view).run_id
     run = run_store.get_run(services.db, run_id) if run_id is not None else None
     if run is None or run.call_id is None:
         await ack(

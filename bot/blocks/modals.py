@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bot import ids
 from bot.blocks.common import context, escape, section, trim
 from bot.blocks.turns import turn_line
+from bot.routing import Route, encode
 from storage.models import RunRecord
 
 TURNS_PER_PAGE = 40
@@ -24,13 +24,12 @@ def _option(value: str) -> dict[str, Any]:
 
 def flag_modal(run: RunRecord, *, turns: int) -> dict[str, Any]:
     """Flag a call for human review: becomes a ThunderPhone issue report."""
-    metadata = json.dumps({"run_id": run.run_id})
     title = trim(f"Test call: {run.scenario_prompt}", 150)
     turn_hint = f"1 to {turns}" if turns else "the turn number"
     return {
         "type": "modal",
         "callback_id": ids.FLAG_MODAL,
-        "private_metadata": metadata,
+        "private_metadata": encode(Route(run_id=run.run_id)),
         "title": _plain("Flag for review"),
         "submit": _plain("File report"),
         "close": _plain("Cancel"),
@@ -122,7 +121,7 @@ def transcript_modal(
     return {
         "type": "modal",
         "callback_id": ids.TRANSCRIPT_MODAL,
-        "private_metadata": str(run.run_id),
+        "private_metadata": encode(Route(run_id=run.run_id)),
         "title": _plain("Transcript"),
         "close": _plain("Close"),
         "blocks": blocks,
@@ -134,5 +133,5 @@ def _page_button(text: str, run_id: int, page: int) -> dict[str, Any]:
         "type": "button",
         "text": _plain(text),
         "action_id": ids.TRANSCRIPT_PAGE,
-        "value": f"{run_id}:{page}",
+        "value": encode(Route(run_id=run_id, page=page)),
     }

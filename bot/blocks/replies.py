@@ -30,6 +30,7 @@ from bot.outcomes import (
     Started,
     Unclear,
 )
+from bot.routing import Route, encode
 from storage.models import Alias, Launch
 
 PROMPT_PREVIEW_CHARS = 2500
@@ -72,11 +73,12 @@ def confirmation(launch: Launch, recent_costs: list[int]) -> dict[str, Any]:
     ]
     if len(prompt) > PROMPT_PREVIEW_CHARS:
         blocks.append(context(f"Shortened here; all {len(prompt):,} characters are sent."))
+    route = encode(Route(launch_id=launch.id))
     blocks.append(
         actions(
             f"launch:{launch.id}",
-            button("Start test call", ids.START_RUN, launch.id, style="primary"),
-            button("Cancel", ids.CANCEL_RUN, launch.id),
+            button("Start test call", ids.START_RUN, route, style="primary"),
+            button("Cancel", ids.CANCEL_RUN, route),
         )
     )
     return message(f"Start a test call on {target}? It is billed at 2× the normal rate.", blocks)

@@ -23,6 +23,7 @@ from bot.blocks.common import (
     trim,
 )
 from bot.blocks.turns import snippet
+from bot.routing import Route, encode
 from storage.models import FlagRecord, GradeRecord, Launch, RunRecord
 
 
@@ -169,12 +170,13 @@ def run_result(
             )
         )
         blocks.append(section(_grader_line(grade)))
+    route = encode(Route(run_id=run.run_id))
     buttons = []
     if run.call_id is not None and flag is None:
-        buttons.append(button("Flag for review", ids.FLAG_RUN, str(run.run_id)))
+        buttons.append(button("Flag for review", ids.FLAG_RUN, route))
     if run.call_id is not None and run.status == "completed":
-        buttons.append(button("Transcript", ids.SHOW_TRANSCRIPT, str(run.run_id)))
-    buttons.append(button("Run again", ids.RUN_AGAIN, str(run.run_id)))
+        buttons.append(button("Transcript", ids.SHOW_TRANSCRIPT, route))
+    buttons.append(button("Run again", ids.RUN_AGAIN, route))
     if flag is not None:
         blocks.append(context(flag_record(flag)))
     blocks.append(actions(f"result:{run.run_id}", *buttons))
