@@ -120,7 +120,7 @@ def classify(error: BaseException) -> SlackFailure:
 def _from_response(error: SlackApiError) -> SlackFailure:
     response = error.response
     status = int(getattr(response, "status_code", 200) or 200)
-    data = getattr(response, "data", None)
+    data = response if isinstance(response, dict) else getattr(response, "data", None)
     code = str(data.get("error") or "") if isinstance(data, dict) else ""
     retry_after = _retry_after(getattr(response, "headers", None) or {})
     if status == 429 or code in ("ratelimited", "rate_limited"):

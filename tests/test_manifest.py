@@ -13,7 +13,16 @@ from handlers.events import EVENTS
 
 MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
 # chat:write + chat:write.public: cards and results in the channel where /testcall was typed.
-SCOPES_THE_CODE_USES = {"commands", "chat:write", "chat:write.public"}
+# channels:history + groups:history + channels:join: look for a post whose answer was lost
+# before posting it again (bot.outbox).
+SCOPES_THE_CODE_USES = {
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "channels:history",
+    "groups:history",
+    "channels:join",
+}
 
 
 def load() -> dict[str, Any]:
@@ -51,6 +60,12 @@ def test_app_home_and_bot_user_are_declared() -> None:
 
 def test_only_the_scopes_the_code_uses_are_requested() -> None:
     assert set(load()["oauth_config"]["scopes"]["bot"]) == SCOPES_THE_CODE_USES
+
+
+def test_the_messages_tab_shows_notes_but_takes_no_messages() -> None:
+    app_home = load()["features"]["app_home"]
+    assert app_home["messages_tab_enabled"] is True
+    assert app_home["messages_tab_read_only_enabled"] is True
 
 
 def test_display_information_fits_slack_limits() -> None:
