@@ -277,15 +277,20 @@ class Outbox:
         }
         if row.ts is None:
             messages.mark_posting(self._db, row.id, row.digest)
-            response = await self._call(
-                "chat_postMessage",
-                channel=row.channel,
-                thread_ts=thread_ts,
-                metadata=metadata,
-                unfurl_links=False,
-                unfurl_media=False,
-                **payload,
-            )
+            try:
+                response = await self._call(
+                    "chat_postMessage",
+                    channel=row.channel,
+                    thread_ts=thread_ts,
+                    metadata=metadata,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    **payload,
+                )
+            except SlackCallFailed as error:
+                if not error.failure.unclear:  # a clear refusal: nothing was posted
+                    messages.mark_not_posted(self._db, row.id)
+                raise
             messages.mark_shown(self._db, row.id, ts=str(response["ts"]), digest=row.digest)
             return True
         await self._call(
@@ -366,9 +371,6 @@ class Outbox:
         current = messages.get_message_by_id(self._db, row.id)
         if current is None:
             return None
-        if not failure.unclear:
-            # A clear refusal: the post did not happen.
-            messages.mark_not_posted(self._db, row.id)
         if failure.problem is Problem.RATE_LIMITED:
             return now + (failure.retry_after or 1.0)
         if failure.problem is Problem.TRANSIENT:

@@ -107,6 +107,33 @@ async def test_a_call_that_hangs_is_cut_off_by_the_configured_timeout(
     assert fake.calls_to("conversations.history"), "it looked before posting again"
 
 
+async def test_a_rate_limited_look_is_waited_out_not_taken_for_absence(
+    fake: FakeSlack, outbox: Outbox
+) -> None:
+    fake.invite_bot(CHANNEL)
+    fake.fault("chat.postMessage", error=None, drop=True, handled=True)
+    fake.fault("conversations.history", status=429, retry_after=1)
+    outbox.show(CARD, CHANNEL, payload("the card"))
+    shown = await outbox.wait(CARD, timeout=10)
+    assert len(top_level(fake)) == 1 and shown.ts == top_level(fake)[0].ts
+    assert len(fake.calls_to("chat.postMessage")) == 1
+    assert len(fake.calls_to("conversations.history")) == 2
+
+
+async def test_where_the_bot_cannot_read_it_posts_again_rather_than_lose_a_message(
+    fake: FakeSlack, outbox: Outbox
+) -> None:
+    fake.add_channel("G0SECRET", "secret", private=True, bot_member=True)
+    fake.fault("chat.postMessage", error=None, drop=True, handled=True)
+    fake.fault("conversations.history", status=200, error="missing_scope", retry_after=None)
+    key = ("run", "2", "card")
+    outbox.show(key, "G0SECRET", payload("the card"))
+    shown = await outbox.wait(key, timeout=10)
+    posted = fake.messages["G0SECRET"]
+    assert len(posted) == 2, "a rare duplicate, documented, beats a lost message"
+    assert shown.ts == posted[-1].ts
+
+
 async def test_work_left_by_a_stopped_outbox_is_done_by_the_next(
     fake: FakeSlack, db: Database, client: AsyncWebClient
 ) -> None:
