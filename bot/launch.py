@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from bot.blocks.common import clock
+from bot.blocks import notes
 from bot.blocks.runs import launch_card
 from bot.commands import RunCommand, Target
 from bot.interactive import tell
@@ -260,18 +260,16 @@ def _same_call(spec: CallSpec, run: Run) -> bool:
 
 
 async def _call_off(services: Services, launch: Launch) -> None:
-    reason = "ThunderPhone has no record of this run, so nothing was charged"
-    launches.finish_launch(services.db, launch.id, status="failed", error=reason)
+    launches.finish_launch(services.db, launch.id, status="failed", error=notes.NOT_STARTED)
     card = launch_card_key(launch.id)
     if services.outbox.channel_of(card) is not None:
         services.outbox.show(
-            card, launch.channel_id, launch_card(launch, f"❌ Did not start · {reason}.")
+            card, launch.channel_id, launch_card(launch, notes.called_off_status())
         )
     await tell(
         services,
         launch.channel_id,
         launch.decided_by or launch.user_id,
-        f"The test call you started at {clock(launch.decided_at)} did not start: {reason}. "
-        "Run the command again if you still need it.",
+        notes.called_off(launch.decided_at),
         thread_ts=services.outbox.ts_of(card),
     )

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot import ids
-from bot.blocks.common import escape
+from bot.blocks import notes
 from bot.blocks.modals import SEVERITIES, flag_modal, transcript_modal
 from bot.interactive import open_view, permalink, tell, update_view
 from bot.publish import refresh, run_card_key, run_result_key
@@ -80,12 +80,7 @@ async def _open(
     """Open a modal; the view id, or None after telling the person it could not be opened."""
     view_id = await open_view(services, trigger_id, view)
     if view_id is None:
-        await _tell(
-            services,
-            run,
-            user_id,
-            "Slack didn't let me open that window in time. Press the button again.",
-        )
+        await _tell(services, run, user_id, notes.window_not_opened())
     return view_id
 
 
@@ -117,8 +112,9 @@ async def file_flag(services: Services, run: RunRecord, form: FlagForm, user_id:
     )
     if not run_store.claim_flag(db, flag, stale_before=now_iso(STALE_FILING)):
         existing = run_store.get_flag(db, run.run_id)
-        who = f"<@{existing.user_id}>" if existing else "someone"
-        await _tell(services, run, user_id, f"This call was already flagged for review by {who}.")
+        await _tell(
+            services, run, user_id, notes.already_flagged(existing.user_id if existing else None)
+        )
         return
     permalink = await _permalink(services, run)
     try:
@@ -128,9 +124,7 @@ async def file_flag(services: Services, run: RunRecord, form: FlagForm, user_id:
     except ThunderPhoneError as error:
         run_store.delete_flag(db, run.run_id)
         await refresh(services, run.run_id)
-        await _tell(
-            services, run, user_id, f"I couldn't file the review flag. {escape(error.user_message)}"
-        )
+        await _tell(services, run, user_id, notes.flag_not_filed(error.user_message))
         return
     except BaseException:
         run_store.delete_flag(db, run.run_id)

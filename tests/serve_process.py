@@ -27,7 +27,7 @@ import aiohttp
 
 from bot.sandbox.slack import FakeSlack
 from bot.sandbox.slack_user import SlackUser
-from bot.sandbox.stack import API_KEY, SIGNING_SECRET, WEBHOOK_SECRET
+from bot.sandbox.stack import API_KEY, SIGNING_SECRET, WEBHOOK_SECRET, signed_user
 from bot.sandbox.thunderphone import ThunderPhoneSandbox
 from bot.server import SLACK_ROUTE
 from handlers.webhooks import ROUTE as WEBHOOK_ROUTE
@@ -334,12 +334,6 @@ class ServedBot:
 
     def user(self, user_id: str = "U0MARIA", channel_id: str = "C0QA") -> SlackUser:
         """A person in the fake workspace whose actions reach the bot signed as Slack signs."""
-        user = SlackUser(
-            fake=self.fake,
-            events_url=self.events_url,
-            signing_secret=SIGNING_SECRET,
-            user_id=user_id,
-            channel_id=channel_id,
-        )
+        user = signed_user(self.fake, self.events_url, user_id, channel_id)
         self._users.append(user)
         return user

@@ -115,12 +115,18 @@ class LocalStack:
 
     def user(self, user_id: str = "U0MARIA", channel_id: str = "C0QA") -> SlackUser:
         """A person in the fake workspace whose actions reach the bot signed as Slack signs."""
-        user = SlackUser(
-            fake=self.fake,
-            events_url=self.events_url,
-            signing_secret=SIGNING_SECRET,
-            user_id=user_id,
-            channel_id=channel_id,
-        )
+        user = signed_user(self.fake, self.events_url, user_id, channel_id)
         self._users.append(user)
         return user
+
+
+def signed_user(fake: FakeSlack, events_url: str, user_id: str, channel_id: str) -> SlackUser:
+    """A person in the fake workspace whose requests reach the bot at `events_url` signed with
+    the sandbox's signing secret."""
+    return SlackUser(
+        fake=fake,
+        events_url=events_url,
+        signing_secret=SIGNING_SECRET,
+        user_id=user_id,
+        channel_id=channel_id,
+    )
