@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.thunderphone.models import normalise_score
+
 # Grade outcomes a string expectation is checked against; other text is a note for people.
 GRADE_OUTCOMES = frozenset({"success", "failure", "partial", "unknown"})
 STATUSES = frozenset({"completed", "failed"})
@@ -119,17 +121,14 @@ def parse_expected(value: Any) -> Expected:
     )
 
 
-def normalise_score(score: float) -> float:
-    """A score as a fraction: ThunderPhone's docs say 0-1, its SDK and templates 0-100."""
-    return score / 100 if score > 1 else score
-
-
 def _score(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
         raise ExpectationError("expected_outcome.min_score", "must be a number from 0 to 1 or 100")
-    return normalise_score(float(value))
+    score = normalise_score(value)  # like grades: 0-1, or 0-100
+    assert score is not None
+    return score
 
 
 def _duration(value: dict[str, Any], key: str) -> int | None:
