@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 TargetKind = Literal["agent", "phone_number", "alias"]
 
 USAGE = {
     "run": '/testcall run <target> [outbound|inbound] [--sip] [--caller +E164] "<scenario prompt>"',
+    "batch": "/testcall batch <target> [outbound|inbound] [--caller +E164] [--stagger N] "
+    '[--repeat K] "<prompt>" "<prompt>" …',
+    "suite": "/testcall suite list | show NAME | run NAME [target] [--repeat K] [--stagger N] | "
+    "import | export NAME | delete NAME",
     "alias": "/testcall alias set <name> agent:<id>  ·  /testcall alias list  ·  "
     "/testcall alias remove <name>",
     "help": "/testcall help",
 }
 TARGET_HELP = "a target is agent:<id>, number:<id> or an alias, like agent:12"
 MAX_PROMPT_CHARS = 4000
+MAX_STAGGER_SECONDS = 60  # ThunderPhone's limit between the launches of a batch
+MAX_REPEAT = 5
+MAX_RUNS_PER_REQUEST = 100  # sent as batches of at most 20
+DEFAULT_STAGGER_SECONDS = 2
+T = TypeVar("T")
+_SUITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _ALIAS_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 _TARGET_KINDS = {"agent": "agent", "number": "phone_number", "phone_number": "phone_number"}
@@ -55,6 +66,58 @@ class RunCommand:
 
 
 @dataclass(frozen=True)
+class BatchCommand:
+    """Several scenarios against one target; no prompts means "ask for them in a form"."""
+
+    target: Target
+    prompts: tuple[str, ...] = ()
+    direction: Literal["outbound", "inbound"] = "outbound"
+    caller: str | None = None
+    stagger: int = DEFAULT_STAGGER_SECONDS
+    repeat: int = 1
+
+    @property
+    def run_count(self) -> int:
+        return len(self.prompts) * self.repeat
+
+
+@dataclass(frozen=True)
+class SuiteList:
+    pass
+
+
+@dataclass(frozen=True)
+class SuiteShow:
+    name: str
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    name: str
+    target: Target | None = None
+    repeat: int | None = None
+    stagger: int | None = None
+
+
+@dataclass(frozen=True)
+class SuiteImport:
+    pass
+
+
+@dataclass(frozen=True)
+class SuiteExport:
+    name: str
+
+
+@dataclass(frozen=True)
+class SuiteDelete:
+    name: str
+
+
+SuiteCommand = SuiteList | SuiteShow | SuiteRun | SuiteImport | SuiteExport | SuiteDelete
+
+
+@dataclass(frozen=True)
 class HelpCommand:
     pass
 
@@ -75,7 +138,9 @@ class AliasRemove:
     name: str
 
 
-Command = RunCommand | HelpCommand | AliasSet | AliasList | AliasRemove
+Command = (
+    RunCommand | BatchCommand | SuiteCommand | HelpCommand | AliasSet | AliasList | AliasRemove
+)
 
 
 @dataclass(frozen=True)
@@ -92,9 +157,15 @@ def parse_command(text: str) -> Command:
     verb, rest = tokens[0].text.lower(), tokens[1:]
     if verb == "run":
         return _parse_run(rest)
+    if verb == "batch":
+        return _parse_batch(rest)
+    if verb == "suite":
+        return _parse_suite(rest)
     if verb == "alias":
         return _parse_alias(rest)
-    raise CommandError(f'Unknown command: "{tokens[0].text}". Try run, alias or help.', "help")
+    raise CommandError(
+        f'Unknown command: "{tokens[0].text}". Try run, batch, suite, alias or help.', "help"
+    )
 
 
 def parse_target(text: str, *, allow_alias: bool = True) -> Target:
@@ -199,6 +270,149 @@ def _parse_run(tokens: list[_Token]) -> RunCommand:
             f"{MAX_PROMPT_CHARS:,}."
         )
     return RunCommand(target=target, prompt=prompt, direction=direction, mode=mode, caller=caller)
+
+
+def _parse_batch(tokens: list[_Token]) -> BatchCommand:
+    if not tokens or tokens[0].quoted:
+        raise CommandError(
+            "Which agent or number should I call? Name a target, like agent:12.", "batch"
+        )
+    try:
+        target = parse_target(tokens[0].text)
+    except CommandError as error:
+        raise CommandError(error.problem, "batch") from error
+    direction: Literal["outbound", "inbound"] = "outbound"
+    caller: str | None = None
+    stagger, repeat = DEFAULT_STAGGER_SECONDS, 1
+    prompts: list[str] = []
+    remaining = iter(tokens[1:])
+    for token in remaining:
+        word = token.text.lower()
+        if token.quoted:
+            if not token.text:
+                raise CommandError(f"Scenario prompt {len(prompts) + 1} is empty.", "batch")
+            if len(token.text) > MAX_PROMPT_CHARS:
+                raise CommandError(
+                    f"Scenario prompt {len(prompts) + 1} is {len(token.text):,} characters; keep "
+                    f"each under {MAX_PROMPT_CHARS:,}.",
+                    "batch",
+                )
+            prompts.append(token.text)
+        elif word in {"outbound", "inbound"}:
+            direction = "outbound" if word == "outbound" else "inbound"
+        elif word == "--sip":
+            raise CommandError(
+                "Batches are bot-to-bot: ThunderPhone's batch API has no SIP loopback. Use "
+                "/testcall run --sip for a SIP call.",
+                "batch",
+            )
+        elif word == "--caller":
+            caller = _batch_option(remaining, "--caller", normalise_e164)
+        elif word == "--stagger":
+            stagger = _batch_option(remaining, "--stagger", _stagger)
+        elif word == "--repeat":
+            repeat = _batch_option(remaining, "--repeat", _repeat)
+        elif word.startswith("--"):
+            raise CommandError(f'I don\'t know the option "{token.text}".', "batch")
+        else:
+            raise CommandError(
+                f'Put each scenario prompt in double quotes; I couldn\'t read "{token.text}".',
+                "batch",
+            )
+    command = BatchCommand(target, tuple(prompts), direction, caller, stagger, repeat)
+    _check_run_count(command.run_count, "batch")
+    return command
+
+
+def _parse_suite(tokens: list[_Token]) -> SuiteCommand:
+    action = tokens[0].text.lower() if tokens else ""
+    rest = tokens[1:]
+    if action == "list" and not rest:
+        return SuiteList()
+    if action == "import" and not rest:
+        return SuiteImport()
+    if action in {"show", "export", "delete"} and len(rest) == 1:
+        name = suite_name(rest[0].text)
+        if action == "show":
+            return SuiteShow(name)
+        return SuiteExport(name) if action == "export" else SuiteDelete(name)
+    if action == "run" and rest:
+        name = suite_name(rest[0].text)
+        target: Target | None = None
+        repeat: int | None = None
+        stagger: int | None = None
+        remaining = iter(rest[1:])
+        for token in remaining:
+            word = token.text.lower()
+            if word == "--repeat":
+                repeat = _batch_option(remaining, "--repeat", _repeat, usage="suite")
+            elif word == "--stagger":
+                stagger = _batch_option(remaining, "--stagger", _stagger, usage="suite")
+            elif word.startswith("--"):
+                raise CommandError(f'I don\'t know the option "{token.text}".', "suite")
+            elif target is None and not token.quoted:
+                try:
+                    target = parse_target(token.text)
+                except CommandError as error:
+                    raise CommandError(error.problem, "suite") from error
+            else:
+                raise CommandError(f'I couldn\'t read "{token.text}" here.', "suite")
+        return SuiteRun(name, target, repeat, stagger)
+    raise CommandError("I couldn't read that suite command.", "suite")
+
+
+def suite_name(text: str) -> str:
+    """A suite's name as stored: lower case, letters, digits, ".", "-" or "_"."""
+    name = text.strip().lower()
+    if not _SUITE_NAME.match(name):
+        raise CommandError(
+            f'"{text}" can\'t be a suite name: use up to 64 letters, digits, ".", "-" or "_".',
+            "suite",
+        )
+    return name
+
+
+def _batch_option(
+    remaining: Iterator[_Token], option: str, read: Callable[[str], T], *, usage: str = "batch"
+) -> T:
+    value = next(remaining, None)
+    if value is None:
+        raise CommandError(f"{option} needs a value after it.", usage)
+    try:
+        return read(value.text)
+    except CommandError as error:
+        raise CommandError(error.problem, usage) from error
+
+
+def _stagger(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_STAGGER_SECONDS:
+        raise CommandError(
+            f"--stagger is the seconds between launches, from 0 to {MAX_STAGGER_SECONDS}; "
+            f'"{text}" is not.'
+        )
+    return int(text)
+
+
+def _repeat(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_REPEAT:
+        raise CommandError(
+            f'--repeat is how often each scenario runs, from 1 to {MAX_REPEAT}; "{text}" is not.'
+        )
+    return int(text)
+
+
+def _check_run_count(runs: int, usage: str) -> None:
+    if runs > MAX_RUNS_PER_REQUEST:
+        raise CommandError(
+            f"That is {runs} runs; one request holds at most {MAX_RUNS_PER_REQUEST} "
+            "(scenarios × --repeat). Split it up.",
+            usage,
+        )
+
+
+def check_run_count(runs: int) -> None:
+    """A suite run's size, checked like a batch's once the suite is known."""
+    _check_run_count(runs, "suite")
 
 
 def _parse_alias(tokens: list[_Token]) -> Command:

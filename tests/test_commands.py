@@ -80,7 +80,7 @@ def test_alias_commands() -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("deploy now", 'Unknown command: "deploy". Try run, alias or help.'),
+        ("deploy now", 'Unknown command: "deploy". Try run, batch, suite, alias or help.'),
         ("run", "Which agent or number should I call? Name a target, like agent:12."),
         ('run "Ask about refunds."', "Which agent or number should I call?"),
         (
