@@ -3,7 +3,14 @@
 It serves the `/v1` routes a chat-ops client uses, moves test-call runs through their
 lifecycle on a timer (or one step at a time with `advance`), and delivers signed webhooks
 with retries. Objects use the superset shape that both the public docs and the official
-SDK accept. Outcomes are derived from the scenario prompt, never from randomness.
+SDK accept. Outcomes are derived from the scenario prompt, never from randomness: bracketed
+directives such as `[fail]`, `[score: 62]`, `[say: ...]`, `[tool: ...]`, `[flaky]` and
+`[duration: 90]` fix them on purpose (see `tp_scenarios`).
+
+Batches create all their runs at once (`queued`, `run_ids` in prompt order); with the
+automatic clock the i-th run starts moving after i x `stagger_seconds` x `stagger_scale`
+seconds, with the manual clock (`step_seconds=None`) only `advance` moves a run.
+`GET /v1/test-calls?batch_id=N` lists one batch's runs.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ class ThunderPhoneSandbox(WebhookSender):
         webhook_url: str | None = None,
         webhook_secret: str = "whsec_sandbox",
         step_seconds: float | None = 0.2,
+        stagger_scale: float = 1.0,
         webhook_retry_base_seconds: float = 0.2,
         webhook_max_attempts: int = 5,
         balance_cents: int = 100_000,
@@ -80,6 +88,8 @@ class ThunderPhoneSandbox(WebhookSender):
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.step_seconds = step_seconds
+        # Batch launches wait i x stagger_seconds x stagger_scale (0.0 or 0.01 keeps tests fast).
+        self.stagger_scale = stagger_scale
         self.webhook_retry_base_seconds = webhook_retry_base_seconds
         self.webhook_max_attempts = webhook_max_attempts
         self.balance_cents = balance_cents
@@ -96,6 +106,7 @@ class ThunderPhoneSandbox(WebhookSender):
         self.issue_reports: dict[int, JSON] = {}
         self._states: dict[int, _RunState] = {}
         self._grade_of_call: dict[int, int] = {}
+        self._prompt_runs: dict[str, int] = {}  # runs per exact prompt, for [flaky]
         self._faults: list[_Fault] = []
         starts = {"run": 7110, "batch": 301, "call": 987654321, "grade": 5501, "issue": 4321}
         self._ids = {name: itertools.count(first) for name, first in starts.items()}
@@ -274,20 +285,28 @@ class ThunderPhoneSandbox(WebhookSender):
             prompt = prompts[index % len(prompts)] if prompts else ""
             run = self._new_run(target, {**body, "scenario_prompt": prompt}, batch_id)
             run_ids.append(run["id"])
-            self._launch(run["id"], index * body["stagger_seconds"])
+            self._launch(run["id"], index * body["stagger_seconds"] * self.stagger_scale)
         batch = sc.batch_object(batch_id, body, list(prompts), run_ids, self._now())
         self.batches[batch_id] = batch
         return web.json_response(batch, status=201)
 
     def _new_run(self, target: sc.Target, body: JSON, batch_id: int | None) -> JSON:
         run = sc.run_object(self._next("run"), target, body, batch_id, self._now())
+        prompt = run["scenario_prompt"]
+        attempt = self._prompt_runs.get(prompt, 0)
+        self._prompt_runs[prompt] = attempt + 1
         self.runs[run["id"]] = run
-        self._states[run["id"]] = _RunState(sc.plan(run["scenario_prompt"]), target)
+        self._states[run["id"]] = _RunState(sc.plan(prompt, attempt), target)
         return run
 
     async def _list_runs(self, request: web.Request) -> web.Response:
         query = request.query
         runs = sorted(self.runs.values(), key=lambda r: r["id"], reverse=True)
+        if "batch_id" in query:
+            if not query["batch_id"].isdigit():
+                errors = {"batch_id": ["A valid integer is required."]}
+                return web.json_response(errors, status=400)
+            runs = [r for r in runs if r["batch_id"] == int(query["batch_id"])]
         if "status" in query:
             runs = [r for r in runs if r["status"] == query["status"]]
         if "target_type" in query:
@@ -380,6 +399,8 @@ class ThunderPhoneSandbox(WebhookSender):
             self.calls[call_id] = sc.call_object(call_id, run, state.target, now)
             run.update(status="in_progress", call_id=call_id, started_at=now, updated_at=now)
             state.stage, state.started = _IN_PROGRESS, self.clock()
+            if (batch := self.batches.get(run["batch_id"] or -1)) is not None:
+                batch["updated_at"] = now
         elif state.stage == _IN_PROGRESS:
             ended = sc.iso(state.started + scenario.duration_seconds)
             minutes, cents = sc.billing(scenario, agent.product)

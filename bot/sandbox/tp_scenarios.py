@@ -3,6 +3,39 @@
 Everything here is a pure function of its inputs: the same scenario prompt always yields
 the same duration, transcript and grade, so tests and demos are reproducible. The seeded
 organization and the other API object shapes (from `tp_objects`) are available here too.
+
+Scenario directives
+-------------------
+A scenario prompt may carry directives in square brackets that fix parts of the outcome on
+purpose, so demos and tests can produce regressions and fixes. Directive names are
+case-insensitive, may sit anywhere in the prompt, and are removed from the topic the simulated
+conversation is about (and from the text searched for an order number):
+
+- `[fail]`: the run fails before a call exists, with `FAILED_CALL_MESSAGE`.
+- `[low]`: a failing grade, score 35-60.
+- `[score: N]`: the grade score is exactly N percent (whole number 0-100, a trailing `%` is
+  allowed, values above 100 count as 100); wins over `[low]`. The grade's `call_outcome` follows
+  the score as always: `success` at 70 or more, else `failure` (and the agent's answers turn
+  weak, the grade lists an unresolved-question issue).
+- `[say: some phrase]`: the agent (`assistant` role) says the phrase verbatim as one of its
+  turns. Several `[say: ...]` directives give one turn each, in order. The phrase may not
+  contain square brackets.
+- `[tool: NAME key=value ...]`: the transcript has a `tool_call` turn whose content is
+  `{"name": NAME, "arguments": {key: value, ...}}` (values are strings; quote a value with spaces,
+  `note="two words"`), followed by its `tool_response`. Several `[tool: ...]` directives give
+  several calls, in order, made together where the agent first looks something up. Without any
+  `[tool: ...]` directive a prompt that mentions an order number (4+ digits) gets the default
+  `lookup_order` call with that number; with one, only the directed tools are called.
+- `[flaky]`: the outcome alternates between success and failure on successive runs of the same
+  prompt (the exact same text) within one sandbox: runs 1, 3, 5, ... pass (score 70-98, or N
+  from `[score: N]`), runs 2, 4, ... get a failing grade (score 35-60), so a repeated suite case
+  is mixed. The call itself completes either way; `[fail]` still fails every run. `plan` takes
+  the 0-based `attempt` number; the sandbox counts runs per prompt.
+- `[duration: N]`: the call lasts N seconds (whole number, `s` suffix allowed, kept within
+  1-7200); billing (whole minutes, rounded up) and the transcript timing follow.
+
+A directive whose value cannot be read (e.g. `[score: high]`) is ignored but still removed from
+the topic. Without `[flaky]`, the same prompt always gives the same outcome.
 """
 
 from __future__ import annotations
@@ -10,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import shlex
 from dataclasses import dataclass
 
 from bot.sandbox.tp_objects import AGENTS as AGENTS
@@ -29,8 +63,17 @@ from bot.sandbox.tp_objects import run_object as run_object
 
 FAIL_TAG = "[fail]"
 LOW_TAG = "[low]"
+FLAKY_TAG = "[flaky]"
 FAILED_CALL_MESSAGE = "The agent did not answer (SIP 480 Temporarily Unavailable)."
+MAX_DURATION_SECONDS = 7200
 
+_DIRECTIVE_RE = re.compile(
+    r"\[\s*(?:(?P<flag>fail|low|flaky)\s*|(?P<key>score|say|tool|duration)\s*:(?P<value>[^\[\]]*))\]",
+    re.IGNORECASE,
+)
+_SCORE_RE = re.compile(r"^(\d{1,3})\s*%?$")
+_DURATION_RE = re.compile(r"^(\d{1,6})\s*s?$", re.IGNORECASE)
+_TOOL_NAME_RE = re.compile(r"^[A-Za-z_][\w.-]*$")
 _ORDER_RE = re.compile(r"\d{4,}")
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z'-]+")
 # Words that describe the role-play rather than what the caller wants.
@@ -149,6 +192,88 @@ _STOPWORDS = frozenset(
 
 
 @dataclass(frozen=True)
+class ToolUse:
+    """One tool call the agent makes during the call."""
+
+    name: str
+    arguments: tuple[tuple[str, str], ...] = ()
+
+    def call(self) -> JSON:
+        """The content of the `tool_call` transcript turn."""
+        return {"name": self.name, "arguments": dict(self.arguments)}
+
+    def result(self) -> JSON:
+        """The content of the `tool_response` turn that answers it."""
+        arguments = dict(self.arguments)
+        if self.name == "lookup_order" and "order" in arguments:
+            order = arguments["order"]
+            return {"status": "shipped", "order": order, "carrier": "UPS", "eta_days": 2}
+        return {"status": "ok", "tool": self.name, **arguments}
+
+
+@dataclass(frozen=True)
+class Directives:
+    """The bracketed directives of a prompt (see the module docstring) and the text without them."""
+
+    text: str
+    fails: bool = False
+    low: bool = False
+    flaky: bool = False
+    score: int | None = None
+    duration_seconds: int | None = None
+    said: tuple[str, ...] = ()
+    tools: tuple[ToolUse, ...] = ()
+
+
+def directives(prompt: str) -> Directives:
+    """Read the directives of a scenario prompt; unreadable values are ignored."""
+    flags: set[str] = set()
+    score: int | None = None
+    duration: int | None = None
+    said: list[str] = []
+    tools: list[ToolUse] = []
+    for match in _DIRECTIVE_RE.finditer(prompt):
+        if match.group("flag"):
+            flags.add(match.group("flag").lower())
+            continue
+        key, value = match.group("key").lower(), match.group("value").strip()
+        if key == "score" and (number := _SCORE_RE.match(value)):
+            score = min(100, int(number.group(1)))
+        elif key == "duration" and (number := _DURATION_RE.match(value)):
+            duration = min(MAX_DURATION_SECONDS, max(1, int(number.group(1))))
+        elif key == "say" and value:
+            said.append(value)
+        elif key == "tool" and (tool := _tool_use(value)) is not None:
+            tools.append(tool)
+    return Directives(
+        text=_DIRECTIVE_RE.sub(" ", prompt),
+        fails="fail" in flags,
+        low="low" in flags,
+        flaky="flaky" in flags,
+        score=score,
+        duration_seconds=duration,
+        said=tuple(said),
+        tools=tuple(tools),
+    )
+
+
+def _tool_use(value: str) -> ToolUse | None:
+    """`lookup_order order=12345 note="two words"` as a ToolUse; None without a valid name."""
+    try:
+        tokens = shlex.split(value)
+    except ValueError:  # an unbalanced quote: fall back to plain words
+        tokens = value.split()
+    if not tokens or not _TOOL_NAME_RE.match(tokens[0]):
+        return None
+    arguments: dict[str, str] = {}
+    for token in tokens[1:]:
+        key, sep, argument = token.partition("=")
+        if sep and key:
+            arguments[key] = argument
+    return ToolUse(tokens[0], tuple(arguments.items()))
+
+
+@dataclass(frozen=True)
 class Scenario:
     """The outcome a scenario prompt leads to."""
 
@@ -160,33 +285,57 @@ class Scenario:
     topic: str
     order_id: str | None
     seed: bytes
+    said: tuple[str, ...] = ()
+    tools: tuple[ToolUse, ...] = ()
+    flaky: bool = False
 
     @property
     def call_outcome(self) -> str:
         return "success" if self.score >= 70 else "failure"
 
 
-def plan(prompt: str) -> Scenario:
-    """Derive the outcome of a call from its scenario prompt (hash based, never random)."""
+def plan(prompt: str, attempt: int = 0) -> Scenario:
+    """Derive the outcome of a call from its scenario prompt (hash based, never random).
+
+    `attempt` is how many runs of the same prompt came before this one; only `[flaky]` uses it.
+    """
     seed = hashlib.sha256(prompt.encode("utf-8")).digest()
-    low = LOW_TAG in prompt.lower()
-    score = 35 + seed[2] % 26 if low else 62 + seed[2] % 37
-    order = _ORDER_RE.search(prompt)
+    found = directives(prompt)
+    low_score = 35 + seed[2] % 26
+    if found.flaky and attempt % 2 == 1:
+        score = low_score
+    elif found.score is not None:
+        score = found.score
+    elif found.low:
+        score = low_score
+    elif found.flaky:
+        score = 70 + seed[2] % 29
+    else:
+        score = 62 + seed[2] % 37
+    order = _ORDER_RE.search(found.text)
+    order_id = order.group(0) if order else None
+    default_tools = (ToolUse("lookup_order", (("order", order_id),)),) if order_id else ()
     return Scenario(
         prompt=prompt,
-        fails=FAIL_TAG in prompt.lower(),
-        duration_seconds=35 + int.from_bytes(seed[0:2], "big") % 136,
+        fails=found.fails,
+        duration_seconds=found.duration_seconds or 35 + int.from_bytes(seed[0:2], "big") % 136,
         score=score,
         end_reason=("caller_hangup", "agent_end")[seed[3] % 2],
-        topic=topic_of(prompt),
-        order_id=order.group(0) if order else None,
+        topic=_topic(found.text),
+        order_id=order_id,
         seed=seed,
+        said=found.said,
+        tools=found.tools or default_tools,
+        flaky=found.flaky,
     )
 
 
 def topic_of(prompt: str) -> str:
     """The few content words of a prompt, e.g. 'refunds' for 'Ask about refunds.'."""
-    text = prompt.replace(FAIL_TAG, " ").replace(LOW_TAG, " ")
+    return _topic(directives(prompt).text)
+
+
+def _topic(text: str) -> str:
     words = [w.lower() for w in _WORD_RE.findall(text) if w.lower() not in _STOPWORDS]
     unique = list(dict.fromkeys(words))[:4]
     return " ".join(unique) if unique else "a general question"
@@ -230,7 +379,9 @@ def _speech_lines(s: Scenario, agent_name: str, count: int, outbound: bool) -> l
         lines = ["Hello?", f"Hi, this is {agent_name}. I'm following up about {topic}."]
         if order:
             lines.append(f"Yes, thanks for calling back. My order number is {order}.")
+    fixed = set(range(len(lines)))
     if order:
+        fixed.add(len(lines))
         lines.append(f"I found order {order}. It has shipped and should arrive in two days.")
     rot = s.seed[4]
     while len(lines) < count:
@@ -242,33 +393,56 @@ def _speech_lines(s: Scenario, agent_name: str, count: int, outbound: bool) -> l
         lines[-1] = "Great, that's all I needed. Thanks, bye!" if not weak else "Okay, never mind."
     else:
         lines[-1] = "Thanks for calling. Have a great day, goodbye!"
-    return lines[:count]
+    return _with_phrases(lines[:count], s.said, outbound, fixed)
+
+
+def _with_phrases(
+    lines: list[str], said: tuple[str, ...], outbound: bool, fixed: set[int]
+) -> list[str]:
+    """Give each `[say: ...]` phrase an agent turn: a middle answer, or a new turn near the end."""
+
+    def agent_turn(index: int) -> bool:
+        return (index % 2 == 0) == outbound
+
+    slots = [i for i in range(1, len(lines) - 1) if agent_turn(i) and i not in fixed]
+    for phrase, index in zip(said, slots, strict=False):
+        lines[index] = phrase
+    for phrase in said[len(slots) :]:
+        at = len(lines) - 1  # keep the goodbye last; a pair keeps the turns alternating
+        pair = [phrase, "Okay, I see."] if agent_turn(at) else ["Okay. Anything else?", phrase]
+        lines[at:at] = pair
+    return lines
 
 
 def transcript(s: Scenario, agent_name: str, direction: str) -> list[JSON]:
-    """Transcript entries spanning the call; tool turns appear when an order id is mentioned."""
+    """Transcript entries spanning the call; tool turns come where the agent first looks up
+    (the order number's `lookup_order` by default, or the `[tool: ...]` directives)."""
     outbound = direction == "outbound"
     total = 5 + s.seed[5] % 5
-    with_tools = s.order_id is not None
+    with_tools = bool(s.tools)
     speech_count = max(5, total - 2) if with_tools else total
-    # The agent looks the order up right after the caller mentions it.
+    # The agent looks things up right after the caller's first request.
     tool_index = 2 if outbound else 3
     lines = _speech_lines(s, agent_name, speech_count, outbound)
     lengths = [600 + 320 * len(line.split()) for line in lines]
-    budget = s.duration_seconds * 1000 - 1300
+    call_ms = s.duration_seconds * 1000
+    clock = min(300, call_ms // 20)
+    budget = call_ms - clock - min(1000, call_ms // 10)
     # Stretch turns towards the call length, keeping some silence between them.
     scale = min(2.5, 0.75 * budget / (sum(lengths) + 1))
-    lengths = [max(300, int(n * scale)) for n in lengths]
-    gap = max(50, (budget - sum(lengths)) // len(lines))
+    shortest = min(300, budget // (4 * len(lines)))
+    lengths = [max(shortest, int(n * scale)) for n in lengths]
+    gap = max(min(50, budget // (20 * len(lines))), (budget - sum(lengths)) // len(lines))
     entries: list[JSON] = []
-    clock = 300
     for index, line in enumerate(lines):
         if with_tools and index == tool_index:
             tool_at = clock - gap // 2
-            call = {"name": "lookup_order", "arguments": {"order": s.order_id}}
-            result = {"status": "shipped", "order": s.order_id, "carrier": "UPS", "eta_days": 2}
-            entries.append(_entry("tool_call", call, tool_at, tool_at))
-            entries.append(_entry("tool_response", result, tool_at + 10, tool_at + 10))
+            spacing = min(10, (gap // 2) // (2 * len(s.tools)))
+            for number, tool in enumerate(s.tools):
+                call_at = tool_at + 2 * number * spacing
+                entries.append(_entry("tool_call", tool.call(), call_at, call_at))
+                answer_at = call_at + spacing
+                entries.append(_entry("tool_response", tool.result(), answer_at, answer_at))
         first_speaker = "assistant" if outbound else "user"
         other = "user" if outbound else "assistant"
         role = first_speaker if index % 2 == 0 else other

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -634,3 +636,325 @@ async def test_fail_next_is_one_shot_and_matches_prefixes(
     sandbox.fail_next("get", "/v1/calls", 503, {"detail": "busy"})
     assert (await api.get(f"/calls/{call_id}/transcript")).status_code == 503
     assert (await api.get(f"/calls/{call_id}/transcript")).status_code == 200
+
+
+# -- (8) batches: stagger, progress, listing by batch ------------------------------------------
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 5) -> None:
+    """Poll `check` until it holds; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+async def run_statuses(api: httpx.AsyncClient, batch_id: int) -> dict[int, str]:
+    listed = (await api.get("/test-calls", params={"batch_id": batch_id})).json()
+    return {run["id"]: run["status"] for run in listed}
+
+
+async def test_batch_runs_are_created_at_once_and_start_in_stagger_order() -> None:
+    ticks = itertools.count(1_776_700_000)  # a clock that moves one second per reading
+    box = ThunderPhoneSandbox(step_seconds=0.01, stagger_scale=0.01, clock=lambda: next(ticks))
+    try:
+        base = await box.start()
+        async with httpx.AsyncClient(base_url=f"{base}/v1", headers=AUTH) as api:
+            prompts = ["Ask about refunds.", "Ask about opening hours [fail]"]
+            body = {
+                **BASE_RUN,
+                "name": "nightly regression",
+                "run_count": 3,
+                "stagger_seconds": 5,
+                "scenario_prompts": prompts,
+            }
+            created = await api.post("/test-call-batches", json=body)
+            assert created.status_code == 201
+            batch = created.json()
+            run_ids = batch["run_ids"]
+            assert len(run_ids) == 3 and run_ids == sorted(run_ids)
+            # every run exists, queued, before the answer is even read
+            assert await run_statuses(api, batch["id"]) == dict.fromkeys(run_ids, "queued")
+            assert [box.runs[i]["scenario_prompt"] for i in run_ids] == [*prompts, prompts[0]]
+            assert (batch["status"], batch["completed_runs"], batch["failed_runs"]) == (
+                "in_progress",
+                0,
+                0,
+            )
+            assert batch["total_runs"] == 3 and batch["name"] == "nightly regression"
+
+            await box.wait_until_settled(timeout=5)
+            started = [box.runs[i]["started_at"] for i in run_ids]
+            assert started == sorted(started) and len(set(started)) == 3, started
+            done = (await api.get(f"/test-call-batches/{batch['id']}")).json()
+        assert SimulationBatch.from_dict(done).status.value == "completed"
+        assert (done["completed_runs"], done["failed_runs"], done["total_runs"]) == (2, 1, 3)
+        assert done["name"] == "nightly regression" and done["run_ids"] == run_ids
+        assert done["completed_at"] is not None and done["completed_at"] >= done["started_at"]
+        assert done["updated_at"] == done["completed_at"]
+        assert [box.runs[i]["status"] for i in run_ids] == ["completed", "failed", "completed"]
+    finally:
+        await box.close()
+
+
+async def test_staggered_run_waits_its_turn() -> None:
+    box = ThunderPhoneSandbox(step_seconds=0.01)  # stagger_scale 1.0: the next run is 60 s away
+    try:
+        base = await box.start()
+        async with httpx.AsyncClient(base_url=f"{base}/v1", headers=AUTH) as api:
+            body = {**BASE_RUN, "run_count": 3, "stagger_seconds": 60}
+            batch = (await api.post("/test-call-batches", json=body)).json()
+            first, *later = batch["run_ids"]
+            await wait_for(lambda: box.runs[first]["grade"] is not None)
+            statuses = await run_statuses(api, batch["id"])
+            assert statuses == {first: "completed", **dict.fromkeys(later, "queued")}
+            progress = (await api.get(f"/test-call-batches/{batch['id']}")).json()
+        assert (progress["status"], progress["completed_runs"], progress["failed_runs"]) == (
+            "in_progress",
+            1,
+            0,
+        )
+        assert progress["completed_at"] is None
+    finally:
+        await box.close()
+
+
+async def test_manual_clock_batch_moves_only_on_advance(
+    sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient
+) -> None:
+    body = {**BASE_RUN, "run_count": 2, "stagger_seconds": 0}
+    batch = (await api.post("/test-call-batches", json=body)).json()
+    first, second = batch["run_ids"]
+    await asyncio.sleep(0.05)  # a timer-driven sandbox would have moved by now
+    assert await run_statuses(api, batch["id"]) == {first: "queued", second: "queued"}
+    assert sandbox.calls == {}
+    await sandbox.advance(second)  # any run can be moved, in any order
+    assert await run_statuses(api, batch["id"]) == {first: "queued", second: "in_progress"}
+
+
+async def test_batch_progress_counts_a_failed_run(
+    sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient
+) -> None:
+    body = {**BASE_RUN, "run_count": 2, "scenario_prompts": ["Ask about refunds.", "x [FAIL]"]}
+    batch = (await api.post("/test-call-batches", json=body)).json()
+    good, bad = batch["run_ids"]
+    path = f"/test-call-batches/{batch['id']}"
+
+    await sandbox.advance(bad)
+    progress = (await api.get(path)).json()
+    assert (progress["status"], progress["completed_runs"], progress["failed_runs"]) == (
+        "in_progress",
+        0,
+        1,
+    )
+    await sandbox.advance(good)  # in progress: not counted yet
+    assert (await api.get(path)).json()["completed_runs"] == 0
+    await sandbox.advance(good)
+    done = (await api.get(path)).json()
+    assert (done["status"], done["completed_runs"], done["failed_runs"]) == ("completed", 1, 1)
+    assert done["completed_at"] is not None
+
+    all_bad = {**BASE_RUN, "run_count": 2, "scenario_prompts": ["y [fail]"]}
+    failed = (await api.post("/test-call-batches", json=all_bad)).json()
+    for run_id in failed["run_ids"]:
+        await sandbox.advance(run_id)
+    result = (await api.get(f"/test-call-batches/{failed['id']}")).json()
+    assert (result["status"], result["failed_runs"]) == ("failed", 2)
+    assert SimulationBatch.from_dict(result).status.value == "failed"
+
+
+async def test_runs_listed_by_batch(sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient) -> None:
+    single = await start_run(api)
+    first = (await api.post("/test-call-batches", json={**BASE_RUN, "run_count": 3})).json()
+    second = (await api.post("/test-call-batches", json={**BASE_RUN, "run_count": 2})).json()
+    listed = (await api.get("/test-calls", params={"batch_id": first["id"]})).json()
+    assert [r["id"] for r in listed] == first["run_ids"][::-1]  # newest first, like the full list
+    assert [SimulationRun.from_dict(r).id for r in listed] == first["run_ids"][::-1]
+    assert {r["batch_id"] for r in listed} == {first["id"]}
+    paged = await api.get("/test-calls", params={"batch_id": first["id"], "limit": 1, "offset": 1})
+    assert [r["id"] for r in paged.json()] == [first["run_ids"][1]]
+    others = (await api.get("/test-calls", params={"batch_id": second["id"]})).json()
+    assert [r["id"] for r in others] == second["run_ids"][::-1]
+    everything = (await api.get("/test-calls")).json()
+    assert len(everything) == 6 and everything[-1]["id"] == single["id"]
+    assert (await api.get("/test-calls", params={"batch_id": 999})).json() == []
+    wrong = await api.get("/test-calls", params={"batch_id": "abc"})
+    assert (wrong.status_code, wrong.json()) == (
+        400,
+        {"batch_id": ["A valid integer is required."]},
+    )
+
+
+async def test_batch_names_are_kept_and_listed_newest_first(api: httpx.AsyncClient) -> None:
+    for name in ("suite smoke #1", "suite smoke #2"):
+        response = await api.post("/test-call-batches", json={**BASE_RUN, "name": name})
+        assert response.status_code == 201 and response.json()["name"] == name
+    listing = (await api.get("/test-call-batches")).json()
+    assert [b["name"] for b in listing] == ["suite smoke #2", "suite smoke #1"]
+    assert [SimulationBatch.from_dict(b).name for b in listing] == [
+        "suite smoke #2",
+        "suite smoke #1",
+    ]
+    fetched = (await api.get(f"/test-call-batches/{listing[1]['id']}")).json()
+    assert fetched["name"] == "suite smoke #1"
+    for missing in ("/test-call-batches/1", "/test-call-batches/abc"):
+        response = await api.get(missing)
+        assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
+
+
+# -- (9) scenario directives -----------------------------------------------------------------
+
+
+async def graded(sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient, prompt: str) -> Any:
+    """Run `prompt` to its grade; return run, call, transcript entries and grade (over HTTP)."""
+    run = await start_run(api, prompt)
+    await finish(sandbox, run["id"])
+    call_id = sandbox.runs[run["id"]]["call_id"]
+    call = (await api.get(f"/calls/{call_id}")).json()
+    transcript = (await api.get(f"/calls/{call_id}/transcript")).json()
+    grade = (await api.get(f"/calls/{call_id}/grade")).json()
+    return sandbox.runs[run["id"]], call, transcript["transcripts"], grade
+
+
+async def test_score_directive_sets_the_exact_score(
+    sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient
+) -> None:
+    for prompt, score, outcome in [
+        ("[score: 62] Ask about refunds.", 62, "failure"),
+        ("Ask about refunds. [SCORE:91]", 91, "success"),
+        ("Ask about refunds [low] [score: 70%]", 70, "success"),
+        ("Ask about refunds [score: 69]", 69, "failure"),
+    ]:
+        run, call, _, grade = await graded(sandbox, api, prompt)
+        parsed = CallGrade.from_dict(grade)
+        assert (parsed.score, parsed.call_outcome.value) == (score, outcome), prompt
+        assert call["grade_score"] == score and call["call_outcome"] == outcome
+        assert run["grade"]["score"] == score
+        assert "refunds" in grade["summary"] and "score" not in grade["summary"]
+
+
+async def test_say_directive_puts_the_phrase_in_an_agent_turn(
+    sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient
+) -> None:
+    phrase = "Refunds take 5 days, and you keep the receipt."
+    _, _, entries, grade = await graded(sandbox, api, f"Ask about refunds [Say: {phrase}]")
+    CallTranscript.from_dict({"call_id": 1, "transcripts": entries})
+    assert [e["role"] for e in entries if e["content"] == phrase] == ["assistant"]
+    assert "Say" not in grade["summary"] and "receipt" not in grade["summary"]
+    _, _, plain, _ = await graded(sandbox, api, "Ask about refunds")
+    assert all("5 days" not in str(e["content"]) for e in plain)
+
+    phrases = ["first line", "second line", "third line", "fourth line"]
+    prompt = "Ask about hours " + " ".join(f"[say: {p}]" for p in phrases)
+    _, _, entries, _ = await graded(sandbox, api, prompt)
+    agent = [e["content"] for e in entries if e["role"] == "assistant"]
+    assert [line for line in agent if line in phrases] == phrases
+    assert "goodbye" in entries[-1]["content"] or entries[-1]["role"] == "user"
+    starts = [e["start_ms"] for e in entries]
+    assert starts == sorted(starts)
+
+
+async def test_tool_directives_add_tool_calls_with_arguments(
+    sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient
+) -> None:
+    prompt = (
+        "Ask where the parcel is [tool: lookup_order order=12345] "
+        '[TOOL: create_ticket priority=high note="call back"]'
+    )
+    _, _, entries, _ = await graded(sandbox, api, prompt)
+    CallTranscript.from_dict({"call_id": 1, "transcripts": entries})
+    tools = [(e["role"], e["content"]) for e in entries if e["content_type"] == "application/json"]
+    assert tools == [
+        ("tool_call", {"name": "lookup_order", "arguments": {"order": "12345"}}),
+        ("tool_response", {"status": "shipped", "order": "12345", "carrier": "UPS", "eta_days": 2}),
+        (
+            "tool_call",
+            {"name": "create_ticket", "arguments": {"priority": "high", "note": "call back"}},
+        ),
+        (
+            "tool_response",
+            {"status": "ok", "tool": "create_ticket", "priority": "high", "note": "call back"},
+        ),
+    ]
+    assert all(e["start_ms"] == e["end_ms"] for e in entries if e["role"].startswith("tool"))
+    starts = [e["start_ms"] for e in entries]
+    assert starts == sorted(starts)
+    speech = " ".join(e["content"] for e in entries if e["content_type"] == "text/plain")
+    assert "12345" not in speech and "tool" not in speech  # directives are not the topic
+
+    # a directive replaces the default lookup of an order number mentioned in the prompt
+    _, _, entries, _ = await graded(sandbox, api, f"{ORDER_PROMPT} [tool: transfer to=billing]")
+    calls = [e["content"] for e in entries if e["role"] == "tool_call"]
+    assert calls == [{"name": "transfer", "arguments": {"to": "billing"}}]
+
+
+async def test_flaky_directive_alternates_per_prompt(
+    sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient
+) -> None:
+    outcomes = []
+    for _ in range(4):
+        _, _, _, grade = await graded(sandbox, api, "Ask about refunds [flaky]")
+        outcomes.append(grade["call_outcome"])
+    assert outcomes == ["success", "failure", "success", "failure"]
+    # another prompt keeps its own count; runs of a batch count in prompt order
+    body = {**BASE_RUN, "run_count": 3, "scenario_prompts": ["Ask for hours [FLAKY]"]}
+    batch = (await api.post("/test-call-batches", json=body)).json()
+    for run_id in batch["run_ids"]:
+        await finish(sandbox, run_id)
+    in_batch = [sandbox.runs[i]["grade"]["call_outcome"] for i in batch["run_ids"]]
+    assert in_batch == ["success", "failure", "success"]
+    assert all(sandbox.runs[i]["status"] == "completed" for i in batch["run_ids"])
+    # a prompt without [flaky] never changes
+    steady = [(await graded(sandbox, api, "Ask for hours"))[3]["score"] for _ in range(3)]
+    assert len(set(steady)) == 1
+
+
+async def test_duration_directive_sets_length_and_billing(
+    sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient
+) -> None:
+    run, call, entries, _ = await graded(sandbox, api, "Ask about refunds [duration: 125]")
+    parsed = Call.from_dict(call)
+    assert parsed.duration_seconds == 125 and run["duration_seconds"] == 125
+    assert parsed.end_time is not None
+    assert (parsed.end_time - parsed.start_time).total_seconds() == 125
+    assert (call["billable_minutes"], call["billing_total_cents"]) == (3, 8 * 3 * 2)
+    assert entries[-1]["end_ms"] <= 125_000
+    _, short, entries, _ = await graded(sandbox, api, "Ask about refunds [Duration: 4s]")
+    assert (short["duration_seconds"], short["billable_minutes"]) == (4, 1)
+    assert entries[-1]["end_ms"] <= 4_000
+    assert all(e["start_ms"] < e["end_ms"] for e in entries if e["role"] in {"user", "assistant"})
+
+
+def test_directives_are_read_and_stripped_from_the_topic() -> None:
+    found = tp_scenarios.directives(
+        "[FAIL] [Low] [flaky] [score: 150] [duration: 0] [say:  hello there ] "
+        "[tool: lookup_order order=1 x] [tool: 9bad] [score: high] Ask about invoices"
+    )
+    assert (found.fails, found.low, found.flaky) == (True, True, True)
+    assert (found.score, found.duration_seconds, found.said) == (100, 1, ("hello there",))
+    assert found.tools == (tp_scenarios.ToolUse("lookup_order", (("order", "1"),)),)
+    assert found.text.split() == ["Ask", "about", "invoices"]
+    assert tp_scenarios.topic_of("[say: refunds take 5 days] Ask about invoices") == "invoices"
+    assert tp_scenarios.plan("[duration: 9999] x").duration_seconds == 7200
+    assert tp_scenarios.plan("x [score: 0]").call_outcome == "failure"
+    # numbers inside directives are not order numbers
+    assert tp_scenarios.plan("x [duration: 1200] [say: call 5551234]").order_id is None
+    for seconds in (1, 2, 5, 9):
+        scenario = tp_scenarios.plan(
+            f"Ask about invoices [tool: a] [tool: b] [duration: {seconds}]"
+        )
+        turns = tp_scenarios.transcript(scenario, "Support agent", "inbound")
+        assert turns[-1]["end_ms"] <= seconds * 1000
+        assert [t["start_ms"] for t in turns] == sorted(t["start_ms"] for t in turns)
+        assert sum(t["role"] == "tool_call" for t in turns) == 2
+
+
+def test_flaky_plan_alternates_and_other_prompts_ignore_attempts() -> None:
+    scores = [tp_scenarios.plan("Ask about invoices [flaky]", n) for n in range(4)]
+    assert [s.call_outcome for s in scores] == ["success", "failure"] * 2
+    assert scores[0] == scores[2] and scores[1] == scores[3]
+    explicit = [tp_scenarios.plan("x [flaky] [score: 88]", n).score for n in range(2)]
+    assert explicit[0] == 88 and explicit[1] < 70
+    assert tp_scenarios.plan("x [flaky] [fail]", 0).fails
+    assert tp_scenarios.plan("Ask", 0) == tp_scenarios.plan("Ask", 5)
