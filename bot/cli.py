@@ -1,4 +1,4 @@
-"""`thunderbot serve | demo | sandbox`."""
+"""`thunderbot serve | demo | sandbox | suite`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.config import Settings, describe_settings_error
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 log = logging.getLogger("thunderbot")
 
@@ -36,6 +42,14 @@ class ServeSettings(Settings):
         return value
 
 
+class DatabaseSettings(BaseSettings):
+    """What the suite commands need: the database alone, no Slack or ThunderPhone secrets."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    thunderbot_db: str = Field(default="thunderbot.db", description="SQLite file.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="thunderbot", description="Test ThunderPhone voice agents from Slack."
@@ -55,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument("--webhook-url", default=None, help="where to deliver webhooks")
     sandbox.add_argument("--webhook-secret", default=SANDBOX_WEBHOOK_SECRET)
     sandbox.add_argument("--step-seconds", type=float, default=3.0, help="time per run stage")
+    _add_suite_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "suite":
+        return _suite(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     if args.command == "demo":
@@ -179,6 +196,163 @@ def _demo() -> int:
         return 1
     print("\nDemo finished: one test call started, reported and flagged for review.")
     return 0
+
+
+def _add_suite_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    suite = commands.add_parser(
+        "suite",
+        help="import, export and list saved suites (on the bot's database; no Slack needed)",
+        description="Saved suites in the bot's database (THUNDERBOT_DB, default thunderbot.db).",
+    )
+    actions = suite.add_subparsers(dest="suite_command", required=True)
+    load = actions.add_parser(
+        "import",
+        help="import a suite file, replacing the suite's cases if it exists",
+        description="Import a JSON array of {name, scenario_prompt, expected_outcome} cases, "
+        "or an object {name, target, settings, cases}. All or nothing.",
+    )
+    load.add_argument("file", metavar="FILE", help="the suite file (- for standard input)")
+    load.add_argument("--name", help="the suite's name (default: the file's, else its stem)")
+    load.add_argument("--target", help="the suite's default target, agent:<id> or number:<id>")
+    dump = actions.add_parser("export", help="write a suite as a file importing it back")
+    dump.add_argument("name", metavar="NAME")
+    dump.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (default: standard output)"
+    )
+    actions.add_parser("list", help="list the saved suites")
+
+
+def _suite(args: argparse.Namespace) -> int:
+    """`suite import | export | list`: 0 done, 1 a file the bot cannot use or no such suite."""
+    path = DatabaseSettings().thunderbot_db
+    if args.suite_command == "import":
+        return _suite_import(path, args.file, name=args.name, target=args.target)
+    if args.suite_command == "export":
+        return _suite_export(path, args.name, args.output)
+    return _suite_list(path)
+
+
+def _suite_import(db_path: str, file: str, *, name: str | None, target: str | None) -> int:
+    from bot.suites import SuiteError, parse_suite, suite_record, target_label
+    from storage.db import open_db
+    from storage.suites import save_suite
+
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
+    except OSError as error:
+        print(f"cannot import {file}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as error:
+        print(
+            f"cannot import {file}: it is not UTF-8 text (byte {error.start + 1})",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        suite = parse_suite(text, name=name, filename=None if file == "-" else file, target=target)
+    except SuiteError as error:
+        print(f"cannot import {file}: {error.message}\nNothing was imported.", file=sys.stderr)
+        return 1
+    db = open_db(db_path)
+    try:
+        stored, previous = save_suite(db, suite_record(suite, created_by="cli"))
+    finally:
+        db.close()
+    details = [_cases(len(stored.cases))]
+    label = target_label(stored.target_type, stored.target_id)
+    if label:
+        details.append(f"default target {label}")
+    if stored.settings:
+        details.append(
+            "settings " + ", ".join(f"{key} {value}" for key, value in stored.settings.items())
+        )
+    if previous is None:
+        print(f'Imported suite "{stored.name}" from {file}: {", ".join(details)}.')
+        return 0
+    details[0] += f" (was {len(previous.cases)})"
+    print(f'Replaced suite "{stored.name}" from {file}: {", ".join(details)}.')
+    # The file is the whole suite: say what it no longer has, and how to keep it.
+    old_label = target_label(previous.target_type, previous.target_id)
+    if old_label and not label:
+        print(f"It no longer has a default target (was {old_label}; keep one with --target).")
+    if previous.settings and not stored.settings:
+        print("It no longer has settings (give them in the file's object form).")
+    return 0
+
+
+def _cases(count: int) -> str:
+    return f"{count} case{'' if count == 1 else 's'}"
+
+
+def _suite_export(db_path: str, name: str, output: str | None) -> int:
+    from bot.suites import SuiteError, dump_suite, suite_from_record
+    from storage.suites import get_suite
+
+    db = _existing_db(db_path)
+    record = get_suite(db, name) if db is not None else None
+    if db is not None:
+        db.close()
+    if record is None:
+        print(f'There is no suite "{name}". See: thunderbot suite list', file=sys.stderr)
+        return 1
+    try:
+        text = dump_suite(suite_from_record(record))
+    except SuiteError as error:
+        print(f'cannot export suite "{record.name}": {error.message}', file=sys.stderr)
+        return 1
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as error:
+        print(f"cannot write {output}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    print(f'Exported suite "{record.name}" ({_cases(len(record.cases))}) to {output}.')
+    return 0
+
+
+def _suite_list(db_path: str) -> int:
+    from bot.suites import target_label
+    from storage.suites import list_suites
+
+    db = _existing_db(db_path)
+    suites = list_suites(db) if db is not None else []
+    if db is not None:
+        db.close()
+    if not suites:
+        print("No suites yet. Import one with: thunderbot suite import FILE")
+        return 0
+    rows = [("name", "cases", "default target", "updated")]
+    rows += [
+        (
+            suite.name,
+            str(suite.case_count),
+            target_label(suite.target_type, suite.target_id) or "-",
+            _when(suite.updated_at),
+        )
+        for suite in suites
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for name, cases, target, updated in rows:
+        print(
+            f"{name:<{widths[0]}}  {cases:>{widths[1]}}  {target:<{widths[2]}}  {updated}".rstrip()
+        )
+    return 0
+
+
+def _existing_db(path: str) -> Database | None:
+    """The database, if it exists: reading suites never creates one."""
+    from storage.db import open_db
+
+    if path != ":memory:" and not Path(path).exists():
+        return None
+    return open_db(path)
+
+
+def _when(stamp: str) -> str:
+    """A stored time as `2026-11-22 10:04 UTC`."""
+    return f"{stamp[:10]} {stamp[11:16]} UTC" if len(stamp) >= 16 else stamp
 
 
 if __name__ == "__main__":

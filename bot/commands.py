@@ -415,6 +415,52 @@ def check_run_count(runs: int) -> None:
     _check_run_count(runs, "suite")
 
 
+def parse_batch_form(
+    *, target: str, direction: str, stagger: str, repeat: str, prompts: str
+) -> tuple[BatchCommand | None, dict[str, str]]:
+    """The batch form's fields, checked like the command; problems keyed by field name
+    (target, stagger, repeat, prompts)."""
+    problems: dict[str, str] = {}
+    read: dict[str, object] = {}
+    lines = [" ".join(line.split()) for line in (prompts or "").splitlines()]
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("target", lambda: parse_target(target)),
+        ("stagger", lambda: _stagger(stagger.strip() or str(DEFAULT_STAGGER_SECONDS))),
+        ("repeat", lambda: _repeat(repeat.strip() or "1")),
+    ]
+    for name, check in checks:
+        try:
+            read[name] = check()
+        except CommandError as error:
+            problems[name] = error.problem
+    scenarios = tuple(line for line in lines if line)
+    too_long = [i for i, line in enumerate(scenarios, start=1) if len(line) > MAX_PROMPT_CHARS]
+    if not scenarios:
+        problems["prompts"] = "Write at least one scenario, one per line."
+    elif too_long:
+        problems["prompts"] = f"Scenario {too_long[0]} is over {MAX_PROMPT_CHARS:,} characters."
+    elif isinstance(read.get("repeat"), int):
+        runs = len(scenarios) * int(str(read["repeat"]))
+        if runs > MAX_RUNS_PER_REQUEST:
+            problems["prompts"] = (
+                f"That is {runs} runs; one request holds at most {MAX_RUNS_PER_REQUEST}."
+            )
+    if problems:
+        return None, problems
+    target_read = read["target"]
+    assert isinstance(target_read, Target)
+    return (
+        BatchCommand(
+            target=target_read,
+            prompts=scenarios,
+            direction="inbound" if direction == "inbound" else "outbound",
+            stagger=int(str(read["stagger"])),
+            repeat=int(str(read["repeat"])),
+        ),
+        {},
+    )
+
+
 def _parse_alias(tokens: list[_Token]) -> Command:
     action = tokens[0].text.lower() if tokens else ""
     if action == "list" and len(tokens) == 1:

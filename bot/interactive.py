@@ -4,6 +4,7 @@ once, here, and reported to the caller as False or None."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -71,3 +72,37 @@ async def permalink(services: Services, channel: str, ts: str) -> str | None:
         return None
     link = response.get("permalink")
     return str(link) if link else None
+
+
+async def show_ephemeral(
+    services: Services, channel: str, user: str, payload: dict[str, Any]
+) -> bool:
+    """A message only `user` sees, with blocks (a confirmation after a form, say)."""
+    try:
+        await services.slack.chat_postEphemeral(channel=channel, user=user, **payload)
+    except SLACK_EXCEPTIONS as error:
+        _failed(f"show {user} an ephemeral message", error)
+        return False
+    return True
+
+
+async def upload_text(
+    services: Services, channel: str, *, filename: str, content: str, comment: str
+) -> str | None:
+    """Share a text file in a channel; None on success, else Slack's error. Sharing needs the
+    bot in the channel, so it joins a public one first."""
+    # A private channel or a DM refuses the join: membership there is up to its people.
+    with contextlib.suppress(*SLACK_EXCEPTIONS):
+        await services.slack.conversations_join(channel=channel)
+    try:
+        await services.slack.files_upload_v2(
+            channel=channel,
+            content=content,
+            filename=filename,
+            title=filename,
+            initial_comment=comment,
+        )
+    except SLACK_EXCEPTIONS as error:
+        _failed(f"upload {filename}", error)
+        return classify(error).code
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.models import Launch
+from storage.models import BatchRecord, Launch
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,30 @@ class Unclear:
     reason: str
 
 
+@dataclass(frozen=True)
+class BatchStarted:
+    """Some or all runs of a batch started; `problem` says why the others did not."""
+
+    batch: BatchRecord
+    started: int
+    total: int
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchAlreadyDecided:
+    batch: BatchRecord | None  # None: the confirmation is no longer on record
+
+
 LaunchOutcome = (
     Started | Cancelled | AlreadyDecided | ConfirmationExpired | CannotPost | Refused | Unclear
+)
+BatchOutcome = (
+    BatchStarted
+    | BatchAlreadyDecided
+    | Cancelled
+    | ConfirmationExpired
+    | CannotPost
+    | Refused
+    | Unclear
 )

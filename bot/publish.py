@@ -3,10 +3,13 @@ card's thread. This decides the payloads; the outbox delivers them, exactly once
 
 from __future__ import annotations
 
+from bot.batch_report import BatchReport, build_report
+from bot.blocks.batches import batch_card, run_heading, suite_summary
 from bot.blocks.runs import run_card, run_result
 from bot.services import Services
+from storage import batches as batch_store
 from storage import runs as run_store
-from storage.models import MessageKey
+from storage.models import MessageKey, RunRecord
 
 
 def launch_card_key(launch_id: str) -> MessageKey:
@@ -22,6 +25,14 @@ def run_result_key(run_id: int) -> MessageKey:
     return ("run", str(run_id), "result")
 
 
+def batch_card_key(batch_id: str) -> MessageKey:
+    return ("batch", batch_id, "card")
+
+
+def batch_summary_key(batch_id: str) -> MessageKey:
+    return ("batch", batch_id, "summary")
+
+
 async def refresh(services: Services, run_id: int) -> None:
     """Bring a run's messages up to date, taking turns with anything else touching the run."""
     async with services.run_lock(run_id):
@@ -32,6 +43,9 @@ def publish_run(services: Services, run_id: int) -> None:
     """Show the card and, once the run is over, the result as they are now."""
     run = run_store.get_run(services.db, run_id)
     if run is None:
+        return
+    if run.batch_id is not None:
+        _publish_batch_run(services, run)
         return
     grade = run_store.get_grade(services.db, run.call_id)
     card = run_card_key(run.run_id)
@@ -50,4 +64,60 @@ def publish_run(services: Services, run_id: int) -> None:
             run_result(run, grade, transcript, services.threshold, flag),
             thread_of=card,
             notify_user=run.started_by,
+        )
+
+
+def _publish_batch_run(services: Services, run: RunRecord) -> None:
+    """A run of a batch has no card of its own: once over, its reply goes under the batch's
+    card, and the card counts it."""
+    assert run.batch_id is not None
+    report = build_report(services.db, run.batch_id, services.threshold)
+    if report is None:
+        return
+    if run.is_terminal:
+        row = next((row for row in report.rows if row.item.run_id == run.run_id), None)
+        heading = run_heading(row, report.batch.repeat, services.threshold) if row else None
+        services.outbox.show(
+            run_result_key(run.run_id),
+            run.channel_id,
+            run_result(
+                run,
+                run_store.get_grade(services.db, run.call_id),
+                run_store.get_transcript(services.db, run.call_id),
+                services.threshold,
+                run_store.get_flag(services.db, run.run_id),
+                heading=heading,
+            ),
+            thread_of=batch_card_key(run.batch_id),
+            notify_user=run.started_by,
+        )
+    _show_batch(services, report)
+
+
+def publish_batch(services: Services, batch_id: str) -> None:
+    """Show a batch's card as it is now and, once a suite run is over, its summary."""
+    report = build_report(services.db, batch_id, services.threshold)
+    if report is not None:
+        _show_batch(services, report)
+
+
+def _show_batch(services: Services, report: BatchReport) -> None:
+    batch = report.batch
+    card = batch_card_key(batch.id)
+    services.outbox.show(
+        card, batch.channel_id, batch_card(report), notify_user=batch.decided_by or batch.user_id
+    )
+    if not report.finished:
+        return
+    if batch_store.mark_finished(services.db, batch.id) and report.changes is not None:
+        batch_store.record_verdicts(
+            services.db, batch.id, {change.case: change.verdict for change in report.changes}
+        )
+    if report.changes is not None:
+        services.outbox.show(
+            batch_summary_key(batch.id),
+            batch.channel_id,
+            suite_summary(report),
+            thread_of=card,
+            notify_user=batch.decided_by or batch.user_id,
         )

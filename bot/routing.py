@@ -32,7 +32,7 @@ ASSIGN = "="
 MAX_INT = 2**63 - 1
 _INT = re.compile(r"[0-9]{1,19}")
 # Text ids are tokens: nothing that could be read as a separator, whitespace or markup.
-_STR = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_STR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 _LEGACY_LAUNCH = re.compile(r"[0-9a-f]{32}")
 _LEGACY_PAGE = re.compile(r"([0-9]+):([0-9]+)")
@@ -45,6 +45,9 @@ class Route:
     launch_id: str | None = None
     run_id: int | None = None
     page: int | None = None
+    batch_id: str | None = None
+    suite: str | None = None
+    channel: str | None = None
 
 
 def _is_int(value: object) -> bool:

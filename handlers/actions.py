@@ -9,12 +9,14 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import ids, launch, reviews
-from bot.blocks import replies
-from bot.outcomes import AlreadyDecided, LaunchOutcome
+from bot import batches, ids, launch, reviews
+from bot.blocks import batches as batch_blocks
+from bot.blocks import replies, suite_replies
+from bot.outcomes import AlreadyDecided, BatchAlreadyDecided, BatchOutcome, LaunchOutcome
 from bot.routing import Route, decode
 from handlers.context import services_of
 from storage import runs as run_store
+from storage import suites as suite_store
 from storage.models import RunRecord
 
 GONE = "I have no record of that test call any more."
@@ -121,6 +123,59 @@ async def handle_run_again(
     )
 
 
+async def handle_start_batch(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    await ack()
+    batch_id = _route(body).batch_id
+    outcome: BatchOutcome = BatchAlreadyDecided(None)
+    if batch_id is not None:
+        outcome = await batches.start(services_of(context), batch_id, body["user"]["id"])
+    await respond(replace_original=True, **batch_blocks.outcome(outcome))
+
+
+async def handle_cancel_batch(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    await ack()
+    batch_id = _route(body).batch_id
+    outcome: BatchOutcome = BatchAlreadyDecided(None)
+    if batch_id is not None:
+        outcome = batches.cancel(services_of(context), batch_id, body["user"]["id"])
+    await respond(replace_original=True, **batch_blocks.outcome(outcome))
+
+
+async def handle_bless(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    await ack()
+    batch_id = _route(body).batch_id
+    if batch_id is None or not batches.bless(services_of(context), batch_id, body["user"]["id"]):
+        await respond(
+            response_type="ephemeral",
+            replace_original=False,
+            text="This run can't be blessed: it is already the baseline, or not finished yet.",
+        )
+
+
+async def handle_delete_suite(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    await ack()
+    name = _route(body).suite
+    if name is not None and suite_store.delete_suite(services_of(context).db, name):
+        await respond(replace_original=True, **suite_replies.deleted(name, body["user"]["id"]))
+    else:
+        await respond(replace_original=True, **replies.decided("That suite no longer exists."))
+
+
+async def handle_keep_suite(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    await ack()
+    await respond(replace_original=True, **suite_replies.kept(_route(body).suite or ""))
+
+
 HANDLERS = {
     ids.START_RUN: handle_start,
     ids.CANCEL_RUN: handle_cancel,
@@ -128,6 +183,11 @@ HANDLERS = {
     ids.SHOW_TRANSCRIPT: handle_transcript,
     ids.TRANSCRIPT_PAGE: handle_transcript_page,
     ids.RUN_AGAIN: handle_run_again,
+    ids.START_BATCH: handle_start_batch,
+    ids.CANCEL_BATCH: handle_cancel_batch,
+    ids.BLESS_BATCH: handle_bless,
+    ids.DELETE_SUITE: handle_delete_suite,
+    ids.KEEP_SUITE: handle_keep_suite,
 }
 
 

@@ -1,4 +1,5 @@
-"""`/testcall`: parse, then answer in the ack (ephemeral, only to the person who typed it)."""
+"""`/testcall`: parse, then answer in the ack (ephemeral, only to the person who typed it), or
+open a form when the command asked for one."""
 
 from __future__ import annotations
 
@@ -8,19 +9,33 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import launch, targets
-from bot.blocks import replies
+from bot import batches, launch, targets
+from bot.blocks import batches as batch_blocks
+from bot.blocks import replies, suite_replies
+from bot.blocks.modals import batch_modal, suite_import_modal
 from bot.commands import (
     USAGE,
     AliasList,
     AliasRemove,
     AliasSet,
+    BatchCommand,
+    Command,
     CommandError,
     HelpCommand,
     RunCommand,
+    SuiteDelete,
+    SuiteExport,
+    SuiteImport,
+    SuiteList,
+    SuiteRun,
+    SuiteShow,
     parse_command,
 )
+from bot.interactive import open_view, tell, upload_text
+from bot.services import Services
+from bot.suites import dump_suite, suite_from_record
 from handlers.context import services_of
+from storage import suites as suite_store
 
 COMMAND = "/testcall"
 
@@ -29,30 +44,17 @@ async def handle_testcall(
     ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     services = services_of(context)
-    team_id = command.get("team_id", "")
-    user_id = command["user_id"]
+    exporting: str | None = None
     try:
         parsed = parse_command(command.get("text", ""))
-        if isinstance(parsed, RunCommand):
-            proposed, costs = launch.propose(
-                services,
-                team_id=team_id,
-                channel_id=command["channel_id"],
-                user_id=user_id,
-                command=parsed,
-            )
-            answer = replies.confirmation(proposed, costs)
-        elif isinstance(parsed, AliasSet):
-            answer = targets.set_alias(
-                services, team_id=team_id, name=parsed.name, target=parsed.target, user_id=user_id
-            )
-        elif isinstance(parsed, AliasList):
-            answer = targets.list_aliases(services, team_id)
-        elif isinstance(parsed, AliasRemove):
-            answer = targets.remove_alias(services, team_id, parsed.name)
-        else:
-            assert isinstance(parsed, HelpCommand)
-            answer = replies.help_message()
+        form = _form(parsed, command["channel_id"])
+        if form is not None:
+            await ack()
+            await open_view(services, command["trigger_id"], form)
+            return
+        answer = _answer(services, command, parsed)
+        if isinstance(parsed, SuiteExport):
+            exporting = parsed.name
     except CommandError as error:
         answer = replies.refusal(error.problem, error.usage)
     except launch.UnknownAlias as error:
@@ -61,7 +63,85 @@ async def handle_testcall(
             f"{error.name} agent:<id>, or name the target directly, like agent:12.",
             USAGE["run"],
         )
+    except batches.UnknownSuite as error:
+        answer = replies.refusal(
+            f'There is no suite "{error.name}". See /testcall suite list.', USAGE["suite"]
+        )
+    except batches.SuiteNeedsTarget as error:
+        answer = replies.refusal(
+            f'Suite "{error.name}" has no default target: name one, like /testcall suite run '
+            f"{error.name} agent:12.",
+            USAGE["suite"],
+        )
     await ack(**answer)
+    if exporting is not None:
+        await _export(services, command, exporting)
+
+
+def _form(parsed: Command, channel_id: str) -> dict[str, Any] | None:
+    """The modal a command opens instead of answering, if any."""
+    if isinstance(parsed, BatchCommand) and not parsed.prompts:
+        return batch_modal(channel_id, target=parsed.target.label)
+    if isinstance(parsed, SuiteImport):
+        return suite_import_modal(channel_id)
+    return None
+
+
+def _answer(services: Services, command: dict[str, Any], parsed: Command) -> dict[str, Any]:
+    team_id, user_id = command.get("team_id", ""), command["user_id"]
+    where = {"team_id": team_id, "channel_id": command["channel_id"], "user_id": user_id}
+    if isinstance(parsed, RunCommand):
+        return replies.confirmation(*launch.propose(services, **where, command=parsed))
+    if isinstance(parsed, BatchCommand):
+        return batch_blocks.confirmation(*batches.propose_batch(services, **where, command=parsed))
+    if isinstance(parsed, SuiteRun):
+        return batch_blocks.confirmation(
+            *batches.propose_suite_run(services, **where, command=parsed)
+        )
+    if isinstance(parsed, SuiteList):
+        return suite_replies.suite_list(suite_store.list_suites(services.db))
+    if isinstance(parsed, SuiteShow | SuiteExport | SuiteDelete):
+        record = suite_store.get_suite(services.db, parsed.name)
+        if record is None:
+            raise batches.UnknownSuite(parsed.name)
+        if isinstance(parsed, SuiteShow):
+            return suite_replies.suite_details(suite_from_record(record))
+        if isinstance(parsed, SuiteDelete):
+            return suite_replies.confirm_delete(record.name, len(record.cases))
+        return replies.decided(f"Exporting suite `{record.name}` as a file in this channel…")
+    if isinstance(parsed, AliasSet):
+        return targets.set_alias(
+            services, team_id=team_id, name=parsed.name, target=parsed.target, user_id=user_id
+        )
+    if isinstance(parsed, AliasList):
+        return targets.list_aliases(services, team_id)
+    if isinstance(parsed, AliasRemove):
+        return targets.remove_alias(services, team_id, parsed.name)
+    assert isinstance(parsed, HelpCommand)
+    return replies.help_message()
+
+
+async def _export(services: Services, command: dict[str, Any], name: str) -> None:
+    record = suite_store.get_suite(services.db, name)
+    if record is None:
+        return
+    suite = suite_from_record(record)
+    problem = await upload_text(
+        services,
+        command["channel_id"],
+        filename=f"{suite.name}.json",
+        content=dump_suite(suite),
+        comment=f"Suite {suite.name}: {len(suite.cases)} cases, exported by "
+        f"<@{command['user_id']}>.",
+    )
+    if problem is not None:
+        await tell(
+            services,
+            command["channel_id"],
+            command["user_id"],
+            f"I couldn't share the file here ({problem}). `thunderbot suite export {suite.name}` "
+            "on the bot's host writes it too.",
+        )
 
 
 def register(bolt: AsyncApp) -> None:

@@ -8,10 +8,17 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import ids, reviews
+from bot import batches, ids, launch, reviews
+from bot.blocks import batches as batch_blocks
+from bot.blocks import suite_replies
+from bot.blocks.common import trim
+from bot.commands import parse_batch_form
+from bot.interactive import show_ephemeral, tell
 from bot.routing import Route, decode
+from bot.suites import SuiteError, parse_suite, suite_record
 from handlers.context import services_of
 from storage import runs as run_store
+from storage import suites as suite_store
 
 
 def _route(view: dict[str, Any]) -> Route:
@@ -55,5 +62,82 @@ async def handle_flag_submission(
     await reviews.file_flag(services, run, form, body["user"]["id"])
 
 
+def _inputs(view: dict[str, Any]) -> dict[str, str]:
+    """Every input of a submitted form by block id: typed text, or the chosen option."""
+    values: dict[str, str] = {}
+    for block_id, block in view.get("state", {}).get("values", {}).items():
+        state = block.get(ids.INPUT_VALUE) or {}
+        option = state.get("selected_option") or {}
+        values[block_id] = str(state.get("value") or option.get("value") or "")
+    return values
+
+
+_BATCH_FIELDS = {
+    "target": ids.BATCH_TARGET,
+    "stagger": ids.BATCH_STAGGER,
+    "repeat": ids.BATCH_REPEAT,
+    "prompts": ids.BATCH_PROMPTS,
+}
+
+
+async def handle_batch_submission(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    services = services_of(context)
+    given = _inputs(view)
+    command, problems = parse_batch_form(
+        target=given.get(ids.BATCH_TARGET, ""),
+        direction=given.get(ids.BATCH_DIRECTION, ""),
+        stagger=given.get(ids.BATCH_STAGGER, ""),
+        repeat=given.get(ids.BATCH_REPEAT, ""),
+        prompts=given.get(ids.BATCH_PROMPTS, ""),
+    )
+    channel = _route(view).channel
+    if command is None or channel is None:
+        errors = {_BATCH_FIELDS[name]: text for name, text in problems.items()}
+        await ack(response_action="errors", errors=errors or {ids.BATCH_TARGET: "Try again."})
+        return
+    user_id = body["user"]["id"]
+    try:
+        proposal = batches.propose_batch(
+            services,
+            team_id=body.get("team", {}).get("id", ""),
+            channel_id=channel,
+            user_id=user_id,
+            command=command,
+        )
+    except launch.UnknownAlias as error:
+        await ack(
+            response_action="errors",
+            errors={ids.BATCH_TARGET: f'I don\'t know the alias "{error.name}".'},
+        )
+        return
+    await ack()
+    await show_ephemeral(services, channel, user_id, batch_blocks.confirmation(*proposal))
+
+
+async def handle_suite_import(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    services = services_of(context)
+    given = _inputs(view)
+    name = given.get(ids.SUITE_NAME, "").strip() or None
+    user_id = body["user"]["id"]
+    try:
+        suite = parse_suite(given.get(ids.SUITE_JSON, ""), name=name, filename=None)
+    except SuiteError as error:
+        block = ids.SUITE_NAME if "name" in str(error).split(":")[0] else ids.SUITE_JSON
+        await ack(response_action="errors", errors={block: trim(str(error), 2000)})
+        return
+    _, replaced = suite_store.save_suite(services.db, suite_record(suite, created_by=user_id))
+    await ack()
+    channel = _route(view).channel
+    if channel is not None:
+        note = suite_replies.imported(suite, replaced is not None)
+        await tell(services, channel, user_id, note)
+
+
 def register(bolt: AsyncApp) -> None:
     bolt.view(ids.FLAG_MODAL)(handle_flag_submission)
+    bolt.view(ids.BATCH_MODAL)(handle_batch_submission)
+    bolt.view(ids.SUITE_IMPORT_MODAL)(handle_suite_import)

@@ -251,3 +251,116 @@ def _migrated(
     )
     assert inserted.last_pk is not None
     return int(inserted.last_pk)
+
+
+@migrations()
+def m003_suites(db: Database) -> None:
+    """Saved regression suites: one deployment serves one workspace, so suites are stored
+    deployment-wide. A suite's cases are replaced as a whole on each import."""
+    db.table("suites").create(
+        {
+            "name": str,
+            "target_type": str,
+            "target_id": int,
+            "settings": str,
+            "created_by": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="name",
+        not_null={"settings", "created_at", "updated_at"},
+        defaults={"settings": "{}"},
+    )
+    # expected_outcome is the case's JSON value as imported (NULL: the file gave none), so an
+    # export reproduces it; the bot reads it with bot.expectations.parse_expected.
+    db.table("suite_cases").create(
+        {
+            "suite": str,
+            "position": int,
+            "name": str,
+            "scenario_prompt": str,
+            "expected_outcome": str,
+        },
+        pk=("suite", "position"),
+        not_null={"name", "scenario_prompt"},
+        foreign_keys=[("suite", "suites", "name")],
+    )
+    db.execute(
+        "create unique index idx_suite_cases_suite_name on suite_cases (suite, name collate nocase)"
+    )
+
+
+@migrations()
+def m004_batches(db: Database) -> None:
+    """Batches: one consent and one card for several runs, sent as ThunderPhone batches of at
+    most 20; and each suite's blessed baseline per target."""
+    db.table("batches").create(
+        {
+            "id": str,
+            "team_id": str,
+            "channel_id": str,
+            "user_id": str,
+            "target_type": str,
+            "target_id": int,
+            "target_label": str,
+            "target_name": str,
+            "direction": str,
+            "caller_number": str,
+            "stagger": int,
+            "repeat": int,
+            "suite": str,
+            "status": str,
+            "error": str,
+            "decided_by": str,
+            "decided_at": str,
+            "created_at": str,
+            "finished_at": str,
+            "blessed_by": str,
+            "blessed_at": str,
+        },
+        pk="id",
+        not_null={"team_id", "channel_id", "user_id", "target_type", "target_id", "status"},
+    )
+    db.table("batches").create_index(["suite", "target_type", "target_id"])
+    db.table("batch_parts").create(
+        {
+            "batch_id": str,
+            "part": int,
+            "status": str,
+            "tp_batch_id": int,
+            "error": str,
+            "updated_at": str,
+        },
+        pk=("batch_id", "part"),
+        foreign_keys=[("batch_id", "batches", "id")],
+    )
+    db.table("batch_items").create(
+        {
+            "batch_id": str,
+            "position": int,
+            "part": int,
+            "case_name": str,
+            "prompt": str,
+            "expected": str,
+            "attempt": int,
+            "run_id": int,
+            "verdict": str,
+        },
+        pk=("batch_id", "position"),
+        foreign_keys=[("batch_id", "batches", "id")],
+    )
+    db.table("batch_items").create_index(["run_id"])
+    db.table("suite_baselines").create(
+        {
+            "suite": str,
+            "target_type": str,
+            "target_id": int,
+            "batch_id": str,
+            "blessed_by": str,
+            "blessed_at": str,
+        },
+        pk=("suite", "target_type", "target_id"),
+    )
+    db.table("runs").add_column("batch_id", str)
+    db.table("runs").add_column("position", int)
+    db.table("runs").create_index(["batch_id"])

@@ -84,6 +84,8 @@ class RunRecord(CallSpec):
     started_at: str | None = None
     completed_at: str | None = None
     updated_at: str = ""
+    batch_id: str | None = None  # a run of a batch: its reply goes under the batch's card
+    position: int | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -149,3 +151,95 @@ class MessageRecord(Record):
     @property
     def key(self) -> MessageKey:
         return (self.owner_kind, self.owner_id, self.role)
+
+
+class SuiteCaseRecord(Record):
+    """One case of a suite, in its place. `expected_outcome` is JSON text as imported (None:
+    the file gave none), read with `bot.expectations.parse_expected`."""
+
+    position: int
+    name: str
+    scenario_prompt: str
+    expected_outcome: str | None = None
+
+
+class SuiteRecord(Record):
+    """A saved suite: its cases in order, and the default target and settings of its runs."""
+
+    name: str
+    target_type: str | None = None
+    target_id: int | None = None
+    settings: dict[str, Any] = {}
+    created_by: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    cases: list[SuiteCaseRecord] = []
+
+
+class SuiteSummary(Record):
+    """A line of the suite list."""
+
+    name: str
+    case_count: int
+    target_type: str | None = None
+    target_id: int | None = None
+    updated_at: str = ""
+
+
+BatchStatus = Literal[
+    "proposed", "launching", "launched", "partial", "failed", "cancelled", "expired"
+]
+# pending: not sent yet · launching: being sent · launched: ThunderPhone created it ·
+# refused: ThunderPhone said no · unknown: no clear answer, looked for · skipped: never sent.
+BatchPartStatus = Literal["pending", "launching", "launched", "refused", "unknown", "skipped"]
+
+
+class BatchRecord(Record):
+    """Several runs requested at once: one consent, one card."""
+
+    id: str
+    team_id: str
+    channel_id: str
+    user_id: str
+    target_type: str
+    target_id: int
+    target_label: str = ""
+    target_name: str = ""
+    direction: str = "outbound"
+    caller_number: str | None = None
+    stagger: int = 0
+    repeat: int = 1
+    suite: str | None = None
+    status: BatchStatus = "proposed"
+    error: str | None = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+    created_at: str = ""
+    finished_at: str | None = None
+    blessed_by: str | None = None
+    blessed_at: str | None = None
+
+
+class BatchPart(Record):
+    """One ThunderPhone batch (at most 20 runs) of a request."""
+
+    batch_id: str
+    part: int
+    status: BatchPartStatus = "pending"
+    tp_batch_id: int | None = None
+    error: str | None = None
+    updated_at: str = ""
+
+
+class BatchItem(Record):
+    """One planned run of a batch: a prompt (a suite case's, with what it expects)."""
+
+    batch_id: str = ""
+    position: int
+    part: int = 0
+    case_name: str | None = None
+    prompt: str
+    expected: str | None = None  # the case's expected_outcome as JSON
+    attempt: int = 1
+    run_id: int | None = None
+    verdict: str | None = None

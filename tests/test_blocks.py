@@ -11,11 +11,29 @@ from slack_sdk.models.views import View
 from syrupy.assertion import SnapshotAssertion
 
 from bot import ids
-from bot.blocks import replies
+from bot.batch_report import BatchReport, Row
+from bot.blocks import batches, replies, suite_replies
 from bot.blocks.home import home_view
-from bot.blocks.modals import TURNS_PER_PAGE, flag_modal, transcript_modal
+from bot.blocks.modals import (
+    TURNS_PER_PAGE,
+    batch_modal,
+    flag_modal,
+    suite_import_modal,
+    transcript_modal,
+)
 from bot.blocks.runs import launch_card, run_card, run_result
-from storage.models import FlagRecord, GradeRecord, Launch, RunRecord
+from bot.expectations import Expected
+from bot.verdicts import Counts, Progress
+from storage.models import (
+    BatchItem,
+    BatchPart,
+    BatchRecord,
+    FlagRecord,
+    GradeRecord,
+    Launch,
+    RunRecord,
+    SuiteSummary,
+)
 
 THRESHOLD = 0.8
 TRANSCRIPT: list[dict[str, Any]] = [
@@ -80,8 +98,81 @@ FLAG = FlagRecord(
 )
 
 
+BATCH = BatchRecord(
+    id="b" * 32,
+    team_id="T1",
+    channel_id="C0QA",
+    user_id="U0MARIA",
+    target_type="agent",
+    target_id=12,
+    target_name="Support agent",
+    stagger=2,
+    suite="refunds",
+    status="launched",
+    decided_by="U0MARIA",
+    decided_at="2026-11-22T14:02:00+00:00",
+    created_at="2026-11-22T14:01:00+00:00",
+)
+ITEMS = [
+    BatchItem(
+        batch_id=BATCH.id,
+        position=index,
+        part=index // 20,
+        case_name=f"case <{index}>",
+        prompt=f"Ask about refunds & order {index}.",
+        run_id=7200 + index if index < 22 else None,
+    )
+    for index in range(25)
+]
+
+
+def batch_report(**changes: Any) -> BatchReport:
+    fields: dict[str, Any] = {
+        "batch": BATCH,
+        "rows": [Row(item, None, None, None, Expected()) for item in ITEMS],
+        "parts": [
+            BatchPart(batch_id=BATCH.id, part=0, status="launched"),
+            BatchPart(
+                batch_id=BATCH.id,
+                part=1,
+                status="refused",
+                error="ThunderPhone says the balance is empty (HTTP 402). Top up, then run again.",
+            ),
+        ],
+        "progress": Progress(
+            total=20, done=12, passed=10, failed=2, cost_cents=192, avg_score=0.86
+        ),
+        "finished": False,
+    }
+    fields.update(changes)
+    return BatchReport(**fields)
+
+
 def message_examples() -> dict[str, dict[str, Any]]:
+    finished = batch_report(
+        finished=True,
+        progress=Progress(total=20, done=20, passed=18, failed=2, cost_cents=320, avg_score=0.88),
+        changes=[],
+        counts=Counts(cases=20, passed=18, failed=2, regressed=1, fixed=1, unchanged=17),
+    )
     return {
+        "batch_confirmation": batches.confirmation(BATCH, ITEMS, [16, 18]),
+        "batch_card_running": batches.batch_card(batch_report()),
+        "batch_card_finished": batches.batch_card(finished),
+        "batch_card_blessed": batches.batch_card(
+            batch_report(
+                batch=BATCH.model_copy(
+                    update={"blessed_by": "U0LI", "blessed_at": "2026-11-22T15:30:00+00:00"}
+                ),
+                finished=True,
+                changes=[],
+                counts=Counts(cases=20, passed=20, unchanged=20),
+            )
+        ),
+        "suite_list": suite_replies.suite_list(
+            [SuiteSummary(name="refunds", case_count=5, target_type="agent", target_id=12)]
+        ),
+        "suite_delete": suite_replies.confirm_delete("refunds", 5),
         "confirmation": replies.confirmation(LAUNCH, [16, 18, 14]),
         "confirmation_no_history": replies.confirmation(LAUNCH, []),
         "card_queued": run_card(make_run(status="queued"), None, THRESHOLD),
@@ -124,6 +215,8 @@ def view_examples() -> dict[str, dict[str, Any]]:
         "home": home_view(
             [(make_run(), GRADE), (make_run(run_id=2, status="queued"), None)], THRESHOLD
         ),
+        "batch_form": batch_modal("C0QA", target="agent:12"),
+        "suite_import": suite_import_modal("C0QA"),
     }
 
 
@@ -217,7 +310,7 @@ def test_message_snapshot(name: str, snapshot: SnapshotAssertion) -> None:
     assert message_examples()[name] == snapshot
 
 
-@pytest.mark.parametrize("name", ["flag_modal", "transcript", "home"])
+@pytest.mark.parametrize("name", ["flag_modal", "transcript", "home", "batch_form", "suite_import"])
 def test_view_snapshot(name: str, snapshot: SnapshotAssertion) -> None:
     assert view_examples()[name] == snapshot
 

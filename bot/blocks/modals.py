@@ -135,3 +135,101 @@ def _page_button(text: str, run_id: int, page: int) -> dict[str, Any]:
         "action_id": ids.TRANSCRIPT_PAGE,
         "value": encode(Route(run_id=run_id, page=page)),
     }
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    *,
+    initial: str = "",
+    multiline: bool = False,
+    hint: str = "",
+    optional: bool = False,
+) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": ids.INPUT_VALUE}
+    if initial:
+        element["initial_value"] = initial
+    if multiline:
+        element["multiline"] = True
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = _plain(hint)
+    return block
+
+
+def batch_modal(channel_id: str, *, target: str = "") -> dict[str, Any]:
+    """A batch by form: one scenario per line. The confirmation comes after, as for the
+    command."""
+    directions = [
+        {"text": _plain("outbound: the test bot calls the agent"), "value": "outbound"},
+        {"text": _plain("inbound: the agent calls the test bot"), "value": "inbound"},
+    ]
+    return {
+        "type": "modal",
+        "callback_id": ids.BATCH_MODAL,
+        "private_metadata": encode(Route(channel=channel_id)),
+        "title": _plain("Batch of test calls"),
+        "submit": _plain("Review"),
+        "close": _plain("Cancel"),
+        "blocks": [
+            section(
+                "Every test call is billed at 2× the normal rate; you'll see the total and "
+                "confirm before anything starts."
+            ),
+            _text_input(
+                ids.BATCH_TARGET, "Target", initial=target, hint="agent:12, number:5 or an alias"
+            ),
+            {
+                "type": "input",
+                "block_id": ids.BATCH_DIRECTION,
+                "label": _plain("Direction"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": ids.INPUT_VALUE,
+                    "options": directions,
+                    "initial_option": directions[0],
+                },
+            },
+            _text_input(ids.BATCH_STAGGER, "Seconds between launches (0-60)", initial="2"),
+            _text_input(ids.BATCH_REPEAT, "Runs of each scenario (1-5)", initial="1"),
+            _text_input(
+                ids.BATCH_PROMPTS,
+                "Scenarios, one per line",
+                multiline=True,
+                hint="Up to 100 runs in all (scenarios × runs of each).",
+            ),
+        ],
+    }
+
+
+def suite_import_modal(channel_id: str) -> dict[str, Any]:
+    """Paste a suite file: a JSON array of {name, scenario_prompt, expected_outcome}."""
+    return {
+        "type": "modal",
+        "callback_id": ids.SUITE_IMPORT_MODAL,
+        "private_metadata": encode(Route(channel=channel_id)),
+        "title": _plain("Import a suite"),
+        "submit": _plain("Import"),
+        "close": _plain("Cancel"),
+        "blocks": [
+            _text_input(
+                ids.SUITE_NAME,
+                "Suite name",
+                hint="Letters, digits, '.', '-' or '_'. Leave empty to use the file's name.",
+                optional=True,
+            ),
+            _text_input(
+                ids.SUITE_JSON,
+                "Suite file (JSON)",
+                multiline=True,
+                hint='[{"name": "refund-policy", "scenario_prompt": "…", "expected_outcome": '
+                '"success"}, …]. Importing a suite that exists replaces it.',
+            ),
+        ],
+    }

@@ -149,10 +149,13 @@ def run_result(
     transcript: list[dict[str, Any]] | None,
     threshold: float,
     flag: FlagRecord | None = None,
+    *,
+    heading: str | None = None,
 ) -> dict[str, Any]:
-    """The thread reply with the outcome of one run and what to do next."""
+    """The thread reply with the outcome of one run and what to do next. In a batch,
+    `heading` (mrkdwn: the case name and, for a suite case, its checks) comes first."""
     headline = _result_headline(run, grade, threshold)
-    blocks: list[dict[str, Any]] = [section(headline)]
+    blocks: list[dict[str, Any]] = [section(f"{heading}\n{headline}" if heading else headline)]
     if run.status == "failed":
         blocks.append(
             section(
@@ -181,6 +184,8 @@ def run_result(
         blocks.append(context(flag_record(flag)))
     blocks.append(actions(f"result:{run.run_id}", *buttons))
     fallback = headline.replace("*", "")
+    if heading:
+        fallback = f"{heading.replace('*', '')}: {fallback}"
     if run.status != "failed" and grade is not None and grade.score is not None:
         fallback += f" (run {run.run_id})"
     return message(fallback, blocks)

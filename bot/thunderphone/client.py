@@ -162,6 +162,22 @@ class ThunderPhoneClient:
         status, body = await self._get(f"/v1/test-call-batches/{int(batch_id)}")
         return _parse(Batch, body, status)
 
+    async def list_batches(self) -> list[Batch]:
+        """Batches, newest first (a plain array, or a `{"results": [...]}` envelope)."""
+        code, body = await self._get("/v1/test-call-batches")
+        items = body.get("results") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise ThunderPhoneBadResponse(
+                "expected a list of batches or an object with `results`", status=code, body=body
+            )
+        batches: list[Batch] = []
+        for item in items:
+            try:
+                batches.append(_parse(Batch, item, code))
+            except ThunderPhoneBadResponse as error:
+                log.warning("skipped an unreadable batch in the list: %s", error)
+        return batches
+
     async def list_test_calls(
         self,
         *,

@@ -1,0 +1,130 @@
+"""Where a batch stands, read from storage: each planned run with its result, the progress, and
+for a finished suite run each case's verdict against the baseline. Read-only."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from bot.expectations import ExpectationError, Expected, parse_expected
+from bot.verdicts import CaseChange, Counts, Progress, RunOutcome, compare, outcome_of, progress
+from bot.verdicts import summary as summarise
+from storage import batches as batch_store
+from storage import runs as run_store
+from storage.models import BatchItem, BatchPart, BatchRecord, GradeRecord, RunRecord
+
+
+@dataclass(frozen=True)
+class Row:
+    """One planned run of the batch, and what became of it."""
+
+    item: BatchItem
+    run: RunRecord | None
+    grade: GradeRecord | None
+    outcome: RunOutcome | None
+    expected: Expected
+
+    @property
+    def case(self) -> str:
+        return self.item.case_name or self.item.prompt
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    batch: BatchRecord
+    rows: list[Row]
+    parts: list[BatchPart]
+    progress: Progress
+    finished: bool  # every run that started is done (and graded, where that matters)
+    changes: list[CaseChange] | None = None  # suite runs, once finished
+    counts: Counts | None = None
+    baseline: BatchRecord | None = None
+
+    @property
+    def started(self) -> int:
+        return sum(1 for row in self.rows if row.item.run_id is not None)
+
+    @property
+    def not_started(self) -> list[BatchPart]:
+        return [part for part in self.parts if part.status in ("refused", "skipped")]
+
+    @property
+    def unclear(self) -> list[BatchPart]:
+        return [part for part in self.parts if part.status in ("unknown", "launching")]
+
+
+def expected_of(item: BatchItem) -> Expected:
+    if item.expected is None:
+        return Expected()
+    try:
+        return parse_expected(json.loads(item.expected))
+    except (ValueError, ExpectationError):  # checked at import; kept readable regardless
+        return Expected()
+
+
+def _rows(db: Database, items: list[BatchItem]) -> list[Row]:
+    rows = []
+    for item in items:
+        run = run_store.get_run(db, item.run_id) if item.run_id is not None else None
+        grade = run_store.get_grade(db, run.call_id) if run else None
+        transcript = run_store.get_transcript(db, run.call_id) if run else None
+        outcome = outcome_of(run, grade, transcript) if run else None
+        rows.append(Row(item, run, grade, outcome, expected_of(item)))
+    return rows
+
+
+def _done(row: Row) -> bool:
+    outcome = row.outcome
+    if outcome is None or not outcome.finished:
+        return False
+    needs_grade = not row.expected.checkable or row.expected.min_score is not None
+    return not (outcome.awaiting_grade and (needs_grade or bool(row.expected.call_outcome)))
+
+
+def build_report(db: Database, batch_id: str, threshold: float) -> BatchReport | None:
+    batch = batch_store.get_batch(db, batch_id)
+    if batch is None:
+        return None
+    rows = _rows(db, batch_store.get_items(db, batch_id))
+    parts = batch_store.get_parts(db, batch_id)
+    started = [row for row in rows if row.item.run_id is not None]
+    settled = all(part.status not in ("pending", "launching", "unknown") for part in parts)
+    finished = (
+        settled
+        and batch.status not in ("proposed", "launching")
+        and all(_done(row) for row in started)
+    )
+    tally = progress(
+        [row.outcome for row in started],
+        len(started),
+        threshold,
+        expected=[row.expected for row in started],
+    )
+    report = BatchReport(batch, rows, parts, tally, finished)
+    if not (finished and batch.suite and started):
+        return report
+    baseline = batch_store.baseline_of(db, batch)
+    before: dict[str, list[RunOutcome]] = defaultdict(list)
+    if baseline is not None:
+        for row in _rows(db, batch_store.get_items(db, baseline.id)):
+            if row.outcome is not None:
+                before[row.case].append(row.outcome)
+    flaky_before = batch_store.flaky_cases(db, batch.suite, before=batch.created_at)
+    now: dict[str, list[Row]] = defaultdict(list)
+    for row in started:
+        now[row.case].append(row)
+    changes = [
+        compare(
+            case,
+            [row.outcome for row in case_rows if row.outcome is not None],
+            before.get(case, []),
+            expected=case_rows[0].expected,
+            threshold=threshold,
+            flaky_before=case in flaky_before,
+        )
+        for case, case_rows in now.items()
+    ]
+    return BatchReport(batch, rows, parts, tally, finished, changes, summarise(changes), baseline)

@@ -1,0 +1,241 @@
+"""What a batch shows: the confirmation with the total, the live card, each run's reply under
+it, and what a finished suite run says about its baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import ids
+from bot.batch_report import BatchReport, Row
+from bot.blocks.common import (
+    actions,
+    button,
+    clock,
+    context,
+    direction_text,
+    escape,
+    mention,
+    message,
+    money,
+    section,
+    target_text,
+    trim,
+)
+from bot.blocks.replies import decided
+from bot.blocks.suites import baseline_label, case_reasons, counts_text, progress_line
+from bot.blocks.suites import regression_summary as _regression_summary
+from bot.outcomes import (
+    BatchAlreadyDecided,
+    BatchOutcome,
+    BatchStarted,
+    Cancelled,
+    CannotPost,
+    ConfirmationExpired,
+    Refused,
+    Unclear,
+)
+from bot.routing import Route, encode
+from bot.verdicts import check
+from storage.models import BatchItem, BatchPart, BatchRecord
+
+PROMPTS_SHOWN = 3
+
+
+def _target(batch: BatchRecord) -> str:
+    target = target_text(batch.target_type, batch.target_id, batch.target_name)
+    if batch.target_label and ":" not in batch.target_label:
+        target = f"{escape(batch.target_label)} ({target})"
+    return target
+
+
+def _size(batch: BatchRecord, items: list[BatchItem]) -> str:
+    cases = len(items) // max(batch.repeat, 1)
+    noun = "cases" if batch.suite else "scenarios"
+    size = f"{cases} {noun if cases != 1 else noun[:-1]}"
+    return f"{size} × {batch.repeat}" if batch.repeat > 1 else size
+
+
+def confirmation(batch: BatchRecord, items: list[BatchItem], costs: list[int]) -> dict[str, Any]:
+    """Ask once for the whole batch, with its total; only Start gives consent to charge."""
+    runs = len(items)
+    calls = f"{runs} test call{'s' if runs != 1 else ''}"
+    what = f"Run suite {escape(batch.suite)}: {calls}?" if batch.suite else f"Start {calls}?"
+    estimate = ""
+    if costs:
+        each = sum(costs) / len(costs)
+        estimate = f" · about {money(each * runs)} in all ({runs} × {money(each)}, the average "
+        estimate += f"of the last {len(costs)} runs on this target)"
+    else:
+        estimate = " · no estimate yet: this target has no finished runs"
+    lines = [
+        f"*{what}*",
+        f"*Target*  {_target(batch)}",
+        f"*Direction*  {direction_text(batch.direction, 'bot')}",
+        f"*Runs*  {_size(batch, items)} · stagger {batch.stagger} s between launches",
+    ]
+    if batch.caller_number:
+        lines.append(f"*Caller id*  {escape(batch.caller_number)}")
+    lines.append(f"*Cost*  billed at 2× the normal rate{estimate}")
+    cases = [item for item in items if item.attempt == 1]
+    shown = [
+        (f"• *{escape(trim(item.case_name, 80))}*: " if item.case_name else "• ")
+        + f"“{escape(trim(item.prompt, 200))}”"
+        for item in cases[:PROMPTS_SHOWN]
+    ]
+    if len(cases) > PROMPTS_SHOWN:
+        shown.append(f"_and {len(cases) - PROMPTS_SHOWN} more_")
+    if runs > 20:
+        shown.append(f"_Sent to ThunderPhone as {-(-runs // 20)} batches of at most 20._")
+    route = encode(Route(batch_id=batch.id))
+    blocks = [
+        section("\n".join(lines)),
+        section("*Scenarios*\n" + "\n".join(shown)),
+        actions(
+            f"batch:{batch.id}",
+            button("Start test calls", ids.START_BATCH, route, style="primary"),
+            button("Cancel", ids.CANCEL_BATCH, route),
+        ),
+    ]
+    fallback = f"Start {runs} test calls on {_target(batch)}? Billed at 2× the normal rate."
+    return message(fallback, blocks)
+
+
+def outcome(result: BatchOutcome) -> dict[str, Any]:
+    """What replaces the batch confirmation after Start or Cancel."""
+    match result:
+        case BatchStarted(batch, started, total, problem):
+            who = mention(batch.decided_by or batch.user_id)
+            text = f"Started {started} of {total} runs — see the card below. ({who})"
+            if started == total:
+                text = f"Started {total} runs — see the card below. ({who})"
+            if problem:
+                text += f"\nThe rest did not start: {escape(problem)}"
+            return decided(text)
+        case Cancelled():
+            return decided("Cancelled. Nothing was started or charged.")
+        case BatchAlreadyDecided(None):
+            return decided("This confirmation has expired. Run the command again.")
+        case BatchAlreadyDecided(batch):
+            assert batch is not None
+            who = mention(batch.decided_by) if batch.decided_by else "someone"
+            if batch.status == "cancelled":
+                return decided(f"Cancelled by {who} at {clock(batch.decided_at)}.")
+            if batch.status == "expired":
+                return decided("This confirmation has expired. Run the command again.")
+            return decided(f"Already started by {who} at {clock(batch.decided_at)}.")
+        case ConfirmationExpired():
+            return decided(
+                "This confirmation is more than an hour old, so I didn't start anything. "
+                "Run the command again to get a fresh one."
+            )
+        case CannotPost(problem):
+            return decided(
+                f"I can't post in this channel ({escape(problem)}), so I didn't start the "
+                "batch. Invite me with `/invite @thunderbot`, or run it in a channel I'm in."
+            )
+        case Refused(reason):
+            return decided(f"Couldn't start the batch. {escape(reason)}")
+        case Unclear(reason):
+            return decided(
+                f"{escape(reason)}, so I can't tell yet whether the batch started. I'm "
+                "checking: the card will show the runs if it did. Please don't start it again."
+            )
+    raise AssertionError(result)  # pragma: no cover
+
+
+def _span(report: BatchReport, part: BatchPart) -> str:
+    positions = [row.item.position + 1 for row in report.rows if row.item.part == part.part]
+    if not positions:
+        return "runs"
+    return f"runs {positions[0]}–{positions[-1]}" if len(positions) > 1 else f"run {positions[0]}"
+
+
+def batch_card(report: BatchReport) -> dict[str, Any]:
+    """The one message in the channel for a batch, edited in place as its runs land."""
+    batch = report.batch
+    items = [row.item for row in report.rows]
+    title = f"Suite {escape(batch.suite)}" if batch.suite else "Batch"
+    headline = (
+        f"*🧪 {title} · {_target(batch)} · {_size(batch, items)} · stagger {batch.stagger} s*"
+    )
+    started = (
+        f"Started by {mention(batch.decided_by or batch.user_id)} at {clock(batch.decided_at)}"
+    )
+    blocks: list[dict[str, Any]] = [section(headline), context(started, f"batch {batch.id[:8]}")]
+    if batch.status == "launching" and not report.started:
+        status = f"⏳ Starting {len(items)} runs…"
+    else:
+        status = progress_line(report.progress)
+    blocks.append(section(status))
+    verdict = _verdict(report)
+    if verdict:
+        blocks.append(section(verdict))
+    for part in report.not_started:
+        reason = escape(trim(part.error or "not sent", 300))
+        blocks.append(context(f"⚠️ {_span(report, part).capitalize()} did not start: {reason}"))
+    for part in report.unclear:
+        blocks.append(
+            context(f"⏳ Checking with ThunderPhone whether {_span(report, part)} started…")
+        )
+    if report.finished and batch.suite:
+        if batch.blessed_by:
+            blocks.append(
+                context(
+                    f"✅ Blessed as baseline by {mention(batch.blessed_by)} · "
+                    f"{clock(batch.blessed_at)}"
+                )
+            )
+        else:
+            route = encode(Route(batch_id=batch.id))
+            blocks.append(
+                actions(f"bless:{batch.id}", button("Bless as baseline", ids.BLESS_BATCH, route))
+            )
+    fallback = f"{title} on {_target(batch)}: {verdict or status}"
+    return message(fallback.replace("*", ""), blocks)
+
+
+def _verdict(report: BatchReport) -> str:
+    if not report.finished or not report.started:
+        return ""
+    tally = report.progress
+    if report.counts is not None:
+        counts = report.counts
+        head = "❌" if counts.regressed or counts.failed else "✅"
+        return f"{head} {counts.passed} of {counts.cases} cases passed · {counts_text(counts)}"
+    if tally.failed:
+        return f"❌ {tally.failed} of {tally.done} failed"
+    return f"✅ All {tally.done} passed"
+
+
+def run_heading(row: Row, repeat: int, threshold: float) -> str:
+    """What heads a run's reply in a batch: its case (or prompt) and, for a suite case with
+    expectations, whether it met them."""
+    name = escape(trim(row.case, 120))
+    if row.item.case_name is None:
+        name = f"“{name}”"
+    heading = f"*{name}*"
+    if repeat > 1:
+        heading += f" ({row.item.attempt} of {repeat})"
+    if row.item.case_name is not None and row.outcome is not None:
+        heading += f" · {case_reasons(check(row.expected, row.outcome, threshold))}"
+    return heading
+
+
+def suite_summary(report: BatchReport) -> dict[str, Any]:
+    """The reply under a finished suite run: what changed against its baseline."""
+    assert report.changes is not None and report.counts is not None
+    baseline = report.baseline
+    if baseline is None:
+        counts = report.counts
+        text = (
+            f"First run of suite {escape(report.batch.suite or '')} on this target: "
+            f"{counts.passed} of {counts.cases} cases passed. Press *Bless as baseline* to "
+            "compare later runs with it."
+        )
+        return message(text.replace("*", ""), [section(text)])
+    label = baseline_label(
+        f"batch {baseline.id[:8]} of {clock(baseline.decided_at)}",
+        baseline.blessed_by,
+        baseline.blessed_at,
+    )
+    return _regression_summary(label, report.changes, report.counts)

@@ -1,0 +1,213 @@
+"""Batches: one request of several runs, its parts (one ThunderPhone batch of at most 20 runs
+each) and its items (one planned run each, in the order given), claimed like launches."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlite_utils import Database
+
+from storage.db import now_iso
+from storage.models import BatchItem, BatchPart, BatchPartStatus, BatchRecord, BatchStatus
+
+PART_SIZE = 20  # ThunderPhone's limit on runs per batch
+
+
+def new_batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def save_batch(db: Database, batch: BatchRecord, items: list[BatchItem]) -> BatchRecord:
+    """Store a proposed batch with its planned runs, split into parts, in one go."""
+    stored = batch.model_copy(update={"created_at": batch.created_at or now_iso()})
+    parts = sorted({item.position // PART_SIZE for item in items})
+    with db.atomic():
+        db.table("batches").insert(stored.model_dump(), pk="id")
+        db.table("batch_items").insert_all(
+            [
+                item.model_copy(
+                    update={"batch_id": stored.id, "part": item.position // PART_SIZE}
+                ).model_dump()
+                for item in items
+            ],
+            pk=("batch_id", "position"),
+        )
+        db.table("batch_parts").insert_all(
+            [
+                BatchPart(batch_id=stored.id, part=part, updated_at=stored.created_at).model_dump()
+                for part in parts
+            ],
+            pk=("batch_id", "part"),
+        )
+    return stored
+
+
+def get_batch(db: Database, batch_id: str) -> BatchRecord | None:
+    rows = list(db.table("batches").rows_where("id = ?", [batch_id]))
+    return BatchRecord.from_row(rows[0]) if rows else None
+
+
+def get_items(db: Database, batch_id: str) -> list[BatchItem]:
+    rows = db.table("batch_items").rows_where("batch_id = ?", [batch_id], order_by="position")
+    return [BatchItem.from_row(row) for row in rows]
+
+
+def get_parts(db: Database, batch_id: str) -> list[BatchPart]:
+    rows = db.table("batch_parts").rows_where("batch_id = ?", [batch_id], order_by="part")
+    return [BatchPart.from_row(row) for row in rows]
+
+
+def claim_batch(
+    db: Database, batch_id: str, *, to: BatchStatus, by: str, created_after: str = ""
+) -> bool:
+    """Decide a proposed batch; True only for the one caller that did it."""
+    cursor = db.execute(
+        "update batches set status = ?, decided_by = ?, decided_at = ?"
+        " where id = ? and status = 'proposed' and created_at > ?",
+        [to, by, now_iso(), batch_id, created_after],
+    )
+    return cursor.rowcount == 1
+
+
+def set_batch_status(
+    db: Database, batch_id: str, status: BatchStatus, *, error: str | None = None
+) -> None:
+    db.table("batches").update(batch_id, {"status": status, "error": error})
+
+
+def claim_part(db: Database, batch_id: str, part: int) -> bool:
+    """Recorded before the paid request: True only for the one caller that sends it."""
+    cursor = db.execute(
+        "update batch_parts set status = 'launching', updated_at = ?"
+        " where batch_id = ? and part = ? and status = 'pending'",
+        [now_iso(), batch_id, part],
+    )
+    return cursor.rowcount == 1
+
+
+def finish_part(
+    db: Database,
+    batch_id: str,
+    part: int,
+    *,
+    status: BatchPartStatus,
+    tp_batch_id: int | None = None,
+    error: str | None = None,
+) -> bool:
+    """Record a part's outcome while it is being sent or looked for; the first one stands."""
+    cursor = db.execute(
+        "update batch_parts set status = ?, tp_batch_id = ?, error = ?, updated_at = ?"
+        " where batch_id = ? and part = ? and status in ('launching', 'unknown')",
+        [status, tp_batch_id, error, now_iso(), batch_id, part],
+    )
+    return cursor.rowcount == 1
+
+
+def skip_pending_parts(db: Database, batch_id: str, reason: str) -> int:
+    cursor = db.execute(
+        "update batch_parts set status = 'skipped', error = ?, updated_at = ?"
+        " where batch_id = ? and status = 'pending'",
+        [reason, now_iso(), batch_id],
+    )
+    return cursor.rowcount
+
+
+def assign_runs(db: Database, batch_id: str, part: int, run_ids: list[int]) -> None:
+    """ThunderPhone lists a batch's runs in the order of its prompts: match them to items."""
+    items = [item for item in get_items(db, batch_id) if item.part == part]
+    for item, run_id in zip(items, run_ids, strict=False):
+        db.execute(
+            "update batch_items set run_id = ? where batch_id = ? and position = ?",
+            [run_id, batch_id, item.position],
+        )
+
+
+def unsettled_parts(db: Database, *, updated_before: str) -> list[BatchPart]:
+    """Parts whose answer was unclear, or whose sending was interrupted by a stop."""
+    rows = db.table("batch_parts").rows_where(
+        "status = 'unknown' or (status = 'launching' and updated_at < ?)",
+        [updated_before],
+        order_by="updated_at",
+    )
+    return [BatchPart.from_row(row) for row in rows]
+
+
+def mark_finished(db: Database, batch_id: str) -> bool:
+    """The first caller to see every run of a batch done; True only for that one."""
+    cursor = db.execute(
+        "update batches set finished_at = ? where id = ? and finished_at is null",
+        [now_iso(), batch_id],
+    )
+    return cursor.rowcount == 1
+
+
+def bless(db: Database, batch: BatchRecord, user_id: str) -> bool:
+    """Make a finished suite run the baseline of its suite on its target; False if it already
+    is, or the batch is no suite run."""
+    if batch.suite is None:
+        return False
+    stamp = now_iso()
+    with db.atomic():
+        cursor = db.execute(
+            "update batches set blessed_by = ?, blessed_at = ? where id = ? and blessed_by is null",
+            [user_id, stamp, batch.id],
+        )
+        if cursor.rowcount != 1:
+            return False
+        db.table("suite_baselines").upsert(
+            {
+                "suite": batch.suite,
+                "target_type": batch.target_type,
+                "target_id": batch.target_id,
+                "batch_id": batch.id,
+                "blessed_by": user_id,
+                "blessed_at": stamp,
+            },
+            pk=("suite", "target_type", "target_id"),
+        )
+    return True
+
+
+def baseline_of(db: Database, batch: BatchRecord) -> BatchRecord | None:
+    """What a suite run is compared with: the blessed run of its suite on its target, or else
+    the previous finished run."""
+    if batch.suite is None:
+        return None
+    blessed = db.execute(
+        "select batch_id from suite_baselines where suite = ? and target_type = ?"
+        " and target_id = ? and batch_id != ?",
+        [batch.suite, batch.target_type, batch.target_id, batch.id],
+    ).fetchone()
+    if blessed is not None:
+        return get_batch(db, str(blessed[0]))
+    rows = list(
+        db.table("batches").rows_where(
+            "suite = ? and target_type = ? and target_id = ? and id != ?"
+            " and finished_at is not null and created_at < ?",
+            [batch.suite, batch.target_type, batch.target_id, batch.id, batch.created_at],
+            order_by="created_at desc",
+            limit=1,
+        )
+    )
+    return BatchRecord.from_row(rows[0]) if rows else None
+
+
+def flaky_cases(db: Database, suite: str, *, before: str) -> set[str]:
+    """Cases of a suite that were flaky in an earlier run."""
+    rows = db.execute(
+        "select distinct case_name from batch_items"
+        " join batches on batches.id = batch_items.batch_id"
+        " where batches.suite = ? and batches.created_at < ?"
+        " and batch_items.verdict = 'flaky'",
+        [suite, before],
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def record_verdicts(db: Database, batch_id: str, verdicts: dict[str, str]) -> None:
+    """Remember each case's verdict, so a later run knows which cases have been flaky."""
+    for case_name, verdict in verdicts.items():
+        db.execute(
+            "update batch_items set verdict = ? where batch_id = ? and case_name = ?",
+            [verdict, batch_id, case_name],
+        )
