@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +44,19 @@ class SlackCallFailed(Exception):
     def __init__(self, failure: SlackFailure) -> None:
         super().__init__(failure.code)
         self.failure = failure
+
+
+@dataclass
+class _Pace:
+    """When a channel may be sent to next (loop times): Slack allows about one post per
+    second per channel, and edits of one message are coalesced at the same rate."""
+
+    paused_until: float = 0.0  # Retry-After
+    next_post: float = 0.0
+    next_edit: dict[int, float] = field(default_factory=dict)
+
+    def forget_before(self, now: float) -> None:
+        self.next_edit = {key: at for key, at in self.next_edit.items() if at > now}
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,7 @@ class Outbox:
         self._call_timeout = call_timeout
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._pace: dict[str, _Pace] = {}
         self._changed = asyncio.Condition()
         self._closed = False
 
@@ -177,25 +191,25 @@ class Outbox:
         """Deliver one channel's messages in order, paced, until none is left."""
         loop = asyncio.get_running_loop()
         wake = self._wake.setdefault(channel, asyncio.Event())
-        paused_until = 0.0  # Retry-After
-        next_post = 0.0
-        next_edit: dict[int, float] = {}
+        # Kept beyond this task: a lane that ran dry and starts again keeps its pace.
+        pace = self._pace.setdefault(channel, _Pace())
         while True:
             wake.clear()
             now = loop.time()
             work = messages.work_in_channel(self._db, channel)
             if not work:
+                pace.forget_before(now)
                 del self._lanes[channel]
                 return
             ready: list[tuple[float, MessageRecord]] = []
             for row in work:
                 if self._waits_for_parent(row):
                     continue
-                due = max(paused_until, _seconds_until(row.next_attempt_at, now))
+                due = max(pace.paused_until, _seconds_until(row.next_attempt_at, now))
                 if row.state == "pending" and row.ts is None:
-                    due = max(due, next_post)
+                    due = max(due, pace.next_post)
                 elif row.state == "pending":
-                    due = max(due, next_edit.get(row.id, 0.0))
+                    due = max(due, pace.next_edit.get(row.id, 0.0))
                 ready.append((due, row))
             if not ready:  # replies whose thread's first message is still on its way
                 await wake.wait()
@@ -209,15 +223,16 @@ class Outbox:
             try:
                 posted = await self._deliver(row)
             except SlackCallFailed as error:
-                paused_until = self._failed(row, error.failure, now=loop.time()) or paused_until
+                pause = self._failed(row, error.failure, now=loop.time())
+                pace.paused_until = pause or pace.paused_until
             except Exception:
                 log.exception("delivering Slack message %s failed", row.id)
                 self._retry_later(row, "unexpected error")
             else:
                 if posted:
-                    next_post = loop.time() + self._post_interval
+                    pace.next_post = loop.time() + self._post_interval
                 else:
-                    next_edit[row.id] = loop.time() + self._post_interval
+                    pace.next_edit[row.id] = loop.time() + self._post_interval
             async with self._changed:
                 self._changed.notify_all()
 

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from bot.batches import reconcile_parts
 from bot.launch import CLOCK_SLACK, reconcile_launches
 from bot.publish import refresh
 from bot.reviews import STALE_FILING
@@ -21,6 +22,7 @@ from bot.thunderphone import (
     parse_call_graded,
     parse_test_call_completed,
 )
+from storage import batches as batch_store
 from storage import inbox, launches, messages
 from storage import runs as run_store
 from storage.db import now_iso
@@ -40,7 +42,10 @@ async def apply_event(services: Services, event_type: str, data: dict[str, objec
     if event_type == "test-call.completed":
         report = parse_test_call_completed(data)
         known = await apply_run(services, report)
-        if not known and launches.any_unsettled(services.db):
+        unsettled = launches.any_unsettled(services.db) or batch_store.any_unsettled_parts(
+            services.db
+        )
+        if not known and unsettled:
             # Kept for a later attempt: it may be the run of a launch whose answer was lost.
             raise RunNotKnownYet(report.id)
     elif event_type == "call.graded":
@@ -102,6 +107,8 @@ async def poll(services: Services) -> None:
             await reconcile_launches(services, reports, complete=complete)
 
         steps.append(("runs", check_runs))
+    if batch_store.any_unsettled_parts(db):
+        steps.append(("batch parts", lambda: reconcile_parts(services)))
     for run_id in run_store.drop_interrupted_flags(db, started_before=now_iso(STALE_FILING)):
         steps.append((f"flag of run {run_id}", _refresh_step(services, run_id)))
     for record in run_store.runs_missing_details(db):

@@ -132,6 +132,13 @@ def unsettled_parts(db: Database, *, updated_before: str) -> list[BatchPart]:
     return [BatchPart.from_row(row) for row in rows]
 
 
+def any_unsettled_parts(db: Database) -> bool:
+    row = db.execute(
+        "select 1 from batch_parts where status in ('launching', 'unknown') limit 1"
+    ).fetchone()
+    return row is not None
+
+
 def mark_finished(db: Database, batch_id: str) -> bool:
     """The first caller to see every run of a batch done; True only for that one."""
     cursor = db.execute(

@@ -10,6 +10,7 @@ from bot.sandbox.slack import Ephemeral, Message
 from bot.sandbox.slack_user import SlackUser
 from bot.sandbox.stack import LocalStack
 from bot.sandbox.thunderphone import RecordedRequest
+from storage import messages
 
 CHANNEL = "C0QA"
 PROMPT = "You are a polite caller asking about refund policy for order 12345."
@@ -37,6 +38,14 @@ def launches_posted(stack: LocalStack) -> list[RecordedRequest]:
 
 def rows(stack: LocalStack, table: str) -> list[dict[str, Any]]:
     return list(stack.services.db.table(table).rows)
+
+
+async def outbox_idle(stack: LocalStack, timeout: float = 10) -> None:
+    """Wait until every message the bot owns shows what it should (edits are paced, so a
+    change may still be on its way for a second)."""
+    await stack.fake.wait_for(
+        lambda: not messages.channels_with_work(stack.services.db) or None, timeout=timeout
+    )
 
 
 def slack_calls(stack: LocalStack, method: str) -> int:

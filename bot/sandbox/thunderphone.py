@@ -58,6 +58,7 @@ class _Fault:
     status: int
     body: JSON
     after_handling: bool = False
+    skip: int = 0  # matching requests let through before this one fails
 
 
 @dataclass
@@ -163,13 +164,15 @@ class ThunderPhoneSandbox(WebhookSender):
         body: dict[str, Any],
         *,
         after_handling: bool = False,
+        skip: int = 0,
     ) -> None:
-        """Answer the next request matching method and path (exact or prefix) with status/body.
+        """Answer the next request matching method and path (exact or prefix) with status/body,
+        after letting `skip` matching requests through.
 
         With `after_handling` the request is carried out first and only its answer is lost, as
         when a proxy or the network fails after ThunderPhone created the run.
         """
-        self._faults.append(_Fault(method.upper(), path, status, body, after_handling))
+        self._faults.append(_Fault(method.upper(), path, status, body, after_handling, skip))
 
     async def advance(self, run_id: int) -> None:
         """Move a run one lifecycle step forward and wait for that step's webhook deliveries."""
@@ -220,6 +223,9 @@ class ThunderPhoneSandbox(WebhookSender):
             ),
             None,
         )
+        if fault is not None and fault.skip:
+            fault.skip -= 1
+            fault = None
         if fault is not None:
             self._faults.remove(fault)
             if not fault.after_handling:
