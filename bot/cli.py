@@ -194,7 +194,10 @@ def _demo() -> int:
     except DemoFailed as error:
         print(f"\nThe demo failed: {error}", file=sys.stderr)
         return 1
-    print("\nDemo finished: one test call started, reported and flagged for review.")
+    print(
+        "\nDemo finished: a test call flagged for review, a batch of five, and a suite run "
+        "compared with its blessed baseline."
+    )
     return 0
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot import ids
-from bot.sandbox.slack import Message
+from bot.sandbox.slack import FakeSlack, Message
+from bot.sandbox.slack_render import clean_mrkdwn, render_body
 from bot.sandbox.stack import LocalStack
+from bot.suites import parse_suite, suite_record
+from storage.suites import save_suite
 
 T = TypeVar("T")
 CHANNEL = "C0QA"
@@ -96,6 +99,125 @@ async def run_demo(say: Callable[[str], None] = print, timeout: float = 20.0) ->
             f"\nThunderPhone received issue report {report['id']} "
             f"({report['severity']}: {report['title']!r}) with a link back to the thread."
         )
+        await _batch(stack, say, timeout)
+        await _suite(stack, say, timeout)
+
+
+BATCH_CHANNEL, SUITE_CHANNEL = "C0BATCH", "C0SUITE"
+BATCH_PROMPTS = (
+    "[score: 92] Ask about the refund policy for order 12345.",
+    "[score: 88] Ask for the opening hours on Sunday.",
+    "[fail] Call about a damaged parcel.",
+    "[score: 95] Ask to change the delivery address.",
+    "[score: 90] Ask where order 67890 is.",
+)
+SUITE_V1: list[dict[str, Any]] = [
+    {
+        "name": "refund-policy",
+        "scenario_prompt": "[score: 91] Ask about the refund policy.",
+        "expected_outcome": "success",
+    },
+    {
+        "name": "human-handoff",
+        "scenario_prompt": "[score: 55] Ask to speak to a person.",
+        "expected_outcome": {"min_score": 80},
+    },
+    {
+        "name": "order-status",
+        "scenario_prompt": "[score: 90] [tool: lookup_order order=12345] Ask where order 12345 is.",
+        "expected_outcome": {
+            "tools_called": [{"name": "lookup_order", "arguments": {"order": "12345"}}]
+        },
+    },
+]
+
+
+def _cards(stack: LocalStack, channel: str) -> list[Message]:
+    return [m for m in stack.fake.messages.get(channel, []) if m.thread_ts is None]
+
+
+async def _finished_card(stack: LocalStack, channel: str, nth: int, timeout: float) -> Message:
+    def done() -> Message | None:
+        cards = _cards(stack, channel)
+        text = _shown(cards[nth]) if len(cards) > nth else ""
+        return cards[nth] if ("passed" in text and "█████" in text) else None
+
+    return await _wait(stack.fake.wait_for(done, timeout=timeout * 3), "the batch's verdict")
+
+
+async def _batch(stack: LocalStack, say: Callable[[str], None], timeout: float) -> None:
+    fake = stack.fake
+    fake.add_channel(BATCH_CHANNEL, "voice-batches")
+    maria = stack.user("U0MARIA", BATCH_CHANNEL)
+    text = "batch agent:12 --stagger 0 " + " ".join(f'"{p}"' for p in BATCH_PROMPTS)
+    say(_rule("@maria types  /testcall batch agent:12 … (five scenarios)"))
+    reply = await maria.slash(text)
+    if reply.ephemeral is None:
+        raise DemoFailed(f"/testcall batch answered: {reply.body_text}")
+    say(fake.render_ephemerals("U0MARIA", BATCH_CHANNEL))
+    say(_rule("@maria presses  Start test calls"))
+    await maria.click(reply.ephemeral, ids.START_BATCH)
+    card = await _finished_card(stack, BATCH_CHANNEL, 0, timeout)
+    await _wait(
+        fake.wait_for(lambda: len(fake.thread(BATCH_CHANNEL, card.ts)) == 5 or None, timeout),
+        "the five results",
+    )
+    say(_rule("#voice-batches, one card and a reply per run"))
+    say(fake.render_channel(BATCH_CHANNEL))
+
+
+async def _suite(stack: LocalStack, say: Callable[[str], None], timeout: float) -> None:
+    fake = stack.fake
+    fake.add_channel(SUITE_CHANNEL, "voice-regressions")
+    maria, li = stack.user("U0MARIA", SUITE_CHANNEL), stack.user("U0LI", SUITE_CHANNEL)
+    _import(stack, SUITE_V1)
+    say(_rule("the team imports suite refunds (thunderbot suite import refunds.json)"))
+    say(f"Suite refunds: {len(SUITE_V1)} cases, default target agent:12.")
+
+    async def run(nth: int) -> Message:
+        reply = await maria.slash("suite run refunds --stagger 0")
+        if reply.ephemeral is None:
+            raise DemoFailed(f"/testcall suite run answered: {reply.body_text}")
+        await maria.click(reply.ephemeral, ids.START_BATCH)
+        return await _finished_card(stack, SUITE_CHANNEL, nth, timeout)
+
+    say(_rule("@maria runs  /testcall suite run refunds  and @li blesses it"))
+    first = await run(0)
+    await li.click(first, ids.BLESS_BATCH)
+    await _wait(
+        fake.wait_for(lambda: "Blessed as baseline" in _shown(_cards(stack, SUITE_CHANNEL)[0])),
+        "the blessing",
+    )
+    say(_render(fake, SUITE_CHANNEL, _cards(stack, SUITE_CHANNEL)[0]))
+
+    changed = [dict(case) for case in SUITE_V1]
+    changed[0]["scenario_prompt"] = "[score: 62] Ask about the refund policy."
+    changed[1]["scenario_prompt"] = "[score: 88] Ask to speak to a person."
+    _import(stack, changed)
+    say(_rule("after a prompt change, @maria runs the suite again"))
+    second = await run(1)
+
+    def summary() -> Message | None:
+        replies = fake.thread(SUITE_CHANNEL, second.ts)
+        return next((m for m in replies if "Compared with the baseline" in _shown(m)), None)
+
+    found = await _wait(fake.wait_for(summary, timeout=timeout), "the regression summary")
+    say(_render(fake, SUITE_CHANNEL, second))
+    say(_render(fake, SUITE_CHANNEL, found))
+
+
+def _import(stack: LocalStack, cases: list[dict[str, Any]]) -> None:
+    suite = parse_suite(
+        json.dumps({"name": "refunds", "target": "agent:12", "cases": cases}),
+        name=None,
+        filename=None,
+    )
+    save_suite(stack.services.db, suite_record(suite, created_by="U0MARIA"))
+
+
+def _render(fake: FakeSlack, channel: str, message: Message) -> str:
+    body = render_body(message.text, message.blocks, message.files, fake.name_of)
+    return "\n".join(clean_mrkdwn(line, fake.name_of) for line in body)
 
 
 def _shown(message: Message | None) -> str:

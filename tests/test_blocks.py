@@ -154,6 +154,7 @@ def message_examples() -> dict[str, dict[str, Any]]:
         progress=Progress(total=20, done=20, passed=18, failed=2, cost_cents=320, avg_score=0.88),
         changes=[],
         counts=Counts(cases=20, passed=18, failed=2, regressed=1, fixed=1, unchanged=17),
+        baseline=BATCH.model_copy(update={"id": "c" * 32}),
     )
     return {
         "batch_confirmation": batches.confirmation(BATCH, ITEMS, [16, 18]),

@@ -17,6 +17,14 @@ async def test_the_demo_plays_the_whole_conversation() -> None:
         "✅ Completed · score",
         "🚩 Flagged for review by @maria · warning",
         "ThunderPhone received issue report",
+        "🧪 Batch · agent 12 · 5 scenarios",
+        "❌ 1 of 5 failed",
+        "❌ Failed · The agent did not answer",
+        "the first run: no baseline yet",
+        "Blessed as baseline by @li",
+        "1 regressed · 1 fixed · 1 unchanged",
+        "refund-policy*: passed → failed · 91% → 62%",
+        "human-handoff*: failed → passed",
     ]:
         assert expected in shown, expected
     assert shown.index("Start a test call?") < shown.index("Flagged for review")

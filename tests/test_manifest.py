@@ -14,8 +14,9 @@ from handlers.events import EVENTS
 MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
 # chat:write + chat:write.public: cards and results in the channel where /testcall was typed.
 # channels:history + groups:history + channels:join: look for a post whose answer was lost
-# before posting it again (bot.outbox).
+# before posting it again (bot.outbox). files:write: suite export shares the file.
 SCOPES_THE_CODE_USES = {
+    "files:write",
     "commands",
     "chat:write",
     "chat:write.public",

@@ -201,7 +201,8 @@ def _verdict(report: BatchReport) -> str:
     if report.counts is not None:
         counts = report.counts
         head = "❌" if counts.regressed or counts.failed else "✅"
-        return f"{head} {counts.passed} of {counts.cases} cases passed · {counts_text(counts)}"
+        against = counts_text(counts) if report.baseline else "the first run: no baseline yet"
+        return f"{head} {counts.passed} of {counts.cases} cases passed · {against}"
     if tally.failed:
         return f"❌ {tally.failed} of {tally.done} failed"
     return f"✅ All {tally.done} passed"

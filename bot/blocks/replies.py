@@ -163,10 +163,17 @@ def help_message() -> dict[str, Any]:
         "   `outbound`: the test bot calls the agent (default) · `inbound`: the agent calls the "
         "test bot · `--sip`: SIP loopback instead of bot-to-bot · `--caller`: the caller id the "
         "agent sees",
+        f"• `{escape(USAGE['batch'])}`",
+        "   several scenarios in one go, up to 100 runs; `/testcall batch agent:12` alone opens "
+        "a form",
+        f"• `{escape(USAGE['suite'])}`",
+        "   saved regression suites, compared with their blessed baseline",
         '• `/testcall alias set support agent:12` then `/testcall run support "…"`',
         "• `/testcall alias list` · `/testcall alias remove support`",
     ]
-    return message("thunderbot: /testcall run, alias, help", [section("\n".join(lines))])
+    return message(
+        "thunderbot: /testcall run, batch, suite, alias, help", [section("\n".join(lines))]
+    )
 
 
 def alias_saved(alias: Alias) -> dict[str, Any]:
