@@ -4,14 +4,17 @@ place, one reply per run, exactly one set of ThunderPhone batches."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from typing import Any
 
 from bot import ids
+from bot.batches import PART_ANSWER_TIMEOUT
 from bot.sandbox.slack import Ephemeral, Message
 from bot.sandbox.stack import LocalStack
 from bot.suites import parse_suite, suite_record
 from storage import suites as suite_store
+from storage.db import now_iso
 from tests.helpers import CHANNEL, cards, rows, shown
 
 BATCHES = "/v1/test-call-batches"
@@ -186,3 +189,37 @@ async def test_twenty_results_within_a_second_cost_at_most_five_card_edits(
     await asyncio.gather(*(stack.sandbox.advance(run_id) for run_id in run_ids))  # graded
     await card_showing(stack, "✅ All 20 passed")
     assert card.edits - edits_before <= 5, f"{card.edits - edits_before} edits"
+
+
+async def test_a_click_after_a_restart_sends_nothing_again(stack: LocalStack) -> None:
+    confirmation = await confirm(stack, 'batch agent:12 "One." "Two."')
+    stale = copy.deepcopy(confirmation)  # what another open Slack client still shows
+    await stack.user().click(confirmation, ids.START_BATCH)
+    await card_showing(stack, "0/2")
+    await stack.stop_bot()
+    await stack.start_bot()
+    await stack.user("U0LI").click(stale, ids.START_BATCH)
+    await stack.fake.wait_for(lambda: "Already started by <@U0MARIA>" in shown(stale) or None)
+    assert len(batch_posts(stack)) == 1 and len(cards(stack)) == 1
+
+
+async def test_a_part_whose_answer_was_lost_is_found_by_its_name(stack: LocalStack) -> None:
+    stack.sandbox.fail_next("POST", BATCHES, 502, {"detail": "Bad gateway"}, after_handling=True)
+    confirmation = await confirm(stack, 'batch agent:12 "[score: 90] One." "[score: 91] Two."')
+    await stack.user().click(confirmation, ids.START_BATCH)
+    await card_showing(stack, "Checking with ThunderPhone whether runs 1–2 started")
+    await stack.fake.wait_for(lambda: "can't tell yet" in shown(confirmation) or None)
+    assert rows(stack, "runs") == [] and len(batch_posts(stack)) == 1
+
+    # Once the answer is overdue, the poller looks the part up by the name it was sent with.
+    stack.services.db.execute(
+        "update batch_parts set updated_at = ?", [now_iso(PART_ANSWER_TIMEOUT * 2)]
+    )
+    await stack.fake.wait_for(lambda: len(rows(stack, "runs")) == 2 or None)
+    for run_id in sorted(stack.sandbox.runs):
+        for _ in range(3):
+            await stack.sandbox.advance(run_id)
+    card = await card_showing(stack, "✅ All 2 passed")
+    assert "Checking with ThunderPhone" not in shown(card)
+    assert len(batch_posts(stack)) == 1, "found, never sent again"
+    assert [p["status"] for p in rows(stack, "batch_parts")] == ["launched"]
