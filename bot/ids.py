@@ -37,6 +37,7 @@ BATCH_STAGGER = "batch_stagger"
 BATCH_REPEAT = "batch_repeat"
 BATCH_PROMPTS = "batch_prompts"
 SUITE_JSON = "suite_json"
+SUITE_FILE = "suite_file"
 SUITE_NAME = "suite_name"
 
 # Input blocks of the flag modal (block_id; the action_id inside each is "value").

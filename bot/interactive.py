@@ -106,3 +106,28 @@ async def upload_text(
         _failed(f"upload {filename}", error)
         return classify(error).code
     return None
+
+
+MAX_DOWNLOAD_BYTES = 2_000_000  # a suite of 100 cases is far smaller
+
+
+async def download_text(services: Services, url: str) -> tuple[str | None, str]:
+    """A private file a person attached, as text: (text, "") or (None, what went wrong)."""
+    token = services.settings.slack_bot_token.get_secret_value()
+    session = services.slack.session
+    if session is None:
+        return None, "no connection to Slack"
+    try:
+        async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+            if response.status != 200:
+                return None, f"Slack answered HTTP {response.status}"
+            body = await response.content.read(MAX_DOWNLOAD_BYTES + 1)
+    except SLACK_EXCEPTIONS as error:
+        _failed("download an attached file", error)
+        return None, classify(error).code
+    if len(body) > MAX_DOWNLOAD_BYTES:
+        return None, "the file is larger than 2 MB"
+    try:
+        return body.decode("utf-8"), ""
+    except UnicodeDecodeError:
+        return None, "the file is not UTF-8 text"

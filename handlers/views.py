@@ -13,7 +13,7 @@ from bot.blocks import batches as batch_blocks
 from bot.blocks import suite_replies
 from bot.blocks.common import trim
 from bot.commands import parse_batch_form
-from bot.interactive import show_ephemeral, tell
+from bot.interactive import download_text, show_ephemeral, tell
 from bot.routing import Route, decode
 from bot.suites import SuiteError, parse_suite, suite_record
 from handlers.context import services_of
@@ -72,6 +72,17 @@ def _inputs(view: dict[str, Any]) -> dict[str, str]:
     return values
 
 
+def _attached_file(view: dict[str, Any], block_id: str) -> dict[str, Any] | None:
+    """The first file a person attached in a form's file input, if any."""
+    state = view.get("state", {}).get("values", {}).get(block_id, {}).get(ids.INPUT_VALUE) or {}
+    files = state.get("files") or []
+    return files[0] if files and isinstance(files[0], dict) else None
+
+
+def _download_url(file: dict[str, Any]) -> str:
+    return str(file.get("url_private_download") or file.get("url_private") or "")
+
+
 _BATCH_FIELDS = {
     "target": ids.BATCH_TARGET,
     "stagger": ids.BATCH_STAGGER,
@@ -123,10 +134,30 @@ async def handle_suite_import(
     given = _inputs(view)
     name = given.get(ids.SUITE_NAME, "").strip() or None
     user_id = body["user"]["id"]
+    attached = _attached_file(view, ids.SUITE_FILE)
+    text, filename = given.get(ids.SUITE_JSON, ""), None
+    if attached is not None:
+        filename = str(attached.get("name") or "suite.json")
+        downloaded, problem = await download_text(services, _download_url(attached))
+        if downloaded is None:
+            await ack(
+                response_action="errors",
+                errors={ids.SUITE_FILE: f"I couldn't read {filename}: {problem}."},
+            )
+            return
+        text = downloaded
+    elif not text.strip():
+        await ack(
+            response_action="errors",
+            errors={ids.SUITE_JSON: "Attach the suite file, or paste it here."},
+        )
+        return
     try:
-        suite = parse_suite(given.get(ids.SUITE_JSON, ""), name=name, filename=None)
+        suite = parse_suite(text, name=name, filename=filename)
     except SuiteError as error:
-        block = ids.SUITE_NAME if "name" in str(error).split(":")[0] else ids.SUITE_JSON
+        block = ids.SUITE_FILE if attached is not None else ids.SUITE_JSON
+        if "name" in str(error).split(":")[0]:
+            block = ids.SUITE_NAME
         await ack(response_action="errors", errors={block: trim(str(error), 2000)})
         return
     _, replaced = suite_store.save_suite(services.db, suite_record(suite, created_by=user_id))

@@ -14,9 +14,11 @@ from handlers.events import EVENTS
 MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
 # chat:write + chat:write.public: cards and results in the channel where /testcall was typed.
 # channels:history + groups:history + channels:join: look for a post whose answer was lost
-# before posting it again (bot.outbox). files:write: suite export shares the file.
+# before posting it again (bot.outbox). files:write: suite export shares the file;
+# files:read: a suite file attached to the import form is downloaded.
 SCOPES_THE_CODE_USES = {
     "files:write",
+    "files:read",
     "commands",
     "chat:write",
     "chat:write.public",

@@ -234,3 +234,41 @@ async def test_list_show_export_and_delete(stack: LocalStack) -> None:
     await stack.fake.wait_for(lambda: "Deleted suite" in shown(asked.ephemeral) or None)
     assert suite_store.get_suite(stack.services.db, "refunds") is None
     assert rows(stack, "suite_cases") == []
+
+
+async def test_a_suite_file_attached_to_the_import_form_is_read_with_the_bot_token(
+    stack: LocalStack,
+) -> None:
+    maria = stack.user()
+    await maria.slash("suite import")
+    form: View = await stack.fake.wait_for(
+        lambda: next(iter(stack.fake.open_stack("U0MARIA")), None)
+    )
+    bad = stack.fake.add_file("broken.json", b'{"cases": [}')
+    _, body = await maria.submit_view(
+        form.id, {ids.SUITE_FILE: {ids.INPUT_VALUE: {"type": "file_input", "files": [bad]}}}
+    )
+    errors = body["errors"] if isinstance(body, dict) else json.loads(body)["errors"]
+    assert "line 1, column 12" in errors[ids.SUITE_FILE]
+    assert rows(stack, "suites") == []
+
+    attached = stack.fake.add_file("checkout.json", json.dumps(CASES_V1).encode())
+    await maria.submit_view(
+        form.id, {ids.SUITE_FILE: {ids.INPUT_VALUE: {"type": "file_input", "files": [attached]}}}
+    )
+    note = await stack.fake.wait_for(
+        lambda: next((e for e in stack.fake.ephemerals if "Imported suite" in e.text), None)
+    )
+    assert "`checkout` with 4 cases" in note.text, "named after the file"
+    assert [row["name"] for row in rows(stack, "suite_cases")] == [c["name"] for c in CASES_V1]
+
+
+async def test_the_import_form_needs_a_file_or_a_paste(stack: LocalStack) -> None:
+    maria = stack.user()
+    await maria.slash("suite import")
+    form: View = await stack.fake.wait_for(
+        lambda: next(iter(stack.fake.open_stack("U0MARIA")), None)
+    )
+    _, body = await maria.submit_view(form.id, {})
+    errors = body["errors"] if isinstance(body, dict) else json.loads(body)["errors"]
+    assert errors == {ids.SUITE_JSON: "Attach the suite file, or paste it here."}

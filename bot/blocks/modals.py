@@ -224,12 +224,25 @@ def suite_import_modal(channel_id: str) -> dict[str, Any]:
                 hint="Letters, digits, '.', '-' or '_'. Leave empty to use the file's name.",
                 optional=True,
             ),
+            {
+                "type": "input",
+                "block_id": ids.SUITE_FILE,
+                "label": _plain("Attach the suite file"),
+                "element": {
+                    "type": "file_input",
+                    "action_id": ids.INPUT_VALUE,
+                    "filetypes": ["json"],
+                    "max_files": 1,
+                },
+                "optional": True,
+            },
             _text_input(
                 ids.SUITE_JSON,
-                "Suite file (JSON)",
+                "…or paste it (JSON)",
                 multiline=True,
                 hint='[{"name": "refund-policy", "scenario_prompt": "…", "expected_outcome": '
                 '"success"}, …]. Importing a suite that exists replaces it.',
+                optional=True,
             ),
         ],
     }

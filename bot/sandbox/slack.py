@@ -97,6 +97,7 @@ class FakeSlack:
         self.app.router.add_route("*", "/api/{method}", self._api)
         self.app.router.add_post("/response/{key}", self._response)
         self.app.router.add_post("/upload/{file_id}", self._upload)
+        self.app.router.add_get("/files/{file_id}/{name}", self._download)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -551,6 +552,24 @@ class FakeSlack:
             return web.Response(status=404, text="file_not_found")
         upload.content = await request.read()
         return web.Response(text=f"OK - {len(upload.content)}")
+
+    def add_file(self, filename: str, content: bytes, *, user: str = "U0MARIA") -> Json:
+        """A file a person uploaded (to a form's file input, say); the file object Slack
+        hands the app, whose `url_private_download` needs the bot token."""
+        file_id = f"F0{self._next():08d}"
+        upload = UploadedFile(file_id, filename, len(content), content=content, completed=True)
+        self.files[file_id] = upload
+        found = slack_api.file_json(self, upload)
+        return {**found, "user": user, "url_private_download": found["url_private"]}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """Files are private: only a request with the bot token gets the bytes."""
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.Response(status=403, text="not_authed")
+        upload = self.files.get(request.match_info["file_id"])
+        if upload is None or upload.content is None:
+            return web.Response(status=404, text="file_not_found")
+        return web.Response(body=upload.content, content_type="application/octet-stream")
 
     async def _response(self, request: web.Request) -> web.Response:
         return await slack_api.serve_response(self, request)

@@ -571,7 +571,7 @@ def files_complete_upload(slack: FakeSlack, args: Json, call: SlackCall) -> Json
     for entry, upload in zip(entries, uploads, strict=True):
         assert upload is not None
         upload.title, upload.completed = entry.get("title") or upload.filename, True
-        infos.append(_file_json(slack, upload))
+        infos.append(file_json(slack, upload))
     for channel in shared:
         msg = slack.add_message(
             channel,
@@ -582,7 +582,7 @@ def files_complete_upload(slack: FakeSlack, args: Json, call: SlackCall) -> Json
     return {"files": infos}
 
 
-def _file_json(slack: FakeSlack, upload: UploadedFile) -> Json:
+def file_json(slack: FakeSlack, upload: UploadedFile) -> Json:
     mimetype = mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
     return {
         "id": upload.id,
