@@ -170,6 +170,8 @@ async def run_forever(services: Services) -> None:
                 await poll(services)
         except Exception:
             log.exception("the background worker hit an unexpected error")
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
+        # that stops the worker, and shutdown then waits for ever.
         with contextlib.suppress(TimeoutError):
-            timeout = max(0.0, next_poll - loop.time())
-            await asyncio.wait_for(services.inbox_signal.wait(), timeout=timeout)
+            async with asyncio.timeout(max(0.0, next_poll - loop.time())):
+                await services.inbox_signal.wait()
