@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import html
 import re
 from collections.abc import Callable, Iterator
@@ -15,7 +16,9 @@ USAGE = {
     "batch": "/testcall batch <target> [outbound|inbound] [--caller +E164] [--stagger N] "
     '[--repeat K] "<prompt>" "<prompt>" …',
     "suite": "/testcall suite list | show NAME | run NAME [target] [--repeat K] [--stagger N] | "
-    "import | export NAME | delete NAME",
+    "import | export NAME | delete NAME | trend NAME [target] | smoke NAME <target>",
+    "smoke": "/testcall smoke <target>",
+    "compare": '/testcall compare <suite|"prompt"> <target> <target> … [--repeat K]',
     "alias": "/testcall alias set <name> agent:<id>  ·  /testcall alias list  ·  "
     "/testcall alias remove <name>",
     "help": "/testcall help",
@@ -114,7 +117,46 @@ class SuiteDelete:
     name: str
 
 
-SuiteCommand = SuiteList | SuiteShow | SuiteRun | SuiteImport | SuiteExport | SuiteDelete
+@dataclass(frozen=True)
+class SuiteTrend:
+    name: str
+    target: Target | None = None
+
+
+@dataclass(frozen=True)
+class SuiteSmoke:
+    """Mark a suite as a target's smoke suite."""
+
+    name: str
+    target: Target
+
+
+@dataclass(frozen=True)
+class SmokeCommand:
+    target: Target
+
+
+@dataclass(frozen=True)
+class CompareCommand:
+    """The same scenarios against several targets: a suite's cases, or one prompt."""
+
+    targets: tuple[Target, ...]
+    suite: str | None = None
+    prompt: str | None = None
+    repeat: int = 1
+
+
+SuiteCommand = (
+    SuiteList
+    | SuiteShow
+    | SuiteRun
+    | SuiteImport
+    | SuiteExport
+    | SuiteDelete
+    | SuiteTrend
+    | SuiteSmoke
+)
+MAX_COMPARE_TARGETS = 5
 
 
 @dataclass(frozen=True)
@@ -139,7 +181,15 @@ class AliasRemove:
 
 
 Command = (
-    RunCommand | BatchCommand | SuiteCommand | HelpCommand | AliasSet | AliasList | AliasRemove
+    RunCommand
+    | BatchCommand
+    | SuiteCommand
+    | SmokeCommand
+    | CompareCommand
+    | HelpCommand
+    | AliasSet
+    | AliasList
+    | AliasRemove
 )
 
 
@@ -161,10 +211,18 @@ def parse_command(text: str) -> Command:
         return _parse_batch(rest)
     if verb == "suite":
         return _parse_suite(rest)
+    if verb == "smoke":
+        if len(rest) != 1 or rest[0].quoted:
+            raise CommandError("smoke needs one target, like: smoke agent:12.", "smoke")
+        return SmokeCommand(_target_for(rest[0].text, "smoke"))
+    if verb == "compare":
+        return _parse_compare(rest)
     if verb == "alias":
         return _parse_alias(rest)
     raise CommandError(
-        f'Unknown command: "{tokens[0].text}". Try run, batch, suite, alias or help.', "help"
+        f'Unknown command: "{tokens[0].text}". Try run, batch, suite, smoke, compare, alias or '
+        "help.",
+        "help",
     )
 
 
@@ -228,6 +286,22 @@ def _tokenize(text: str) -> list[_Token]:
     return tokens
 
 
+RUN_OPTIONS = ("outbound", "inbound", "--sip", "--bot", "--caller")
+BATCH_OPTIONS = ("outbound", "inbound", "--caller", "--stagger", "--repeat")
+
+
+def _unknown_word(word: str, options: tuple[str, ...], usage: str) -> CommandError:
+    """An unquoted word that is no option: named, with the option it is closest to, so a typo
+    never becomes part of a paid call's prompt."""
+    close = difflib.get_close_matches(word.lower(), options, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    kind = "option" if word.startswith("-") else "word"
+    return CommandError(
+        f'I don\'t know the {kind} "{word}".{hint} Put the scenario prompt in double quotes.',
+        usage,
+    )
+
+
 def _parse_run(tokens: list[_Token]) -> RunCommand:
     if not tokens or tokens[0].quoted:
         raise CommandError("Which agent or number should I call? Name a target, like agent:12.")
@@ -235,14 +309,12 @@ def _parse_run(tokens: list[_Token]) -> RunCommand:
     direction: Literal["outbound", "inbound"] = "outbound"
     mode: Literal["bot", "sip"] = "bot"
     caller: str | None = None
-    prompt_parts: list[_Token] = []
+    prompts: list[str] = []
     remaining = iter(tokens[1:])
     for token in remaining:
-        # Options are read before the prompt, or after it when the prompt was quoted.
-        prompt_open = bool(prompt_parts) and not prompt_parts[0].quoted
         word = token.text.lower()
-        if token.quoted or prompt_open:
-            prompt_parts.append(token)
+        if token.quoted:
+            prompts.append(token.text)
         elif word in {"outbound", "inbound"}:
             direction = "outbound" if word == "outbound" else "inbound"
         elif word == "--sip":
@@ -254,11 +326,14 @@ def _parse_run(tokens: list[_Token]) -> RunCommand:
             if number is None:
                 raise CommandError("--caller needs a phone number after it, like +14155550123.")
             caller = normalise_e164(number.text)
-        elif word.startswith("--"):
-            raise CommandError(f'I don\'t know the option "{token.text}".')
         else:
-            prompt_parts.append(token)
-    prompt = " ".join(part.text for part in prompt_parts).strip()
+            raise _unknown_word(token.text, RUN_OPTIONS, "run")
+    if len(prompts) > 1:
+        raise CommandError(
+            f"That is {len(prompts)} quoted prompts; a run takes one. For several, use "
+            "/testcall batch."
+        )
+    prompt = prompts[0].strip() if prompts else ""
     if not prompt:
         raise CommandError(
             'A test call needs a scenario prompt in quotes, like "You are a polite caller '
@@ -312,13 +387,8 @@ def _parse_batch(tokens: list[_Token]) -> BatchCommand:
             stagger = _batch_option(remaining, "--stagger", _stagger)
         elif word == "--repeat":
             repeat = _batch_option(remaining, "--repeat", _repeat)
-        elif word.startswith("--"):
-            raise CommandError(f'I don\'t know the option "{token.text}".', "batch")
         else:
-            raise CommandError(
-                f'Put each scenario prompt in double quotes; I couldn\'t read "{token.text}".',
-                "batch",
-            )
+            raise _unknown_word(token.text, BATCH_OPTIONS, "batch")
     command = BatchCommand(target, tuple(prompts), direction, caller, stagger, repeat)
     _check_run_count(command.run_count, "batch")
     return command
@@ -336,6 +406,11 @@ def _parse_suite(tokens: list[_Token]) -> SuiteCommand:
         if action == "show":
             return SuiteShow(name)
         return SuiteExport(name) if action == "export" else SuiteDelete(name)
+    if action == "trend" and 1 <= len(rest) <= 2:
+        trend_target = _target_for(rest[1].text, "suite") if len(rest) == 2 else None
+        return SuiteTrend(suite_name(rest[0].text), trend_target)
+    if action == "smoke" and len(rest) == 2:
+        return SuiteSmoke(suite_name(rest[0].text), _target_for(rest[1].text, "suite"))
     if action == "run" and rest:
         name = suite_name(rest[0].text)
         target: Target | None = None
@@ -359,6 +434,45 @@ def _parse_suite(tokens: list[_Token]) -> SuiteCommand:
                 raise CommandError(f'I couldn\'t read "{token.text}" here.', "suite")
         return SuiteRun(name, target, repeat, stagger)
     raise CommandError("I couldn't read that suite command.", "suite")
+
+
+def _target_for(text: str, usage: str) -> Target:
+    try:
+        return parse_target(text)
+    except CommandError as error:
+        raise CommandError(error.problem, usage) from error
+
+
+def _parse_compare(tokens: list[_Token]) -> CompareCommand:
+    if not tokens:
+        raise CommandError(
+            "compare needs a suite or a quoted prompt, then two or more targets.", "compare"
+        )
+    first, rest = tokens[0], tokens[1:]
+    suite = None if first.quoted else suite_name(first.text)
+    prompt = first.text if first.quoted else None
+    if prompt is not None and not prompt:
+        raise CommandError("The scenario prompt is empty.", "compare")
+    targets: list[Target] = []
+    repeat = 1
+    remaining = iter(rest)
+    for token in remaining:
+        if token.text.lower() == "--repeat":
+            repeat = _batch_option(remaining, "--repeat", _repeat, usage="compare")
+        elif token.text.startswith("--"):
+            raise CommandError(f'I don\'t know the option "{token.text}".', "compare")
+        else:
+            targets.append(_target_for(token.text, "compare"))
+    if len(targets) < 2:
+        raise CommandError("compare needs at least two targets, like agent:12 agent:13.", "compare")
+    if len(targets) > MAX_COMPARE_TARGETS:
+        raise CommandError(
+            f"compare takes at most {MAX_COMPARE_TARGETS} targets; you named {len(targets)}.",
+            "compare",
+        )
+    if len(set(targets)) != len(targets):
+        raise CommandError("Each target may be named once.", "compare")
+    return CompareCommand(tuple(targets), suite=suite, prompt=prompt, repeat=repeat)
 
 
 def suite_name(text: str) -> str:

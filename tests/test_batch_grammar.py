@@ -9,12 +9,16 @@ from bot.commands import (
     USAGE,
     BatchCommand,
     CommandError,
+    CompareCommand,
+    SmokeCommand,
     SuiteDelete,
     SuiteExport,
     SuiteImport,
     SuiteList,
     SuiteRun,
     SuiteShow,
+    SuiteSmoke,
+    SuiteTrend,
     Target,
     parse_command,
 )
@@ -54,7 +58,8 @@ def test_a_batch_without_prompts_asks_for_them() -> None:
         ("batch agent:12 --repeat", "--repeat needs a value after it."),
         ('batch agent:12 "A." ""', "Scenario prompt 2 is empty."),
         ('batch agent:12 --sip "A."', "Batches are bot-to-bot"),
-        ("batch agent:12 hello", "Put each scenario prompt in double quotes"),
+        ("batch agent:12 hello", 'I don\'t know the word "hello".'),
+        ('batch agent:12 --repet 2 "A."', "Did you mean --repeat?"),
         ('batch "A."', "Which agent or number should I call?"),
         ('batch agent:x "A."', 'I couldn\'t read "agent:x"'),
         ('batch agent:12 --fast "A."', 'I don\'t know the option "--fast"'),
@@ -112,3 +117,46 @@ def test_suite_mistakes_are_named(text: str, problem: str) -> None:
         parse_command(text)
     assert problem in raised.value.problem
     assert raised.value.usage == USAGE["suite"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("smoke agent:12", SmokeCommand(AGENT_12)),
+        ("suite smoke happy agent:12", SuiteSmoke("happy", AGENT_12)),
+        ("suite trend refunds", SuiteTrend("refunds")),
+        ("suite trend refunds agent:12", SuiteTrend("refunds", AGENT_12)),
+        (
+            "compare refunds agent:12 agent:13 --repeat 2",
+            CompareCommand((AGENT_12, Target("agent", id=13)), suite="refunds", repeat=2),
+        ),
+        (
+            'compare "Ask about refunds." agent:12 number:4',
+            CompareCommand((AGENT_12, Target("phone_number", id=4)), prompt="Ask about refunds."),
+        ),
+    ],
+)
+def test_smoke_trend_and_compare(text: str, expected: object) -> None:
+    assert parse_command(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "usage"),
+    [
+        ("smoke", "smoke needs one target", "smoke"),
+        ("compare refunds agent:12", "at least two targets", "compare"),
+        ("compare refunds agent:12 agent:12", "Each target may be named once.", "compare"),
+        (
+            "compare refunds agent:1 agent:2 agent:3 agent:4 agent:5 agent:6",
+            "at most 5 targets",
+            "compare",
+        ),
+        ('compare "" agent:1 agent:2', "The scenario prompt is empty.", "compare"),
+        ("suite smoke happy", "I couldn't read that suite command.", "suite"),
+    ],
+)
+def test_smoke_and_compare_mistakes(text: str, problem: str, usage: str) -> None:
+    with pytest.raises(CommandError) as raised:
+        parse_command(text)
+    assert problem in raised.value.problem
+    assert raised.value.usage == USAGE[usage]

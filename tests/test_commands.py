@@ -51,11 +51,33 @@ def test_options_after_a_quoted_prompt_still_count() -> None:
     assert command.direction == "inbound"
 
 
-def test_an_unquoted_prompt_is_taken_whole_and_keeps_option_words() -> None:
-    command = parse_command("run agent:12 Caller asks about inbound shipping")
-    assert isinstance(command, RunCommand)
-    assert command.prompt == "Caller asks about inbound shipping"
-    assert command.direction == "outbound"
+def test_an_unquoted_word_is_refused_so_a_typo_never_reaches_the_prompt() -> None:
+    with pytest.raises(CommandError) as raised:
+        parse_command("run agent:12 Ask about inbound shipping")
+    assert raised.value.problem == (
+        'I don\'t know the word "Ask". Put the scenario prompt in double quotes.'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [
+        ('run agent:12 inboud "Hi."', 'I don\'t know the word "inboud". Did you mean inbound?'),
+        ('run agent:12 outbond "Hi."', "Did you mean outbound?"),
+        ('run agent:12 --sp "Hi."', 'I don\'t know the option "--sp". Did you mean --sip?'),
+        ('run agent:12 "Hi." --calller +14155550123', "Did you mean --caller?"),
+    ],
+)
+def test_a_word_close_to_an_option_gets_a_suggestion(text: str, suggestion: str) -> None:
+    with pytest.raises(CommandError) as raised:
+        parse_command(text)
+    assert suggestion in raised.value.problem
+
+
+def test_a_run_takes_one_quoted_prompt() -> None:
+    with pytest.raises(CommandError) as raised:
+        parse_command('run agent:12 "One." "Two."')
+    assert "a run takes one. For several, use /testcall batch." in raised.value.problem
 
 
 def test_caller_number_is_normalised_to_e164() -> None:
@@ -80,7 +102,10 @@ def test_alias_commands() -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("deploy now", 'Unknown command: "deploy". Try run, batch, suite, alias or help.'),
+        (
+            "deploy now",
+            'Unknown command: "deploy". Try run, batch, suite, smoke, compare, alias or help.',
+        ),
         ("run", "Which agent or number should I call? Name a target, like agent:12."),
         ('run "Ask about refunds."', "Which agent or number should I call?"),
         (
