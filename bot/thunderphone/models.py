@@ -326,12 +326,14 @@ class WebhookEvent(ResponseModel):
 def parse_test_call_completed(data: Mapping[str, Any]) -> Run:
     """Read the run carried by a `test-call.completed` event.
 
-    The payload is undocumented; the run is expected as `data` itself, and a run nested under
-    `run` is accepted too.
+    ThunderPhone's own CI example reads it as `data.test_call_run`; no other source shows the
+    payload, so the run as `data` itself, or under `data.run`, is accepted too.
     """
-    nested = data.get("run")
-    if "id" not in data and isinstance(nested, Mapping):
-        return Run.parse(nested)
+    if "id" not in data:
+        for key in ("test_call_run", "run"):
+            nested = data.get(key)
+            if isinstance(nested, Mapping):
+                return Run.parse(nested)
     return Run.parse(data)
 
 

@@ -372,6 +372,8 @@ def test_test_call_completed_payload() -> None:
     assert (run.id, run.status, run.error_message) == (7110, "failed", "no answer")
     nested = parse_test_call_completed({"run": DOCS_RUN})
     assert nested.id == 7110
+    guide = parse_test_call_completed({"test_call_run": {**DOCS_RUN, "status": "completed"}})
+    assert (guide.id, guide.status) == (7110, "completed"), "the shape of ThunderPhone's guide"
     with pytest.raises(ThunderPhoneBadResponse):
         parse_test_call_completed({"call_id": 5})
 
