@@ -14,6 +14,7 @@ from bot.verdicts import CaseChange, Counts, Progress, RunOutcome, compare, outc
 from bot.verdicts import summary as summarise
 from storage import batches as batch_store
 from storage import runs as run_store
+from storage.batches import BaselineChoice
 from storage.models import BatchItem, BatchPart, BatchRecord, GradeRecord, RunRecord
 
 
@@ -30,6 +31,11 @@ class Row:
     @property
     def case(self) -> str:
         return self.item.case_name or self.item.prompt
+
+    @property
+    def done(self) -> bool:
+        """Finished, and graded where its verdict needs the grade."""
+        return _done(self)
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,17 @@ def _done(row: Row) -> bool:
     return not (outcome.awaiting_grade and (needs_grade or bool(row.expected.call_outcome)))
 
 
-def build_report(db: Database, batch_id: str, threshold: float) -> BatchReport | None:
+def build_report(
+    db: Database,
+    batch_id: str,
+    threshold: float,
+    *,
+    baseline: BaselineChoice = "auto",
+    partial: bool = False,
+) -> BatchReport | None:
+    """Where the batch stands. A finished suite run is compared with its `baseline` (see
+    `storage.batches.baseline_of`); with `partial`, an unfinished one is too, over the cases
+    whose runs are all done (the others are left out of `changes`)."""
     batch = batch_store.get_batch(db, batch_id)
     if batch is None:
         return None
@@ -104,18 +120,20 @@ def build_report(db: Database, batch_id: str, threshold: float) -> BatchReport |
         expected=[row.expected for row in started],
     )
     report = BatchReport(batch, rows, parts, tally, finished)
-    if not (finished and batch.suite and started):
+    if not ((finished or partial) and batch.suite and started):
         return report
-    baseline = batch_store.baseline_of(db, batch)
+    against = batch_store.baseline_of(db, batch, baseline)
     before: dict[str, list[RunOutcome]] = defaultdict(list)
-    if baseline is not None:
-        for row in _rows(db, batch_store.get_items(db, baseline.id)):
+    if against is not None:
+        for row in _rows(db, batch_store.get_items(db, against.id)):
             if row.outcome is not None:
                 before[row.case].append(row.outcome)
     flaky_before = batch_store.flaky_cases(db, batch.suite, before=batch.created_at)
     now: dict[str, list[Row]] = defaultdict(list)
     for row in started:
         now[row.case].append(row)
+    if not finished:  # partial: only the cases whose every run is done
+        now = defaultdict(list, {c: r for c, r in now.items() if all(_done(x) for x in r)})
     changes = [
         compare(
             case,
@@ -127,4 +145,4 @@ def build_report(db: Database, batch_id: str, threshold: float) -> BatchReport |
         )
         for case, case_rows in now.items()
     ]
-    return BatchReport(batch, rows, parts, tally, finished, changes, summarise(changes), baseline)
+    return BatchReport(batch, rows, parts, tally, finished, changes, summarise(changes), against)

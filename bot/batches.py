@@ -10,7 +10,10 @@ by the name it was sent with (`reconcile_parts`), never sent again.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
+
+from sqlite_utils import Database
 
 from bot.batch_report import build_report
 from bot.blocks.batches import batch_card
@@ -34,13 +37,19 @@ from bot.outcomes import (
 )
 from bot.publish import batch_card_key, publish_batch
 from bot.services import Services
-from bot.suites import suite_from_record
-from bot.thunderphone import Batch, BatchRequest, ThunderPhoneError, ThunderPhoneRejected
+from bot.suites import Suite, suite_from_record
+from bot.thunderphone import (
+    Batch,
+    BatchRequest,
+    ThunderPhoneClient,
+    ThunderPhoneError,
+    ThunderPhoneRejected,
+)
 from storage import batches as batch_store
 from storage import runs as run_store
 from storage import suites as suite_store
 from storage.db import now_iso
-from storage.models import BatchItem, BatchRecord, BatchStatus, RunRecord
+from storage.models import BatchItem, BatchPart, BatchRecord, BatchStatus, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +80,38 @@ def plan(
 ) -> tuple[BatchRecord, list[BatchItem], list[int]]:
     """Record a proposed batch of `cases` (name, prompt, expected JSON), each run `repeat`
     times in the order given; returns it, its items and the target's recent costs."""
-    target_type, target_id, label = resolve_target(services, team_id, target)
+    return plan_on(
+        services.db,
+        resolved=resolve_target(services, team_id, target),
+        team_id=team_id,
+        channel_id=channel_id,
+        user_id=user_id,
+        cases=cases,
+        direction=direction,
+        caller_number=caller_number,
+        stagger=stagger,
+        repeat=repeat,
+        suite=suite,
+    )
+
+
+def plan_on(
+    db: Database,
+    *,
+    resolved: tuple[str, int, str],
+    team_id: str,
+    channel_id: str,
+    user_id: str,
+    cases: list[tuple[str | None, str, str | None]],
+    direction: str,
+    caller_number: str | None,
+    stagger: int,
+    repeat: int,
+    suite: str | None = None,
+) -> tuple[BatchRecord, list[BatchItem], list[int]]:
+    """`plan` on the database alone, for a target already resolved to (target_type,
+    target_id, label)."""
+    target_type, target_id, label = resolved
     items = [
         BatchItem(position=0, case_name=name, prompt=prompt, expected=expected, attempt=attempt)
         for name, prompt, expected in cases
@@ -79,7 +119,7 @@ def plan(
     ]
     items = [item.model_copy(update={"position": index}) for index, item in enumerate(items)]
     batch = batch_store.save_batch(
-        services.db,
+        db,
         BatchRecord(
             id=batch_store.new_batch_id(),
             team_id=team_id,
@@ -96,8 +136,8 @@ def plan(
         ),
         items,
     )
-    costs = run_store.recent_costs(services.db, target_type, target_id)
-    return batch, batch_store.get_items(services.db, batch.id), costs
+    costs = run_store.recent_costs(db, target_type, target_id)
+    return batch, batch_store.get_items(db, batch.id), costs
 
 
 class UnknownSuite(Exception):
@@ -141,9 +181,42 @@ def propose_suite_run(
     target = command.target or suite.target
     if target is None:
         raise SuiteNeedsTarget(suite.name)
+    shape = suite_run_shape(suite, repeat=command.repeat, stagger=command.stagger)
+    return plan(
+        services,
+        team_id=team_id,
+        channel_id=channel_id,
+        user_id=user_id,
+        target=target,
+        cases=shape.cases,
+        direction=shape.direction,
+        caller_number=shape.caller_number,
+        stagger=shape.stagger,
+        repeat=shape.repeat,
+        suite=suite.name,
+    )
+
+
+@dataclass(frozen=True)
+class SuiteRunShape:
+    """What a suite run sends: its cases (name, prompt, expected JSON) and settings."""
+
+    cases: list[tuple[str | None, str, str | None]]
+    direction: str
+    caller_number: str | None
+    stagger: int
+    repeat: int
+
+    @property
+    def runs(self) -> int:
+        return len(self.cases) * self.repeat
+
+
+def suite_run_shape(suite: Suite, *, repeat: int | None, stagger: int | None) -> SuiteRunShape:
+    """A suite's run with `repeat` and `stagger` given for this run (None: the suite's
+    setting, else the default). Raises CommandError when it would be too many runs."""
     settings = suite.settings
-    repeat = command.repeat or settings.repeat or 1
-    stagger = command.stagger
+    repeat = repeat or settings.repeat or 1
     if stagger is None:
         stagger = (
             DEFAULT_STAGGER_SECONDS
@@ -151,18 +224,12 @@ def propose_suite_run(
             else settings.stagger_seconds
         )
     check_run_count(len(suite.cases) * repeat)
-    return plan(
-        services,
-        team_id=team_id,
-        channel_id=channel_id,
-        user_id=user_id,
-        target=target,
+    return SuiteRunShape(
         cases=[(case.name, case.scenario_prompt, case.expected_outcome) for case in suite.cases],
         direction=settings.direction or "outbound",
         caller_number=settings.caller_number,
         stagger=stagger,
         repeat=repeat,
-        suite=suite.name,
     )
 
 
@@ -196,7 +263,6 @@ async def start(services: Services, batch_id: str, user_id: str) -> BatchOutcome
         return BatchAlreadyDecided(batch_store.get_batch(db, batch_id))
     batch = batch_store.get_batch(db, batch_id)
     assert batch is not None
-    items = batch_store.get_items(db, batch_id)
     card = batch_card_key(batch_id)
     # The card goes up before any money is spent: where the bot cannot post, nothing starts.
     report = build_report(db, batch_id, services.threshold)
@@ -209,16 +275,26 @@ async def start(services: Services, batch_id: str, user_id: str) -> BatchOutcome
         batch_store.set_batch_status(db, batch_id, "failed", error=f"cannot post: {cannot}")
         batch_store.skip_pending_parts(db, batch_id, f"cannot post: {cannot}")
         return CannotPost(cannot)
-    problem = await _send_parts(services, batch, items)
-    parts = batch_store.get_parts(db, batch_id)
-    started = sum(1 for item in batch_store.get_items(db, batch_id) if item.run_id is not None)
+    outcome = await launch_claimed(db, services.thunderphone, batch)
+    publish_batch(services, batch_id)
+    return outcome
+
+
+async def launch_claimed(
+    db: Database, thunderphone: ThunderPhoneClient, batch: BatchRecord
+) -> BatchOutcome:
+    """Send a batch already claimed (`claim_batch` to launching) and record how it went:
+    BatchStarted, Refused, or Unclear when no part is known to have started."""
+    items = batch_store.get_items(db, batch.id)
+    problem = await send_parts(db, thunderphone, batch, items)
+    parts = batch_store.get_parts(db, batch.id)
+    started = sum(1 for item in batch_store.get_items(db, batch.id) if item.run_id is not None)
     launched = [part for part in parts if part.status == "launched"]
     unclear = [part for part in parts if part.status == "unknown"]
     status: BatchStatus = "partial" if launched or unclear else "failed"
     if len(launched) == len(parts):
         status = "launched"
-    batch_store.set_batch_status(db, batch_id, status, error=problem)
-    publish_batch(services, batch_id)
+    batch_store.set_batch_status(db, batch.id, status, error=problem)
     if not launched and unclear:
         return Unclear(problem or "no answer")
     if not launched:
@@ -226,10 +302,11 @@ async def start(services: Services, batch_id: str, user_id: str) -> BatchOutcome
     return BatchStarted(batch, started, len(items), problem)
 
 
-async def _send_parts(services: Services, batch: BatchRecord, items: list[BatchItem]) -> str | None:
+async def send_parts(
+    db: Database, thunderphone: ThunderPhoneClient, batch: BatchRecord, items: list[BatchItem]
+) -> str | None:
     """Send each part once, in order; stop at the first that is refused or unclear. Returns
     why the rest did not start, if they did not."""
-    db = services.db
     for part in batch_store.get_parts(db, batch.id):
         if not batch_store.claim_part(db, batch.id, part.part):
             continue
@@ -246,7 +323,7 @@ async def _send_parts(services: Services, batch: BatchRecord, items: list[BatchI
             name=part_name(batch.id, part.part),
         )
         try:
-            created = await services.thunderphone.create_batch(request)
+            created = await thunderphone.create_batch(request)
         except ThunderPhoneRejected as error:
             log.warning("ThunderPhone refused part %s of batch %s: %s", part.part, batch.id, error)
             batch_store.finish_part(
@@ -259,7 +336,7 @@ async def _send_parts(services: Services, batch: BatchRecord, items: list[BatchI
             batch_store.finish_part(db, batch.id, part.part, status="unknown", error=str(error))
             batch_store.skip_pending_parts(db, batch.id, NOT_SENT_WHILE_UNCLEAR)
             return f"ThunderPhone didn't answer clearly about runs {_span(items, part.part)}"
-        adopt_part(services, batch, part.part, created)
+        adopt_part(db, batch, part.part, created)
     return None
 
 
@@ -268,10 +345,9 @@ def _span(items: list[BatchItem], part: int) -> str:
     return f"{positions[0]}-{positions[-1]}" if len(positions) > 1 else str(positions[0])
 
 
-def adopt_part(services: Services, batch: BatchRecord, part: int, created: Batch) -> None:
+def adopt_part(db: Database, batch: BatchRecord, part: int, created: Batch) -> None:
     """Record the ThunderPhone batch created for a part and the runs it holds (in the order of
     its prompts); the first caller records them, later ones change nothing."""
-    db = services.db
     with db.atomic():
         if not batch_store.finish_part(
             db, batch.id, part, status="launched", tp_batch_id=created.id
@@ -307,11 +383,23 @@ def adopt_part(services: Services, batch: BatchRecord, part: int, created: Batch
 async def reconcile_parts(services: Services) -> None:
     """Look for the parts whose answer was lost, by their names; call off those not found
     after a while, and pick up run ids a batch answer left out."""
-    db = services.db
-    unsettled = batch_store.unsettled_parts(db, updated_before=now_iso(PART_ANSWER_TIMEOUT))
+    unsettled = batch_store.unsettled_parts(
+        services.db, updated_before=now_iso(PART_ANSWER_TIMEOUT)
+    )
     if not unsettled:
         return
-    by_name = {b.name: b for b in await services.thunderphone.list_batches()}
+    for batch_id in await look_for_parts(services.db, services.thunderphone, unsettled):
+        publish_batch(services, batch_id)
+
+
+async def look_for_parts(
+    db: Database, thunderphone: ThunderPhoneClient, unsettled: list[BatchPart]
+) -> list[str]:
+    """`reconcile_parts` on the database and client alone: adopt each part found by its name,
+    call off those not found within the search window. Returns the batch of each part looked
+    at, in order, so their messages can be brought up to date."""
+    looked_at: list[str] = []
+    by_name = {b.name: b for b in await thunderphone.list_batches()}
     for part in unsettled:
         batch = batch_store.get_batch(db, part.batch_id)
         if batch is None:
@@ -322,10 +410,10 @@ async def reconcile_parts(services: Services) -> None:
                 "part %s of batch %s found as ThunderPhone batch %s", part.part, batch.id, found.id
             )
             if not found.run_ids:
-                found = await services.thunderphone.get_batch(found.id)
-            adopt_part(services, batch, part.part, found)
+                found = await thunderphone.get_batch(found.id)
+            adopt_part(db, batch, part.part, found)
             if batch.status != "launched":
-                _settle_status(services, batch.id)
+                _settle_status(db, batch.id)
         elif part.updated_at < now_iso(SEARCH_WINDOW):
             batch_store.finish_part(
                 db,
@@ -334,14 +422,15 @@ async def reconcile_parts(services: Services) -> None:
                 status="refused",
                 error="ThunderPhone has no record of these runs, so nothing was charged",
             )
-            _settle_status(services, batch.id)
-        publish_batch(services, batch.id)
+            _settle_status(db, batch.id)
+        looked_at.append(batch.id)
+    return looked_at
 
 
-def _settle_status(services: Services, batch_id: str) -> None:
-    parts = batch_store.get_parts(services.db, batch_id)
+def _settle_status(db: Database, batch_id: str) -> None:
+    parts = batch_store.get_parts(db, batch_id)
     launched = sum(part.status == "launched" for part in parts)
     status: BatchStatus = "partial" if launched else "failed"
     if launched == len(parts):
         status = "launched"
-    batch_store.set_batch_status(services.db, batch_id, status)
+    batch_store.set_batch_status(db, batch_id, status)

@@ -1,4 +1,4 @@
-"""`thunderbot serve | demo | sandbox | suite`."""
+"""`thunderbot serve | demo | sandbox | suite | ci`."""
 
 from __future__ import annotations
 
@@ -70,9 +70,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument("--webhook-secret", default=SANDBOX_WEBHOOK_SECRET)
     sandbox.add_argument("--step-seconds", type=float, default=3.0, help="time per run stage")
     _add_suite_parser(commands)
-    args = parser.parse_args(argv)
+    _add_ci_parser(commands)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        # `ci` is a gate in a build: its usage errors are exit 3, as are its other refusals.
+        if exit_.code == 2 and _is_ci(sys.argv[1:] if argv is None else argv):
+            return 3
+        raise
     if args.command == "suite":
         return _suite(args)
+    if args.command == "ci":
+        return _ci(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     if args.command == "demo":
@@ -223,6 +232,44 @@ def _add_suite_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "-o", "--output", metavar="FILE", help="write to FILE (default: standard output)"
     )
     actions.add_parser("list", help="list the saved suites")
+    trend = actions.add_parser(
+        "trend", help="chart a suite's pass rate and mean score across its runs"
+    )
+    trend.add_argument("name", metavar="NAME")
+    trend.add_argument("target", nargs="?", help="only runs on this target, like agent:12")
+    trend.add_argument("-o", "--output", metavar="PNG", required=True, help="the chart's file")
+
+
+def _add_ci_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bot import ci
+
+    gate = commands.add_parser(
+        "ci",
+        help="run a suite against ThunderPhone as a gate in a build (no Slack needed)",
+        description="Run a suite against ThunderPhone, wait for every result, compare with "
+        "the baseline and exit 0 (every case passed), 1 (something failed), 2 (not everything "
+        "was measured) or 3 (usage or configuration error). Launches only with --yes: every "
+        "test call is billed at 2x the normal rate. See docs/ci.md.",
+    )
+    ci.add_arguments(gate)
+
+
+def _is_ci(argv: Sequence[str]) -> bool:
+    words = [word for word in argv if not word.startswith("-")]
+    return bool(words) and words[0] == "ci"
+
+
+def _ci(args: argparse.Namespace) -> int:
+    from bot import ci
+
+    # What a build needs to know is printed; the modules' own warnings (retries and the
+    # like) would only repeat it.
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return ci.main(args)
+    except KeyboardInterrupt:
+        print("interrupted: runs already started go on at ThunderPhone", file=sys.stderr)
+        return 2
 
 
 def _suite(args: argparse.Namespace) -> int:
@@ -232,7 +279,35 @@ def _suite(args: argparse.Namespace) -> int:
         return _suite_import(path, args.file, name=args.name, target=args.target)
     if args.suite_command == "export":
         return _suite_export(path, args.name, args.output)
+    if args.suite_command == "trend":
+        return _suite_trend(path, args.name, args.target, args.output)
     return _suite_list(path)
+
+
+def _suite_trend(db_path: str, name: str, target: str | None, output: str) -> int:
+    from bot.batches import UnknownSuite
+    from bot.commands import CommandError
+    from bot.trend import write_trend
+
+    db = _existing_db(db_path)
+    try:
+        if db is None:
+            raise UnknownSuite(name)
+        count = write_trend(db, name, target, output)
+    except UnknownSuite:
+        print(f'There is no suite "{name}". See: thunderbot suite list', file=sys.stderr)
+        return 1
+    except CommandError as error:
+        print(f"thunderbot suite trend: {error.problem}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"cannot write {output}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    if count == 0:
+        print(f'Suite "{name}" has no finished runs yet; nothing written.', file=sys.stderr)
+        return 1
+    print(f'Wrote the trend of suite "{name}" ({count} runs) to {output}.')
+    return 0
 
 
 def _suite_import(db_path: str, file: str, *, name: str | None, target: str | None) -> int:

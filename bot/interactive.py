@@ -108,6 +108,34 @@ async def upload_text(
     return None
 
 
+async def upload_file(
+    services: Services,
+    channel: str,
+    *,
+    filename: str,
+    content: bytes,
+    comment: str,
+    alt_text: str | None = None,
+) -> str | None:
+    """Share a binary file (a chart, say) in a channel, with `alt_text` for an image; None on
+    success, else Slack's error. Joins a public channel first, like `upload_text`."""
+    with contextlib.suppress(*SLACK_EXCEPTIONS):
+        await services.slack.conversations_join(channel=channel)
+    try:
+        await services.slack.files_upload_v2(
+            channel=channel,
+            content=content,
+            filename=filename,
+            title=filename,
+            alt_txt=alt_text,
+            initial_comment=comment,
+        )
+    except SLACK_EXCEPTIONS as error:
+        _failed(f"upload {filename}", error)
+        return classify(error).code
+    return None
+
+
 MAX_DOWNLOAD_BYTES = 2_000_000  # a suite of 100 cases is far smaller
 
 

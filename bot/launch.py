@@ -47,7 +47,7 @@ SEARCH_WINDOW = timedelta(minutes=10)
 STARTING = "⏳ Starting…"
 CHECKING = "⏳ Checking with ThunderPhone whether this run started…"
 # How long a click waits for its card to be up before giving up on starting the run.
-CARD_WAIT = timedelta(seconds=20)
+CARD_WAIT = timedelta(seconds=45)
 
 
 class UnknownAlias(Exception):
@@ -136,10 +136,10 @@ async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutco
     services.outbox.show(card, launch.channel_id, launch_card(launch, STARTING))
     shown = await services.outbox.wait(card, timeout=CARD_WAIT.total_seconds())
     if shown.ts is None:
-        problem = shown.failed or "Slack did not answer in time"
+        problem = shown.failed or "Slack has not taken the card yet"
         services.outbox.withdraw(card)
         launches.finish_launch(db, launch_id, status="failed", error=f"cannot post: {problem}")
-        return CannotPost(problem)
+        return CannotPost(problem, refused=shown.failed is not None)
     try:
         created = await services.thunderphone.create_test_call(test_call_request(launch.spec))
     except ThunderPhoneRejected as error:

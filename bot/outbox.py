@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlite_utils import Database
 
 from bot.blocks.notices import is_shortened, shortened, undeliverable
-from bot.slack_errors import SLACK_EXCEPTIONS, Problem, SlackFailure, classify
+from bot.slack_errors import SLACK_EXCEPTIONS, Problem, SlackFailure, classify, failure_of
 from storage import messages
 from storage.db import now_iso
 from storage.models import MessageKey, MessageRecord
@@ -89,6 +89,8 @@ class Outbox:
         self._client = client
         self._post_interval = post_interval
         self._call_timeout = call_timeout
+        # How long after a post whose answer was lost Slack must have finished with it.
+        self._look_grace = timedelta(seconds=2 * call_timeout)
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._pace: dict[str, _Pace] = {}
@@ -188,7 +190,19 @@ class Outbox:
             )
 
     async def _lane(self, channel: str) -> None:
-        """Deliver one channel's messages in order, paced, until none is left."""
+        """Deliver one channel's messages, paced, until none is left; an unexpected error
+        (the database busy, say) pauses the lane instead of ending it."""
+        while True:
+            try:
+                await self._run_lane(channel)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the Slack lane of %s hit an unexpected error", channel)
+                await asyncio.sleep(1.0)
+
+    async def _run_lane(self, channel: str) -> None:
         loop = asyncio.get_running_loop()
         wake = self._wake.setdefault(channel, asyncio.Event())
         # Kept beyond this task: a lane that ran dry and starts again keeps its pace.
@@ -214,7 +228,8 @@ class Outbox:
             if not ready:  # replies whose thread's first message is still on its way
                 await wake.wait()
                 continue
-            due, row = min(ready, key=lambda pair: pair[0])
+            # Cards first among equals: someone may be waiting on one to start a run.
+            due, row = min(ready, key=lambda pair: (pair[0], pair[1].role != "card", pair[1].id))
             if due > now:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(due - now):
@@ -261,11 +276,18 @@ class Outbox:
         if row.parent_id is not None and (parent is None or parent.ts is None):
             if parent is not None and parent.state != "failed":
                 return False  # the thread's first message is not up yet
-            # The thread never made it into Slack, so neither can its replies.
+            # The thread never made it into Slack, so neither can its replies (for now: they
+            # are tried again if it does).
             failed = parent.error if parent is not None else None
-            raise SlackCallFailed(SlackFailure(Problem.NO_CHANNEL, failed or "thread_not_found"))
+            raise SlackCallFailed(failure_of(failed or "thread_not_found"))
         thread_ts = parent.ts if parent else None
-        if row.state == "posting" or (row.state == "withdrawn" and row.ts is None):
+        if row.state == "posting" or (row.state == "withdrawn" and row.maybe_posted):
+            settled_at = _after(row.posted_at, self._look_grace)
+            if settled_at > now_iso():
+                # Slack may still be working on a request the bot gave up waiting for: look
+                # only once it must have finished, or the look could miss it.
+                messages.postpone(self._db, row.id, until=settled_at)
+                return False
             found = await self._look_for(row, thread_ts)
             if found is None:
                 messages.mark_not_posted(self._db, row.id)
@@ -421,13 +443,23 @@ class Outbox:
             failure.code,
         )
         if row.notify_user and row.role != "notice" and failure.problem is not Problem.AUTH:
-            notice = (row.owner_kind, row.owner_id, "notice")
+            # One note per thread: a batch whose channel is gone tells its person once.
+            root = messages.get_message_by_id(self._db, row.parent_id) if row.parent_id else None
+            owner = root if root is not None else row
+            notice = (owner.owner_kind, owner.owner_id, "notice")
             if messages.get_message(self._db, notice) is None:
                 self.show(
                     notice,
                     row.notify_user,
-                    undeliverable(row.owner_kind, row.owner_id, row.role, row.channel, failure),
+                    undeliverable(owner.owner_kind, owner.owner_id, row.role, row.channel, failure),
                 )
+
+
+def _after(iso: str | None, delta: timedelta) -> str:
+    """An ISO time plus `delta`, as stored (an unknown time counts as long ago)."""
+    if not iso:
+        return ""
+    return (datetime.fromisoformat(iso) + delta).isoformat(timespec="milliseconds")
 
 
 def _seconds_until(iso: str | None, now: float) -> float:

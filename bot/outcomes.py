@@ -30,9 +30,11 @@ class ConfirmationExpired:
 
 @dataclass(frozen=True)
 class CannotPost:
-    """The card could not be put up, so nothing was started."""
+    """The card could not be put up, so nothing was started: Slack refused it (`refused`), or
+    had not taken it yet when waiting gave up (a busy or rate-limited channel)."""
 
     problem: str
+    refused: bool = True
 
 
 @dataclass(frozen=True)

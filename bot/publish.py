@@ -72,8 +72,8 @@ def _publish_batch_run(services: Services, run: RunRecord) -> None:
     card, and the card counts it."""
     assert run.batch_id is not None
     report = build_report(services.db, run.batch_id, services.threshold)
-    if report is None:
-        return
+    if report is None or not report.batch.channel_id:
+        return  # a batch run outside Slack (`thunderbot ci`) has nowhere to be shown
     if run.is_terminal:
         row = next((row for row in report.rows if row.item.run_id == run.run_id), None)
         heading = run_heading(row, report.batch.repeat, services.threshold) if row else None
@@ -103,6 +103,8 @@ def publish_batch(services: Services, batch_id: str) -> None:
 
 def _show_batch(services: Services, report: BatchReport) -> None:
     batch = report.batch
+    if not batch.channel_id:
+        return  # started outside Slack (`thunderbot ci`): nowhere to show it
     card = batch_card_key(batch.id)
     services.outbox.show(
         card, batch.channel_id, batch_card(report), notify_user=batch.decided_by or batch.user_id

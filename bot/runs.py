@@ -10,9 +10,11 @@ import logging
 from datetime import UTC
 from typing import Any
 
+from sqlite_utils import Database
+
 from bot.publish import publish_run, refresh
 from bot.services import Services
-from bot.thunderphone import Grade, Run, ThunderPhoneError
+from bot.thunderphone import Grade, Run, ThunderPhoneClient, ThunderPhoneError
 from storage import runs as run_store
 from storage.models import GradeRecord, RunRecord
 
@@ -25,33 +27,38 @@ async def apply_run(services: Services, report: Run) -> bool:
     if run_store.get_run(db, report.id) is None:
         return False
     async with services.run_lock(report.id):
-        run, _ = run_store.merge_run(
-            db,
-            report.id,
-            {
-                "status": report.status or None,
-                "call_id": report.call_id,
-                "error_message": report.error_message or None,
-                "duration_seconds": report.duration_seconds,
-                "target_name": report.target_name or report.agent_name or None,
-                "started_at": _iso(report.started_at),
-                "completed_at": _iso(report.completed_at),
-            },
-        )
+        run, _ = run_store.merge_run(db, report.id, run_changes(report))
         if run.is_terminal and run.call_id is not None:
             await fetch_call_details(services, run)
         publish_run(services, run.run_id)
     return True
 
 
+def run_changes(report: Run) -> dict[str, Any]:
+    """What a run report says, as changes for `storage.runs.merge_run`."""
+    return {
+        "status": report.status or None,
+        "call_id": report.call_id,
+        "error_message": report.error_message or None,
+        "duration_seconds": report.duration_seconds,
+        "target_name": report.target_name or report.agent_name or None,
+        "started_at": _iso(report.started_at),
+        "completed_at": _iso(report.completed_at),
+    }
+
+
 async def fetch_call_details(services: Services, run: RunRecord) -> None:
     """Billed cost, end reason and transcript of a finished call. What cannot be fetched now is
     fetched again by the poller (`runs_missing_details`); the result shows what is known."""
+    await fetch_details(services.db, services.thunderphone, run)
+
+
+async def fetch_details(db: Database, thunderphone: ThunderPhoneClient, run: RunRecord) -> None:
+    """`fetch_call_details` on the database and client alone (no Slack)."""
     assert run.call_id is not None
-    db = services.db
     try:
         if run.cost_cents is None or run.end_reason is None:
-            call = await services.thunderphone.get_call(run.call_id)
+            call = await thunderphone.get_call(run.call_id)
             run_store.merge_run(
                 db,
                 run.run_id,
@@ -68,24 +75,30 @@ async def fetch_call_details(services: Services, run: RunRecord) -> None:
                 )
                 run_store.merge_grade(db, provisional)
         if run_store.get_transcript(db, run.call_id) is None:
-            await fetch_transcript(services, run.call_id)
+            await _fetch_transcript(db, thunderphone, run.call_id)
     except ThunderPhoneError as error:
         log.warning("details of run %s not fetched yet: %s", run.run_id, error)
 
 
 async def fetch_transcript(services: Services, call_id: int) -> list[dict[str, Any]]:
-    transcript = await services.thunderphone.get_transcript(call_id)
+    return await _fetch_transcript(services.db, services.thunderphone, call_id)
+
+
+async def _fetch_transcript(
+    db: Database, thunderphone: ThunderPhoneClient, call_id: int
+) -> list[dict[str, Any]]:
+    transcript = await thunderphone.get_transcript(call_id)
     entries = [entry.model_dump(exclude_none=True) for entry in transcript.entries]
     # An empty transcript may only be not ready yet: keep asking rather than store nothing.
     if entries:
-        run_store.save_transcript(services.db, call_id, entries)
+        run_store.save_transcript(db, call_id, entries)
     return entries
 
 
-async def apply_grade(services: Services, grade: Grade) -> bool:
-    """Store a grade (a later one replaces an earlier one) and show it if its run is known."""
+def grade_record(grade: Grade) -> GradeRecord:
+    """A grade as stored, for `storage.runs.merge_grade`."""
     graded_at = grade.graded_at or grade.updated_at
-    record = GradeRecord(
+    return GradeRecord(
         call_id=grade.call_id,
         score=grade.score,
         status=grade.status,
@@ -96,7 +109,11 @@ async def apply_grade(services: Services, grade: Grade) -> bool:
         # One time zone, so grades compare in time order.
         graded_at=graded_at.astimezone(UTC).isoformat() if graded_at else None,
     )
-    run_store.merge_grade(services.db, record)
+
+
+async def apply_grade(services: Services, grade: Grade) -> bool:
+    """Store a grade (a later one replaces an earlier one) and show it if its run is known."""
+    run_store.merge_grade(services.db, grade_record(grade))
     run = run_store.find_run_by_call(services.db, grade.call_id)
     if run is None:
         # The run may not know its call yet; the grade waits, keyed by call.

@@ -107,6 +107,11 @@ class SlackFailure:
 SLACK_EXCEPTIONS = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, ValueError)
 
 
+def failure_of(code: str) -> SlackFailure:
+    """A failure recorded earlier only by its code (a thread's first message that gave up)."""
+    return SlackFailure(_BY_ERROR.get(code, Problem.TRANSIENT), code)
+
+
 def classify(error: BaseException) -> SlackFailure:
     if isinstance(error, SlackApiError):
         return _from_response(error)

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import batches, launch, targets
+from bot import batches, compare, launch, smoke, targets, trend
 from bot.blocks import batches as batch_blocks
 from bot.blocks import replies, suite_replies
 from bot.blocks.modals import batch_modal, suite_import_modal
@@ -21,14 +21,18 @@ from bot.commands import (
     BatchCommand,
     Command,
     CommandError,
+    CompareCommand,
     HelpCommand,
     RunCommand,
+    SmokeCommand,
     SuiteDelete,
     SuiteExport,
     SuiteImport,
     SuiteList,
     SuiteRun,
     SuiteShow,
+    SuiteSmoke,
+    SuiteTrend,
     parse_command,
 )
 from bot.interactive import open_view, tell, upload_text
@@ -45,6 +49,7 @@ async def handle_testcall(
 ) -> None:
     services = services_of(context)
     exporting: str | None = None
+    trending: SuiteTrend | None = None
     try:
         parsed = parse_command(command.get("text", ""))
         form = _form(parsed, command["channel_id"])
@@ -55,6 +60,8 @@ async def handle_testcall(
         answer = _answer(services, command, parsed)
         if isinstance(parsed, SuiteExport):
             exporting = parsed.name
+        if isinstance(parsed, SuiteTrend):
+            trending = parsed
     except CommandError as error:
         answer = replies.refusal(error.problem, error.usage)
     except launch.UnknownAlias as error:
@@ -76,6 +83,15 @@ async def handle_testcall(
     await ack(**answer)
     if exporting is not None:
         await _export(services, command, exporting)
+    if trending is not None:
+        await trend.post(
+            services,
+            team_id=command.get("team_id", ""),
+            channel_id=command["channel_id"],
+            user_id=command["user_id"],
+            name=trending.name,
+            target=trending.target,
+        )
 
 
 def _form(parsed: Command, channel_id: str) -> dict[str, Any] | None:
@@ -98,6 +114,18 @@ def _answer(services: Services, command: dict[str, Any], parsed: Command) -> dic
         return batch_blocks.confirmation(
             *batches.propose_suite_run(services, **where, command=parsed)
         )
+    if isinstance(parsed, SmokeCommand):
+        return batch_blocks.confirmation(*smoke.propose(services, **where, target=parsed.target))
+    if isinstance(parsed, SuiteSmoke):
+        return smoke.mark(
+            services, team_id=team_id, user_id=user_id, name=parsed.name, target=parsed.target
+        )
+    if isinstance(parsed, CompareCommand):
+        return compare.propose(services, **where, command=parsed)
+    if isinstance(parsed, SuiteTrend):
+        if suite_store.get_suite(services.db, parsed.name) is None:
+            raise batches.UnknownSuite(parsed.name)
+        return replies.decided(f"Drawing the trend of suite `{parsed.name}` in this channel…")
     if isinstance(parsed, SuiteList):
         return suite_replies.suite_list(suite_store.list_suites(services.db))
     if isinstance(parsed, SuiteShow | SuiteExport | SuiteDelete):

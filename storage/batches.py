@@ -4,13 +4,23 @@ each) and its items (one planned run each, in the order given), claimed like lau
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from sqlite_utils import Database
 
 from storage.db import now_iso
-from storage.models import BatchItem, BatchPart, BatchPartStatus, BatchRecord, BatchStatus
+from storage.models import (
+    BatchItem,
+    BatchKind,
+    BatchPart,
+    BatchPartStatus,
+    BatchRecord,
+    BatchStatus,
+)
 
 PART_SIZE = 20  # ThunderPhone's limit on runs per batch
+# What a suite run is compared with (`baseline_of`).
+BaselineChoice = Literal["auto", "blessed", "previous", "none"]
 
 
 def new_batch_id() -> str:
@@ -175,18 +185,24 @@ def bless(db: Database, batch: BatchRecord, user_id: str) -> bool:
     return True
 
 
-def baseline_of(db: Database, batch: BatchRecord) -> BatchRecord | None:
+def baseline_of(
+    db: Database, batch: BatchRecord, choice: BaselineChoice = "auto"
+) -> BatchRecord | None:
     """What a suite run is compared with: the blessed run of its suite on its target, or else
-    the previous finished run."""
-    if batch.suite is None:
+    the previous finished run ("auto"); only the blessed run ("blessed"), only the previous
+    finished run ("previous"), or nothing ("none")."""
+    if batch.suite is None or choice == "none":
         return None
-    blessed = db.execute(
-        "select batch_id from suite_baselines where suite = ? and target_type = ?"
-        " and target_id = ? and batch_id != ?",
-        [batch.suite, batch.target_type, batch.target_id, batch.id],
-    ).fetchone()
-    if blessed is not None:
-        return get_batch(db, str(blessed[0]))
+    if choice != "previous":
+        blessed = db.execute(
+            "select batch_id from suite_baselines where suite = ? and target_type = ?"
+            " and target_id = ? and batch_id != ?",
+            [batch.suite, batch.target_type, batch.target_id, batch.id],
+        ).fetchone()
+        if blessed is not None:
+            return get_batch(db, str(blessed[0]))
+        if choice == "blessed":
+            return None
     rows = list(
         db.table("batches").rows_where(
             "suite = ? and target_type = ? and target_id = ? and id != ?"
@@ -218,3 +234,22 @@ def record_verdicts(db: Database, batch_id: str, verdicts: dict[str, str]) -> No
             "update batch_items set verdict = ? where batch_id = ? and case_name = ?",
             [verdict, batch_id, case_name],
         )
+
+
+def set_kind(db: Database, batch_id: str, kind: BatchKind) -> None:
+    """Say what a proposed batch is (a smoke test, say), so its card can tell."""
+    db.execute("update batches set kind = ? where id = ? and status = 'proposed'", [kind, batch_id])
+
+
+def finished_suite_runs(
+    db: Database, suite: str, *, target_type: str | None = None, target_id: int | None = None
+) -> list[BatchRecord]:
+    """The finished runs of a suite (smoke tests of it included), oldest first; on one target
+    when it is given."""
+    where = "suite = ? and finished_at is not null"
+    params: list[object] = [suite]
+    if target_type is not None and target_id is not None:
+        where += " and target_type = ? and target_id = ?"
+        params += [target_type, target_id]
+    rows = db.table("batches").rows_where(where, params, order_by="created_at, id")
+    return [BatchRecord.from_row(row) for row in rows]

@@ -364,3 +364,22 @@ def m004_batches(db: Database) -> None:
     db.table("runs").add_column("batch_id", str)
     db.table("runs").add_column("position", int)
     db.table("runs").create_index(["batch_id"])
+
+
+@migrations()
+def m005_batch_kinds(db: Database) -> None:
+    """What a batch is (`batch`, `suite` or `smoke`, so its card can say so), and each target's
+    smoke suite: the suite `/testcall smoke` runs on it."""
+    db.table("batches").add_column("kind", str, not_null_default="batch")
+    db.execute("update batches set kind = 'suite' where suite is not null")
+    db.table("smoke_suites").create(
+        {
+            "target_type": str,
+            "target_id": int,
+            "suite": str,
+            "marked_by": str,
+            "marked_at": str,
+        },
+        pk=("target_type", "target_id"),
+        not_null={"suite"},
+    )

@@ -63,7 +63,7 @@ def want_shown(
         elif current.digest != digest or current.state == "withdrawn":
             # A message that gave up is tried again when it changes (the bot may have been
             # invited since), not on every replay of the same content.
-            if current.state == "posting":
+            if current.state == "posting" or current.maybe_posted:
                 state = "posting"
             elif current.ts is not None and digest == current.shown_digest:
                 state = "sent"
@@ -86,7 +86,7 @@ def withdraw(db: Database, key: MessageKey) -> MessageRecord | None:
         current = get_message(db, key)
         if current is None:
             return None
-        if current.ts is None and current.state != "posting":
+        if current.ts is None and not current.maybe_posted:
             db.execute("delete from slack_messages where id = ?", [current.id])
             return None
         db.execute(
@@ -139,13 +139,21 @@ def mark_shown(db: Database, message_id: int, *, ts: str, digest: str) -> None:
         " when digest = ? then 'sent' else 'pending' end where id = ?",
         [ts, digest, now_iso(), digest, message_id],
     )
+    # Replies that gave up because their thread was not in Slack may go now.
+    db.execute(
+        "update slack_messages set state = 'pending', attempts = 0, error = null,"
+        " next_attempt_at = null where parent_id = ? and state = 'failed' and ts is null"
+        " and posted_at is null",
+        [message_id],
+    )
 
 
 def mark_not_posted(db: Database, message_id: int) -> None:
     """A post that Slack refused, or that was looked for and is not there."""
     db.execute(
         "update slack_messages set state = case when state = 'posting' then 'pending'"
-        " else state end, shown_digest = null, updated_at = ? where id = ? and ts is null",
+        " else state end, shown_digest = null, posted_at = null, updated_at = ?"
+        " where id = ? and ts is null",
         [now_iso(), message_id],
     )
 
@@ -155,6 +163,11 @@ def replace_payload(db: Database, message_id: int, *, payload: str, digest: str)
         "update slack_messages set payload = ?, digest = ?, updated_at = ? where id = ?",
         [payload, digest, now_iso(), message_id],
     )
+
+
+def postpone(db: Database, message_id: int, *, until: str) -> None:
+    """Not due before `until` (a failed round is not counted)."""
+    db.execute("update slack_messages set next_attempt_at = ? where id = ?", [until, message_id])
 
 
 def schedule_retry(db: Database, message_id: int, *, error: str, retry_at: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 # "unknown": ThunderPhone did not answer clearly; the run may exist and is looked for.
 LaunchStatus = Literal[
@@ -152,6 +152,11 @@ class MessageRecord(Record):
     def key(self) -> MessageKey:
         return (self.owner_kind, self.owner_id, self.role)
 
+    @property
+    def maybe_posted(self) -> bool:
+        """A post went out and nobody knows whether Slack took it: look before posting."""
+        return self.ts is None and self.posted_at is not None
+
 
 class SuiteCaseRecord(Record):
     """One case of a suite, in its place. `expected_outcome` is JSON text as imported (None:
@@ -186,6 +191,9 @@ class SuiteSummary(Record):
     updated_at: str = ""
 
 
+# batch: prompts given at once · suite: a suite's cases · smoke: `/testcall smoke` (a target's
+# smoke suite, which also names `suite`, or the built-in happy paths).
+BatchKind = Literal["batch", "suite", "smoke"]
 BatchStatus = Literal[
     "proposed", "launching", "launched", "partial", "failed", "cancelled", "expired"
 ]
@@ -218,6 +226,14 @@ class BatchRecord(Record):
     finished_at: str | None = None
     blessed_by: str | None = None
     blessed_at: str | None = None
+    kind: BatchKind = "batch"
+
+    @model_validator(mode="after")
+    def _a_suite_run_is_one(self) -> BatchRecord:
+        # A batch planned from a suite is a suite run unless it was said to be a smoke test.
+        if self.kind == "batch" and self.suite is not None:
+            self.kind = "suite"
+        return self
 
 
 class BatchPart(Record):
@@ -243,3 +259,13 @@ class BatchItem(Record):
     attempt: int = 1
     run_id: int | None = None
     verdict: str | None = None
+
+
+class SmokeSuite(Record):
+    """The suite `/testcall smoke` runs on a target, and who chose it."""
+
+    target_type: str
+    target_id: int
+    suite: str
+    marked_by: str = ""
+    marked_at: str = ""

@@ -11,7 +11,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.db import now_iso
-from storage.models import SuiteCaseRecord, SuiteRecord, SuiteSummary
+from storage.models import SmokeSuite, SuiteCaseRecord, SuiteRecord, SuiteSummary
 
 
 def save_suite(db: Database, suite: SuiteRecord) -> tuple[SuiteRecord, SuiteRecord | None]:
@@ -80,6 +80,43 @@ def delete_suite(db: Database, name: str) -> bool:
     with db.atomic():
         db.execute("delete from suite_cases where suite = ?", [name.lower()])
         cursor = db.execute("delete from suites where name = ?", [name.lower()])
+    return cursor.rowcount > 0
+
+
+def mark_smoke_suite(
+    db: Database, *, target_type: str, target_id: int, suite: str, user_id: str
+) -> SmokeSuite | None:
+    """Make `suite` the smoke suite of a target; returns the mark it replaced, if any."""
+    with db.atomic():
+        previous = smoke_suite_of(db, target_type, target_id)
+        db.table("smoke_suites").upsert(
+            {
+                "target_type": target_type,
+                "target_id": target_id,
+                "suite": suite.lower(),
+                "marked_by": user_id,
+                "marked_at": now_iso(),
+            },
+            pk=("target_type", "target_id"),
+        )
+    return previous
+
+
+def smoke_suite_of(db: Database, target_type: str, target_id: int) -> SmokeSuite | None:
+    """The suite marked as the target's smoke suite (it may have been deleted since)."""
+    rows = list(
+        db.table("smoke_suites").rows_where(
+            "target_type = ? and target_id = ?", [target_type, target_id]
+        )
+    )
+    return SmokeSuite.from_row(rows[0]) if rows else None
+
+
+def unmark_smoke_suite(db: Database, target_type: str, target_id: int) -> bool:
+    cursor = db.execute(
+        "delete from smoke_suites where target_type = ? and target_id = ?",
+        [target_type, target_id],
+    )
     return cursor.rowcount > 0
 
 

@@ -87,4 +87,10 @@ def test_upgrading_twice_changes_nothing(upgraded: Database, tmp_path: Path) -> 
     again = open_db(str(tmp_path / "thunderbot.db"))
     assert list(again.table("slack_messages").rows) == before
     names = [row["name"] for row in again.table("_sqlite_migrations").rows]
-    assert names == ["m001_initial", "m002_slack_messages", "m003_suites", "m004_batches"]
+    assert names == [
+        "m001_initial",
+        "m002_slack_messages",
+        "m003_suites",
+        "m004_batches",
+        "m005_batch_kinds",
+    ]

@@ -45,7 +45,8 @@ def client(fake: FakeSlack) -> AsyncWebClient:
 
 @pytest.fixture
 async def outbox(db: Database, client: AsyncWebClient) -> AsyncIterator[Outbox]:
-    running = Outbox(db, client, post_interval=0.0, call_timeout=5.0)
+    # A short call timeout keeps the wait before a lost post is looked for short.
+    running = Outbox(db, client, post_interval=0.0, call_timeout=0.5)
     running.start()
     yield running
     await running.close()
@@ -230,3 +231,28 @@ def test_a_failure_without_an_answer_is_unclear() -> None:
     assert not SlackFailure(Problem.NO_CHANNEL, "channel_not_found").unclear
     error = SlackApiError("no", {"ok": False, "error": "ratelimited"})
     assert classify(error).problem is Problem.RATE_LIMITED
+
+
+async def test_a_post_slack_finishes_after_the_timeout_is_found_not_repeated(
+    fake: FakeSlack, db: Database, client: AsyncWebClient
+) -> None:
+    # Slack takes the post only after the bot stopped waiting for it.
+    fake.fault("chat.postMessage", error=None, hang=0.5, handled=False)
+    outbox = Outbox(db, client, post_interval=0.0, call_timeout=0.3)
+    try:
+        outbox.show(CARD, CHANNEL, payload("the card"))
+        shown = await outbox.wait(CARD, timeout=10)
+    finally:
+        await outbox.close()
+    assert [m.text for m in top_level(fake)] == ["the card"]
+    assert shown.ts == top_level(fake)[0].ts
+
+
+def test_a_message_that_may_be_in_slack_is_looked_for_when_it_comes_back(db: Database) -> None:
+    row = messages.want_shown(db, CARD, channel=CHANNEL, payload="{}", digest="v1")
+    messages.mark_posting(db, row.id, "v1")
+    messages.mark_failed(db, row.id, "timeout")  # gave up while the post was unclear
+    revived = messages.want_shown(db, CARD, channel=CHANNEL, payload="{}", digest="v2")
+    assert revived.state == "posting", "looked for before anything is posted again"
+    withdrawn = messages.withdraw(db, CARD)
+    assert withdrawn is not None and withdrawn.state == "withdrawn", "found, then deleted"

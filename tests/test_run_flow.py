@@ -295,7 +295,7 @@ async def test_a_run_whose_creation_answer_was_lost_is_found_and_followed(
     stack.services.db.execute("update launches set decided_at = ?", [now_iso(overdue)])
     result = await wait_for_graded_result(stack)
     assert "✅ Completed · score" in shown(result)
-    card = await wait_for_card(stack, f"run {ours}")
+    await wait_for_card(stack, f"run {ours}")
     await wait_for_card(stack, "✅ Completed")
     [launch] = rows(stack, "launches")
     assert (launch["status"], launch["run_id"]) == ("launched", ours)

@@ -60,6 +60,10 @@ def confirmation(batch: BatchRecord, items: list[BatchItem], costs: list[int]) -
     runs = len(items)
     calls = f"{runs} test call{'s' if runs != 1 else ''}"
     what = f"Run suite {escape(batch.suite)}: {calls}?" if batch.suite else f"Start {calls}?"
+    if batch.kind == "smoke":
+        what = f"Start a smoke test of {calls}?"
+        if batch.suite:
+            what = f"Start a smoke test of {calls} (suite {escape(batch.suite)})?"
     estimate = ""
     if costs:
         each = sum(costs) / len(costs)
@@ -97,6 +101,10 @@ def confirmation(batch: BatchRecord, items: list[BatchItem], costs: list[int]) -
         ),
     ]
     fallback = f"Start {runs} test calls on {_target(batch)}? Billed at 2× the normal rate."
+    if batch.kind == "smoke":
+        fallback = (
+            f"Start a smoke test of {calls} on {_target(batch)}? Billed at 2× the normal rate."
+        )
     return message(fallback, blocks)
 
 
@@ -128,6 +136,11 @@ def outcome(result: BatchOutcome) -> dict[str, Any]:
                 "This confirmation is more than an hour old, so I didn't start anything. "
                 "Run the command again to get a fresh one."
             )
+        case CannotPost(problem, False):
+            return decided(
+                "Slack hasn't taken my card in this channel yet (it is busy, or asking me to "
+                "slow down), so I didn't start the batch. Try again in a minute."
+            )
         case CannotPost(problem):
             return decided(
                 f"I can't post in this channel ({escape(problem)}), so I didn't start the "
@@ -155,6 +168,8 @@ def batch_card(report: BatchReport) -> dict[str, Any]:
     batch = report.batch
     items = [row.item for row in report.rows]
     title = f"Suite {escape(batch.suite)}" if batch.suite else "Batch"
+    if batch.kind == "smoke":
+        title = f"Smoke test · suite {escape(batch.suite)}" if batch.suite else "Smoke test"
     headline = (
         f"*🧪 {title} · {_target(batch)} · {_size(batch, items)} · stagger {batch.stagger} s*"
     )

@@ -127,6 +127,11 @@ def launch_outcome(outcome: LaunchOutcome) -> dict[str, Any]:
                 "This confirmation is more than an hour old, so I didn't start anything. "
                 "Run the command again to get a fresh one."
             )
+        case CannotPost(problem, False):
+            return decided(
+                "Slack hasn't taken my card in this channel yet (it is busy, or asking me to "
+                "slow down), so I didn't start the test call. Try again in a minute."
+            )
         case CannotPost(problem):
             return decided(
                 f"I can't post in this channel ({escape(problem)}), so I didn't start the test "
@@ -168,6 +173,8 @@ def help_message() -> dict[str, Any]:
         "a form",
         f"• `{escape(USAGE['suite'])}`",
         "   saved regression suites, compared with their blessed baseline",
+        f"• `{escape(USAGE['smoke'])}`: the target's smoke suite, or five happy-path calls",
+        f"• `{escape(USAGE['compare'])}`: the same scenarios against several targets",
         '• `/testcall alias set support agent:12` then `/testcall run support "…"`',
         "• `/testcall alias list` · `/testcall alias remove support`",
     ]

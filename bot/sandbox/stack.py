@@ -69,6 +69,8 @@ class LocalStack:
                 "thunderphone_webhook_secret": WEBHOOK_SECRET,
                 "thunderbot_db": self._db_path,
                 "thunderbot_poll_seconds": self._poll_seconds,
+                # A short call timeout keeps the wait before a lost post is looked for short.
+                "thunderbot_slack_timeout": 2.0,
                 **self._settings_overrides,
             }
         )

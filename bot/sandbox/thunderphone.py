@@ -4,8 +4,8 @@ It serves the `/v1` routes a chat-ops client uses, moves test-call runs through 
 lifecycle on a timer (or one step at a time with `advance`), and delivers signed webhooks
 with retries. Objects use the superset shape that both the public docs and the official
 SDK accept. Outcomes are derived from the scenario prompt, never from randomness: bracketed
-directives such as `[fail]`, `[score: 62]`, `[say: ...]`, `[tool: ...]`, `[flaky]` and
-`[duration: 90]` fix them on purpose (see `tp_scenarios`).
+directives such as `[fail]`, `[score: 62]`, `[say: ...]`, `[tool: ...]`, `[flaky]`,
+`[duration: 90]` and `[no-grade]` fix them on purpose (see `tp_scenarios`).
 
 Batches create all their runs at once (`queued`, `run_ids` in prompt order); with the
 automatic clock the i-th run starts moving after i x `stagger_seconds` x `stagger_scale`
@@ -428,6 +428,11 @@ class ThunderPhoneSandbox(WebhookSender):
             if not self.grade_before_complete:
                 tasks += self._emit(run_id, "test-call.completed", run)
             self._batch_progress(run)
+        elif state.stage == _COMPLETED and not scenario.graded:
+            # `[no-grade]`: the grader never answers; the call stays `pending` a grade.
+            state.stage = _DONE
+            if self.grade_before_complete:
+                tasks += self._emit(run_id, "test-call.completed", run)
         elif state.stage == _COMPLETED:
             call = self.calls[run["call_id"]]
             grade = sc.grade_object(self._next("grade"), call["call_id"], scenario, agent.name, now)

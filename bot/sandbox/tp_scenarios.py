@@ -33,6 +33,9 @@ conversation is about (and from the text searched for an order number):
   the 0-based `attempt` number; the sandbox counts runs per prompt.
 - `[duration: N]`: the call lasts N seconds (whole number, `s` suffix allowed, kept within
   1-7200); billing (whole minutes, rounded up) and the transcript timing follow.
+- `[no-grade]`: the call completes but is never graded: no grade object, no `call.graded`
+  webhook, `GET /v1/calls/{id}/grade` stays 404 and the call's `grade_status` stays `pending`
+  (a grader that never answers, for testing what waits on a grade).
 
 A directive whose value cannot be read (e.g. `[score: high]`) is ignored but still removed from
 the topic. Without `[flaky]`, the same prompt always gives the same outcome.
@@ -64,11 +67,12 @@ from bot.sandbox.tp_objects import run_object as run_object
 FAIL_TAG = "[fail]"
 LOW_TAG = "[low]"
 FLAKY_TAG = "[flaky]"
+NO_GRADE_TAG = "[no-grade]"
 FAILED_CALL_MESSAGE = "The agent did not answer (SIP 480 Temporarily Unavailable)."
 MAX_DURATION_SECONDS = 7200
 
 _DIRECTIVE_RE = re.compile(
-    r"\[\s*(?:(?P<flag>fail|low|flaky)\s*|(?P<key>score|say|tool|duration)\s*:(?P<value>[^\[\]]*))\]",
+    r"\[\s*(?:(?P<flag>fail|low|flaky|no-grade)\s*|(?P<key>score|say|tool|duration)\s*:(?P<value>[^\[\]]*))\]",
     re.IGNORECASE,
 )
 _SCORE_RE = re.compile(r"^(\d{1,3})\s*%?$")
@@ -223,6 +227,7 @@ class Directives:
     duration_seconds: int | None = None
     said: tuple[str, ...] = ()
     tools: tuple[ToolUse, ...] = ()
+    no_grade: bool = False
 
 
 def directives(prompt: str) -> Directives:
@@ -250,6 +255,7 @@ def directives(prompt: str) -> Directives:
         fails="fail" in flags,
         low="low" in flags,
         flaky="flaky" in flags,
+        no_grade="no-grade" in flags,
         score=score,
         duration_seconds=duration,
         said=tuple(said),
@@ -288,6 +294,7 @@ class Scenario:
     said: tuple[str, ...] = ()
     tools: tuple[ToolUse, ...] = ()
     flaky: bool = False
+    graded: bool = True  # False with `[no-grade]`: the call is never graded
 
     @property
     def call_outcome(self) -> str:
@@ -327,6 +334,7 @@ def plan(prompt: str, attempt: int = 0) -> Scenario:
         said=found.said,
         tools=found.tools or default_tools,
         flaky=found.flaky,
+        graded=not found.no_grade,
     )
 
 

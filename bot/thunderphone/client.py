@@ -185,13 +185,17 @@ class ThunderPhoneClient:
         offset: int = 0,
         status: str | None = None,
         agent_id: int | None = None,
+        batch_id: int | None = None,
     ) -> list[Run]:
-        """Recent runs; accepts a plain array or a `{"results": [...]}` envelope."""
+        """Recent runs, newest first, or only one batch's (`batch_id`); accepts a plain array
+        or a `{"results": [...]}` envelope."""
         params: dict[str, str | int] = {"limit": limit, "offset": offset}
         if status is not None:
             params["status"] = status
         if agent_id is not None:
             params["agent_id"] = agent_id
+        if batch_id is not None:
+            params["batch_id"] = int(batch_id)
         code, body = await self._get("/v1/test-calls", params)
         items = body.get("results") if isinstance(body, dict) else body
         if not isinstance(items, list):

@@ -620,6 +620,26 @@ async def test_low_tag_gives_a_failing_grade(
     assert "late delivery" in grade["outcome_reasoning"]
 
 
+async def test_no_grade_tag_completes_the_call_but_never_grades_it(
+    sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    sandbox.webhook_url = await receiver.start()
+    run = await start_run(api, "Ask about refunds [no-grade]")
+    for _ in range(5):  # as many steps as you like: no grade ever comes
+        await sandbox.advance(run["id"])
+    finished = sandbox.runs[run["id"]]
+    assert finished["status"] == "completed" and finished["grade"] is None
+    call_id = finished["call_id"]
+    assert (await api.get(f"/calls/{call_id}/grade")).status_code == 404
+    call = (await api.get(f"/calls/{call_id}")).json()
+    assert (call["grade_status"], call["grade_score"]) == ("pending", None)
+    assert (await api.get(f"/calls/{call_id}/transcript")).json()["transcripts"]
+    assert [event["type"] for event in receiver.received] == ["test-call.completed"]
+    assert sandbox.grades == {}
+    await sandbox.wait_until_settled(timeout=1)
+    assert "no" not in tp_scenarios.topic_of("Ask about refunds [No-Grade]")
+
+
 # -- (7) fault injection ---------------------------------------------------------------------
 
 
