@@ -86,8 +86,12 @@ def _done(row: Row) -> bool:
     outcome = row.outcome
     if outcome is None or not outcome.finished:
         return False
-    needs_grade = not row.expected.checkable or row.expected.min_score is not None
-    return not (outcome.awaiting_grade and (needs_grade or bool(row.expected.call_outcome)))
+    needs_score = not row.expected.checkable or row.expected.min_score is not None
+    if outcome.awaiting_grade and (needs_score or bool(row.expected.call_outcome)):
+        return False
+    # A score read off the call before its grade arrived has no outcome yet.
+    provisional = row.grade is not None and row.grade.status == "provisional"
+    return not (provisional and bool(row.expected.call_outcome))
 
 
 def build_report(
@@ -128,7 +132,7 @@ def build_report(
         for row in _rows(db, batch_store.get_items(db, against.id)):
             if row.outcome is not None:
                 before[row.case].append(row.outcome)
-    flaky_before = batch_store.flaky_cases(db, batch.suite, before=batch.created_at)
+    flaky_before = batch_store.flaky_cases(db, batch)
     now: dict[str, list[Row]] = defaultdict(list)
     for row in started:
         now[row.case].append(row)

@@ -9,6 +9,7 @@ by the name it was sent with (`reconcile_parts`), never sent again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,7 +57,8 @@ log = logging.getLogger(__name__)
 # A part still `launching` this long after it was claimed lost its answer (the bot stopped).
 PART_ANSWER_TIMEOUT = timedelta(minutes=3)
 NOT_SENT_AFTER_REFUSAL = "not sent: ThunderPhone refused an earlier part"
-NOT_SENT_WHILE_UNCLEAR = "not sent: an earlier part's answer is still unclear"
+NOT_SENT_WHILE_UNCLEAR = "not sent: an earlier part's answer was unclear when they were due"
+NOT_SENT_AFTER_STOP = "not sent: the bot stopped while starting this batch"
 
 
 def part_name(batch_id: str, part: int) -> str:
@@ -324,6 +326,10 @@ async def send_parts(
         )
         try:
             created = await thunderphone.create_batch(request)
+            if len(created.run_ids) < len(prompts):
+                # The answer may leave its runs out: ask for them (a read, safe to repeat).
+                with contextlib.suppress(ThunderPhoneError):
+                    created = await thunderphone.get_batch(created.id)
         except ThunderPhoneRejected as error:
             log.warning("ThunderPhone refused part %s of batch %s: %s", part.part, batch.id, error)
             batch_store.finish_part(
@@ -348,6 +354,19 @@ def _span(items: list[BatchItem], part: int) -> str:
 def adopt_part(db: Database, batch: BatchRecord, part: int, created: Batch) -> None:
     """Record the ThunderPhone batch created for a part and the runs it holds (in the order of
     its prompts); the first caller records them, later ones change nothing."""
+    expected = sum(1 for item in batch_store.get_items(db, batch.id) if item.part == part)
+    if len(created.run_ids) < expected:
+        # Created (and billed), but which runs are ours is not known yet: looked for again
+        # by the poller, never sent again.
+        batch_store.finish_part(
+            db,
+            batch.id,
+            part,
+            status="unknown",
+            tp_batch_id=created.id,
+            error="ThunderPhone has not listed these runs yet",
+        )
+        return
     with db.atomic():
         if not batch_store.finish_part(
             db, batch.id, part, status="launched", tp_batch_id=created.id
@@ -381,8 +400,10 @@ def adopt_part(db: Database, batch: BatchRecord, part: int, created: Batch) -> N
 
 
 async def reconcile_parts(services: Services) -> None:
-    """Look for the parts whose answer was lost, by their names; call off those not found
-    after a while, and pick up run ids a batch answer left out."""
+    """Settle batches the bot stopped while starting; look for the parts whose answer was
+    lost, by their names; call off those not found after a while."""
+    for batch_id in settle_stalled(services.db):
+        publish_batch(services, batch_id)
     unsettled = batch_store.unsettled_parts(
         services.db, updated_before=now_iso(PART_ANSWER_TIMEOUT)
     )
@@ -392,6 +413,17 @@ async def reconcile_parts(services: Services) -> None:
         publish_batch(services, batch_id)
 
 
+def settle_stalled(db: Database) -> list[str]:
+    """Batches left `launching` by a stop: the parts never sent stay unsent (the person is
+    told on the card), the rest are settled as they stand. Returns their ids."""
+    settled = []
+    for batch in batch_store.stalled_batches(db, decided_before=now_iso(PART_ANSWER_TIMEOUT)):
+        batch_store.skip_pending_parts(db, batch.id, NOT_SENT_AFTER_STOP)
+        _settle_status(db, batch.id)
+        settled.append(batch.id)
+    return settled
+
+
 async def look_for_parts(
     db: Database, thunderphone: ThunderPhoneClient, unsettled: list[BatchPart]
 ) -> list[str]:
@@ -399,7 +431,10 @@ async def look_for_parts(
     call off those not found within the search window. Returns the batch of each part looked
     at, in order, so their messages can be brought up to date."""
     looked_at: list[str] = []
-    by_name = {b.name: b for b in await thunderphone.list_batches()}
+    listed = await thunderphone.list_batches()
+    by_name = {b.name: b for b in listed}
+    times = [b.created_at for b in listed if b.created_at is not None]
+    oldest = min(times).isoformat() if times else None
     for part in unsettled:
         batch = batch_store.get_batch(db, part.batch_id)
         if batch is None:
@@ -414,7 +449,11 @@ async def look_for_parts(
             adopt_part(db, batch, part.part, found)
             if batch.status != "launched":
                 _settle_status(db, batch.id)
-        elif part.updated_at < now_iso(SEARCH_WINDOW):
+        elif part.updated_at < now_iso(SEARCH_WINDOW) and (
+            not listed or (oldest is not None and oldest < part.updated_at)
+        ):
+            # Called off only when the list reaches back past the part: a list that stops
+            # short proves nothing.
             batch_store.finish_part(
                 db,
                 batch.id,
@@ -430,7 +469,8 @@ async def look_for_parts(
 def _settle_status(db: Database, batch_id: str) -> None:
     parts = batch_store.get_parts(db, batch_id)
     launched = sum(part.status == "launched" for part in parts)
-    status: BatchStatus = "partial" if launched else "failed"
+    unsettled = any(part.status in ("launching", "unknown") for part in parts)
+    status: BatchStatus = "partial" if launched or unsettled else "failed"
     if launched == len(parts):
         status = "launched"
     batch_store.set_batch_status(db, batch_id, status)

@@ -4,6 +4,7 @@ once, here, and reported to the caller as False or None."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -116,9 +117,11 @@ async def upload_file(
     content: bytes,
     comment: str,
     alt_text: str | None = None,
+    thread_ts: str | None = None,
 ) -> str | None:
-    """Share a binary file (a chart, say) in a channel, with `alt_text` for an image; None on
-    success, else Slack's error. Joins a public channel first, like `upload_text`."""
+    """Share a binary file (a chart, say) in a channel, in the thread of `thread_ts` when
+    given, with `alt_text` for an image; None on success, else Slack's error. Joins a public
+    channel first, like `upload_text`."""
     with contextlib.suppress(*SLACK_EXCEPTIONS):
         await services.slack.conversations_join(channel=channel)
     try:
@@ -129,6 +132,7 @@ async def upload_file(
             title=filename,
             alt_txt=alt_text,
             initial_comment=comment,
+            thread_ts=thread_ts,
         )
     except SLACK_EXCEPTIONS as error:
         _failed(f"upload {filename}", error)
@@ -139,14 +143,19 @@ async def upload_file(
 MAX_DOWNLOAD_BYTES = 2_000_000  # a suite of 100 cases is far smaller
 
 
-async def download_text(services: Services, url: str) -> tuple[str | None, str]:
+async def download_text(
+    services: Services, url: str, *, timeout: float = 10.0
+) -> tuple[str | None, str]:
     """A private file a person attached, as text: (text, "") or (None, what went wrong)."""
     token = services.settings.slack_bot_token.get_secret_value()
     session = services.slack.session
     if session is None:
         return None, "no connection to Slack"
     try:
-        async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+        async with (
+            asyncio.timeout(timeout),
+            session.get(url, headers={"Authorization": f"Bearer {token}"}) as response,
+        ):
             if response.status != 200:
                 return None, f"Slack answered HTTP {response.status}"
             body = await response.content.read(MAX_DOWNLOAD_BYTES + 1)

@@ -77,6 +77,12 @@ def _publish_batch_run(services: Services, run: RunRecord) -> None:
     if run.is_terminal:
         row = next((row for row in report.rows if row.item.run_id == run.run_id), None)
         heading = run_heading(row, report.batch.repeat, services.threshold) if row else None
+        thread = batch_card_key(run.batch_id)
+        if report.batch.compare_id is not None:  # one target of a compare: under its card
+            from bot import compare  # imports this module
+
+            heading = compare.reply_heading(report.batch, heading)
+            thread = compare.compare_card_key(report.batch.compare_id)
         services.outbox.show(
             run_result_key(run.run_id),
             run.channel_id,
@@ -88,7 +94,7 @@ def _publish_batch_run(services: Services, run: RunRecord) -> None:
                 run_store.get_flag(services.db, run.run_id),
                 heading=heading,
             ),
-            thread_of=batch_card_key(run.batch_id),
+            thread_of=thread,
             notify_user=run.started_by,
         )
     _show_batch(services, report)
@@ -105,11 +111,19 @@ def _show_batch(services: Services, report: BatchReport) -> None:
     batch = report.batch
     if not batch.channel_id:
         return  # started outside Slack (`thunderbot ci`): nowhere to show it
+    if batch.compare_id is not None:  # a compare's target has no card of its own
+        from bot.compare import publish_compare  # imports this module
+
+        publish_compare(services, batch.compare_id)
+        return
     card = batch_card_key(batch.id)
     services.outbox.show(
         card, batch.channel_id, batch_card(report), notify_user=batch.decided_by or batch.user_id
     )
     if not report.finished:
+        return
+    # A batch none of whose runs started is over, but has nothing to compare or keep.
+    if not report.started:
         return
     if batch_store.mark_finished(services.db, batch.id) and report.changes is not None:
         batch_store.record_verdicts(

@@ -83,6 +83,8 @@ def _download_url(file: dict[str, Any]) -> str:
     return str(file.get("url_private_download") or file.get("url_private") or "")
 
 
+FILE_WAIT_SECONDS = 2.0
+
 _BATCH_FIELDS = {
     "target": ids.BATCH_TARGET,
     "stagger": ids.BATCH_STAGGER,
@@ -124,7 +126,10 @@ async def handle_batch_submission(
         )
         return
     await ack()
-    await show_ephemeral(services, channel, user_id, batch_blocks.confirmation(*proposal))
+    confirmation = batch_blocks.confirmation(*proposal)
+    if not await show_ephemeral(services, channel, user_id, confirmation):
+        # Where Slack won't show it (a private channel the bot is not in), a direct message.
+        services.outbox.show(("batch", proposal[0].id, "confirmation"), user_id, confirmation)
 
 
 async def handle_suite_import(
@@ -138,7 +143,10 @@ async def handle_suite_import(
     text, filename = given.get(ids.SUITE_JSON, ""), None
     if attached is not None:
         filename = str(attached.get("name") or "suite.json")
-        downloaded, problem = await download_text(services, _download_url(attached))
+        # Before the ack, which Slack awaits for 3 s: a slow download is refused, not waited.
+        downloaded, problem = await download_text(
+            services, _download_url(attached), timeout=FILE_WAIT_SECONDS
+        )
         if downloaded is None:
             await ack(
                 response_action="errors",

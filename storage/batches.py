@@ -82,7 +82,19 @@ def claim_batch(
 def set_batch_status(
     db: Database, batch_id: str, status: BatchStatus, *, error: str | None = None
 ) -> None:
-    db.table("batches").update(batch_id, {"status": status, "error": error})
+    """Set a batch's status, and its error when one is given (an earlier one is kept)."""
+    changes: dict[str, object] = {"status": status}
+    if error is not None:
+        changes["error"] = error
+    db.table("batches").update(batch_id, changes)
+
+
+def stalled_batches(db: Database, *, decided_before: str) -> list[BatchRecord]:
+    """Batches still `launching` long after the click: the bot stopped while sending them."""
+    rows = db.table("batches").rows_where(
+        "status = 'launching' and decided_at < ?", [decided_before], order_by="decided_at"
+    )
+    return [BatchRecord.from_row(row) for row in rows]
 
 
 def claim_part(db: Database, batch_id: str, part: int) -> bool:
@@ -143,8 +155,10 @@ def unsettled_parts(db: Database, *, updated_before: str) -> list[BatchPart]:
 
 
 def any_unsettled_parts(db: Database) -> bool:
+    """Parts being sent or looked for, or batches still being started."""
     row = db.execute(
-        "select 1 from batch_parts where status in ('launching', 'unknown') limit 1"
+        "select 1 from batch_parts where status in ('launching', 'unknown')"
+        " union all select 1 from batches where status = 'launching' limit 1"
     ).fetchone()
     return row is not None
 
@@ -165,12 +179,17 @@ def bless(db: Database, batch: BatchRecord, user_id: str) -> bool:
         return False
     stamp = now_iso()
     with db.atomic():
-        cursor = db.execute(
-            "update batches set blessed_by = ?, blessed_at = ? where id = ? and blessed_by is null",
+        current = db.execute(
+            "select batch_id from suite_baselines where suite = ? and target_type = ?"
+            " and target_id = ?",
+            [batch.suite, batch.target_type, batch.target_id],
+        ).fetchone()
+        if current is not None and current[0] == batch.id:
+            return False  # already the baseline (an earlier one may be blessed again)
+        db.execute(
+            "update batches set blessed_by = ?, blessed_at = ? where id = ?",
             [user_id, stamp, batch.id],
         )
-        if cursor.rowcount != 1:
-            return False
         db.table("suite_baselines").upsert(
             {
                 "suite": batch.suite,
@@ -194,10 +213,14 @@ def baseline_of(
     if batch.suite is None or choice == "none":
         return None
     if choice != "previous":
+        # Only a run blessed before this one started: blessing a later run must not change
+        # what an earlier run was compared with.
         blessed = db.execute(
-            "select batch_id from suite_baselines where suite = ? and target_type = ?"
-            " and target_id = ? and batch_id != ?",
-            [batch.suite, batch.target_type, batch.target_id, batch.id],
+            "select suite_baselines.batch_id from suite_baselines"
+            " join batches on batches.id = suite_baselines.batch_id"
+            " where suite_baselines.suite = ? and suite_baselines.target_type = ?"
+            " and suite_baselines.target_id = ? and batches.id != ? and batches.created_at < ?",
+            [batch.suite, batch.target_type, batch.target_id, batch.id, batch.created_at],
         ).fetchone()
         if blessed is not None:
             return get_batch(db, str(blessed[0]))
@@ -215,14 +238,14 @@ def baseline_of(
     return BatchRecord.from_row(rows[0]) if rows else None
 
 
-def flaky_cases(db: Database, suite: str, *, before: str) -> set[str]:
-    """Cases of a suite that were flaky in an earlier run."""
+def flaky_cases(db: Database, batch: BatchRecord) -> set[str]:
+    """Cases of a suite run's suite that were flaky in an earlier run on the same target."""
     rows = db.execute(
         "select distinct case_name from batch_items"
         " join batches on batches.id = batch_items.batch_id"
-        " where batches.suite = ? and batches.created_at < ?"
-        " and batch_items.verdict = 'flaky'",
-        [suite, before],
+        " where batches.suite = ? and batches.target_type = ? and batches.target_id = ?"
+        " and batches.created_at < ? and batch_items.verdict = 'flaky'",
+        [batch.suite, batch.target_type, batch.target_id, batch.created_at],
     ).fetchall()
     return {str(row[0]) for row in rows}
 

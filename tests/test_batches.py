@@ -223,3 +223,39 @@ async def test_a_part_whose_answer_was_lost_is_found_by_its_name(stack: LocalSta
     assert "Checking with ThunderPhone" not in shown(card)
     assert len(batch_posts(stack)) == 1, "found, never sent again"
     assert [p["status"] for p in rows(stack, "batch_parts")] == ["launched"]
+
+
+async def test_an_answer_that_leaves_out_the_runs_is_completed_by_reading_the_batch(
+    stack: LocalStack,
+) -> None:
+    # ThunderPhone creates the batch but its answer lists no runs.
+    stack.sandbox.fail_next(
+        "POST", BATCHES, 201, {"id": 301, "status": "in_progress"}, after_handling=True
+    )
+    confirmation = await confirm(stack, 'batch agent:12 "[score: 90] One." "[score: 91] Two."')
+    await stack.user().click(confirmation, ids.START_BATCH)
+    await card_showing(stack, "0/2")
+    assert sorted(row["run_id"] for row in rows(stack, "runs")) == sorted(stack.sandbox.runs)
+    assert any(r.method == "GET" and r.path == f"{BATCHES}/301" for r in stack.sandbox.requests)
+    assert len(batch_posts(stack)) == 1
+
+
+async def test_a_batch_left_starting_by_a_stop_says_which_runs_never_went(
+    stack: LocalStack,
+) -> None:
+    prompts = " ".join(f'"[score: 90] Scenario {i}."' for i in range(25))
+    confirmation = await confirm(stack, f"batch agent:12 {prompts}")
+    [batch] = rows(stack, "batches")
+    # The bot stopped right after the click was claimed, before anything was sent.
+    stack.services.db.execute(
+        "update batches set status = 'launching', decided_by = 'U0MARIA', decided_at = ?",
+        [now_iso(PART_ANSWER_TIMEOUT * 2)],
+    )
+    card = await card_showing(stack, "did not start")
+    assert "Runs 1–20 did not start: not sent: the bot stopped while starting" in shown(card)
+    assert batch_posts(stack) == [], "nothing is sent after the fact"
+    await stack.user().click(confirmation, ids.START_BATCH)
+    await stack.fake.wait_for(lambda: "This batch did not start" in shown(confirmation) or None)
+    assert batch_posts(stack) == []
+    assert [p["status"] for p in rows(stack, "batch_parts")] == ["skipped", "skipped"]
+    assert rows(stack, "batches")[0]["status"] == "failed" and batch["id"]

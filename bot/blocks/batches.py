@@ -75,7 +75,8 @@ def confirmation(batch: BatchRecord, items: list[BatchItem], costs: list[int]) -
         f"*{what}*",
         f"*Target*  {_target(batch)}",
         f"*Direction*  {direction_text(batch.direction, 'bot')}",
-        f"*Runs*  {_size(batch, items)} · stagger {batch.stagger} s between launches",
+        f"*Runs*  {_size(batch, items)} · stagger {batch.stagger} s between launches"
+        + (" (within each group of 20)" if runs > 20 else ""),
     ]
     if batch.caller_number:
         lines.append(f"*Caller id*  {escape(batch.caller_number)}")
@@ -130,6 +131,9 @@ def outcome(result: BatchOutcome) -> dict[str, Any]:
                 return decided(f"Cancelled by {who} at {clock(batch.decided_at)}.")
             if batch.status == "expired":
                 return decided("This confirmation has expired. Run the command again.")
+            if batch.status == "failed":
+                reason = escape(batch.error or "see the card")
+                return decided(f"This batch did not start ({reason}). Run the command again.")
             return decided(f"Already started by {who} at {clock(batch.decided_at)}.")
         case ConfirmationExpired():
             return decided(
@@ -192,7 +196,7 @@ def batch_card(report: BatchReport) -> dict[str, Any]:
         blocks.append(
             context(f"⏳ Checking with ThunderPhone whether {_span(report, part)} started…")
         )
-    if report.finished and batch.suite:
+    if report.finished and batch.suite and report.started:
         if batch.blessed_by:
             blocks.append(
                 context(
