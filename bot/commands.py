@@ -595,11 +595,26 @@ def _parse_alias(tokens: list[_Token]) -> Command:
     raise CommandError("I couldn't read that alias command.", "alias")
 
 
+RESERVED_NAMES = frozenset(
+    {"agent", "number", "help", "run", "alias", "batch", "suite", "smoke", "compare"}
+)
+
+
 def _alias_name(text: str) -> str:
     name = text.lower()
-    if name in {"agent", "number", "help", "run", "alias"} or not _ALIAS_NAME.match(name):
+    if name in RESERVED_NAMES:
         raise CommandError(
-            f'"{text}" can\'t be an alias name: use up to 32 letters, digits, ".", "-" or "_".',
+            f'"{text}" can\'t be an alias name: it is a word /testcall itself uses.', "alias"
+        )
+    if len(name) > 32:
+        raise CommandError(
+            f'"{text}" can\'t be an alias name: it is {len(name)} characters; use up to 32.',
+            "alias",
+        )
+    if not _ALIAS_NAME.match(name):
+        raise CommandError(
+            f'"{text}" can\'t be an alias name: use letters, digits, ".", "-" or "_", '
+            "starting with a letter or digit.",
             "alias",
         )
     return name

@@ -15,6 +15,7 @@ def set_alias(
     services: Services, *, team_id: str, name: str, target: Target, user_id: str
 ) -> dict[str, Any]:
     assert target.id is not None and target.kind != "alias"
+    previous = aliases.find_alias(services.db, team_id, name)
     alias = aliases.save_alias(
         services.db,
         Alias(
@@ -25,7 +26,7 @@ def set_alias(
             created_by=user_id,
         ),
     )
-    return replies.alias_saved(alias)
+    return replies.alias_saved(alias, previous)
 
 
 def list_aliases(services: Services, team_id: str) -> dict[str, Any]:

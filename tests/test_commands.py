@@ -131,7 +131,12 @@ def test_alias_commands() -> None:
         ('run agent:12 ""', "A test call needs a scenario prompt in quotes"),
         ('run agent:12 --fast "Hi"', 'I don\'t know the option "--fast".'),
         ("alias set support", "alias set needs a name and a target"),
-        ("alias set run agent:12", '"run" can\'t be an alias name'),
+        ("alias set run agent:12", '"run" can\'t be an alias name: it is a word /testcall'),
+        (
+            "alias set " + "x" * 40 + " agent:12",
+            f'"{"x" * 40}" can\'t be an alias name: it is 40 characters; use up to 32.',
+        ),
+        ("alias set -x agent:12", '"-x" can\'t be an alias name: use letters, digits'),
         ("alias set support support2", 'I couldn\'t read "support2"'),
     ],
 )

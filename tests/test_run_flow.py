@@ -156,6 +156,10 @@ async def test_an_alias_names_a_target(stack: LocalStack) -> None:
     maria = stack.user()
     saved = await maria.slash("alias set Support agent:12")
     assert saved.ephemeral is not None and "`support` now means agent 12" in saved.ephemeral.text
+    moved = await maria.slash("alias set support agent:14")
+    assert moved.ephemeral is not None
+    assert "`support` now means agent 14 (was agent 12)" in moved.ephemeral.text
+    await maria.slash("alias set support agent:12")
     confirmation = await confirm(maria, 'run support "Ask about refunds."')
     assert "support (agent 12)" in shown(confirmation)
     listed = await maria.slash("alias list")

@@ -183,11 +183,16 @@ def help_message() -> dict[str, Any]:
     )
 
 
-def alias_saved(alias: Alias) -> dict[str, Any]:
+def alias_saved(alias: Alias, previous: Alias | None = None) -> dict[str, Any]:
+    """What an alias now means, and what it replaced."""
     target = target_text(alias.target_type, alias.target_id)
+    was = ""
+    if previous is not None:
+        before = target_text(previous.target_type, previous.target_id)
+        was = " (unchanged)" if before == target else f" (was {before})"
     return decided(
-        f"Saved: `{escape(alias.name)}` now means {target}. Try `/testcall run {escape(alias.name)}"
-        ' "…"`.'
+        f"Saved: `{escape(alias.name)}` now means {target}{was}. Try "
+        f'`/testcall run {escape(alias.name)} "…"`.'
     )
 
 
