@@ -93,7 +93,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         print(describe_settings_error(error), file=sys.stderr)
         return 2
+    refused = asyncio.run(_slack_refuses_token(settings))
+    if refused:
+        print(
+            "thunderbot cannot start; fix these environment variables:\n"
+            f"  SLACK_BOT_TOKEN is not accepted by Slack ({refused}): copy the Bot User OAuth "
+            "Token (xoxb-…) from the app's OAuth & Permissions page",
+            file=sys.stderr,
+        )
+        return 2
     return _serve(settings, sandbox=args.sandbox)
+
+
+async def _slack_refuses_token(settings: Settings) -> str | None:
+    """Slack's reason for refusing the bot token (auth.test), or None. Slack being out of
+    reach is no reason to refuse to start: that is logged, and the bot starts."""
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.slack_errors import SLACK_EXCEPTIONS, Problem, classify
+
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=max(1, round(settings.thunderbot_slack_timeout)),
+        retry_handlers=[],
+    )
+    try:
+        await client.auth_test()
+    except SLACK_EXCEPTIONS as error:
+        failure = classify(error)
+        if failure.problem is Problem.AUTH:
+            return failure.code
+        log.warning("could not check the Slack token at start-up: %s", failure.code)
+    return None
 
 
 def _settings_for_serve(sandbox: bool) -> Settings:

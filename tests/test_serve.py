@@ -10,8 +10,15 @@ import pytest
 import sqlite_utils
 
 from bot.cli import _settings_for_serve, main
+from bot.sandbox.slack import FakeSlack
 from tests.helpers import shown
-from tests.serve_process import BotProcess, ServedBot, process_environment, thunderbot_command
+from tests.serve_process import (
+    BotProcess,
+    ServedBot,
+    free_port,
+    process_environment,
+    thunderbot_command,
+)
 
 TEST_TIMEOUT = 90  # seconds for a whole test: two interpreter start-ups at most, on a slow machine
 # What an unclean stop leaves in the output: resources nobody closed, tasks nobody awaited.
@@ -133,3 +140,27 @@ async def test_the_real_process_refuses_serve_sandbox_without_a_bot_token(tmp_pa
     assert exited.code == 2, process.describe()
     assert "SLACK_BOT_TOKEN is required" in exited.stderr
     assert "listening" not in exited.output and "simulator" not in exited.output
+
+
+async def test_serve_refuses_a_token_slack_does_not_accept(tmp_path: Path) -> None:
+    async with FakeSlack() as fake:
+        env = process_environment(
+            {
+                "SLACK_BOT_TOKEN": "xoxb-not-this-one",
+                "SLACK_SIGNING_SECRET": "s",
+                "SLACK_API_URL": fake.api_url,
+                "HOST": "127.0.0.1",
+                "PORT": str(free_port()),
+            }
+        )
+        process = BotProcess(thunderbot_command("serve", "--sandbox"), env, cwd=tmp_path)
+        async with asyncio.timeout(TEST_TIMEOUT):
+            try:
+                await process.start()
+                exited = await process.wait()
+            finally:
+                await process.kill()
+    assert exited.code == 2, process.describe()
+    assert "SLACK_BOT_TOKEN is not accepted by Slack (invalid_auth)" in exited.stderr
+    assert "Traceback" not in exited.output and "listening" not in exited.output
+    assert [call.method for call in fake.calls] == ["auth.test"]
