@@ -19,8 +19,10 @@ from datetime import datetime
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter
+from matplotlib.textpath import TextPath
+from matplotlib.ticker import FixedLocator, FuncFormatter, MultipleLocator
 
 WIDTH_INCHES, HEIGHT_INCHES, DPI = 7.2, 5.0, 100  # 720 x 500 px, shown at about half that
 FONT = "DejaVu Sans"
@@ -272,3 +274,182 @@ def _legend_handles(points: Sequence[TrendChartPoint]) -> list[Line2D]:
             for target in targets
         ]
     return handles
+
+
+# Okabe-Ito: told apart with colour blindness too, and each target has its own marker as well.
+COMPARE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9")
+COMPARE_LEGEND_COLUMNS = 2
+# What fits a legend column and the title, in pixels: longer ones are cut short with "…".
+COMPARE_LABEL_PIXELS, TITLE_PIXELS = 270, 690
+DURATION_STEPS = (5, 10, 15, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+
+@dataclass(frozen=True)
+class CompareSeries:
+    """One target on the compare chart: each scored run as (duration in seconds, score 0-1)."""
+
+    label: str
+    points: tuple[tuple[int, float], ...]
+
+
+def compare_png(series: Sequence[CompareSeries], *, title: str) -> bytes:
+    """Each run's score against its duration, a colour and a marker per target, with each
+    target's middle (median duration, mean score) as a large ringed marker. Raises ValueError
+    when no run has both."""
+    if not any(one.points for one in series):
+        raise ValueError("a compare chart needs at least one run with a score and a duration")
+    figure = Figure(figsize=(WIDTH_INCHES, HEIGHT_INCHES), dpi=DPI, facecolor="white")
+    FigureCanvasAgg(figure)
+    label_font = FontProperties(family=FONT, size=LABEL_SIZE)
+    title_font = FontProperties(family=FONT, size=TITLE_SIZE, weight="bold")
+    handles = [
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker=TARGET_MARKERS[index % len(TARGET_MARKERS)],
+            markersize=11,
+            markerfacecolor=COMPARE_COLOURS[index % len(COMPARE_COLOURS)],
+            markeredgecolor="white",
+            label=_fit(
+                one.label + ("" if one.points else " (no scored runs)"),
+                label_font,
+                COMPARE_LABEL_PIXELS,
+            ),
+        )
+        for index, one in enumerate(series)
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markersize=15,
+            markerfacecolor="none",
+            markeredgecolor="#666666",
+            markeredgewidth=2.5,
+            label="median time, mean score",
+        )
+    )
+    legend_rows = -(-len(handles) // COMPARE_LEGEND_COLUMNS)
+    top = 0.79 - 0.07 * (legend_rows - 1)
+    axes: Axes = figure.add_subplot(
+        figure.add_gridspec(1, 1, left=0.14, right=0.96, top=top, bottom=0.15)[0]
+    )
+    _style(axes)
+    axes.grid(axis="x", color=GRID_COLOUR, linewidth=1)
+    _draw_runs(axes, series)
+    figure.text(
+        0.02,
+        0.975,
+        _fit(title, title_font, TITLE_PIXELS),
+        ha="left",
+        va="top",
+        fontsize=TITLE_SIZE,
+        fontweight="bold",
+        family=FONT,
+        color=TEXT_COLOUR,
+    )
+    figure.legend(
+        handles=_row_major(handles, COMPARE_LEGEND_COLUMNS),
+        loc="upper left",
+        bbox_to_anchor=(0.01, 0.91),
+        ncol=COMPARE_LEGEND_COLUMNS,
+        frameon=False,
+        handlelength=1.2,
+        columnspacing=1.4,
+        handletextpad=0.4,
+        prop=label_font,
+    )
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _row_major(handles: list[Line2D], columns: int) -> list[Line2D]:
+    """Handles in the order that makes matplotlib (which fills a legend column by column)
+    show them row by row, as they are read."""
+    rows = -(-len(handles) // columns)
+    return [
+        handles[row * columns + column]
+        for column in range(columns)
+        for row in range(rows)
+        if row * columns + column < len(handles)
+    ]
+
+
+def _draw_runs(axes: Axes, series: Sequence[CompareSeries]) -> None:
+    durations = [d for one in series for d, _ in one.points]
+    scores = [s * 100 for one in series for _, s in one.points]
+    low, high = min(durations), max(durations)
+    pad = max((high - low) * 0.08, 10.0)
+    axes.set_xlim(max(0.0, low - pad), high + pad)
+    # Targets sharing a (duration, score) would hide each other: each is nudged sideways a
+    # little, by its place in the legend, so every colour stays in sight.
+    span = high - low + 2 * pad
+    nudge = span * 0.022
+    drawn = [index for index, one in enumerate(series) if one.points]
+    for place, index in enumerate(drawn):
+        one = series[index]
+        colour = COMPARE_COLOURS[index % len(COMPARE_COLOURS)]
+        marker = TARGET_MARKERS[index % len(TARGET_MARKERS)]
+        shift = (place - (len(drawn) - 1) / 2) * nudge
+        axes.plot(
+            [d + shift for d, _ in one.points],
+            [s * 100 for _, s in one.points],
+            linestyle="none",
+            marker=marker,
+            markersize=11,
+            markerfacecolor=colour,
+            markeredgecolor="white",
+            markeredgewidth=1.2,
+            alpha=0.9,
+            zorder=3,
+        )
+        middle_duration = sorted(d for d, _ in one.points)[(len(one.points) - 1) // 2]
+        middle_score = sum(s for _, s in one.points) / len(one.points) * 100
+        axes.plot(
+            [middle_duration + shift],
+            [middle_score],
+            linestyle="none",
+            marker=marker,
+            markersize=20,
+            markerfacecolor="none",
+            markeredgecolor=colour,
+            markeredgewidth=2.5,
+            zorder=4,
+        )
+    # From a round ten a little below the lowest score, so the runs fill the plot; to 100%.
+    floor = int(max(0, min(scores) - 5) // 10 * 10)
+    step = 10 if 100 - floor <= 50 else 20
+    floor = floor // step * step
+    axes.set_ylim(floor - (100 - floor) * 0.05, 100 + (100 - floor) * 0.06)
+    axes.yaxis.set_major_locator(FixedLocator(list(range(floor, 101, step))))
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f}%"))
+    # Whole, round steps of seconds (never 0:22, 0:25, 0:28), about five of them.
+    step = next((s for s in DURATION_STEPS if span / s <= 6), DURATION_STEPS[-1])
+    axes.xaxis.set_major_locator(MultipleLocator(step))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _minutes(value)))
+    axes.tick_params(axis="x", labelsize=TICK_SIZE)
+    axes.set_xlabel("call duration (m:ss)", fontsize=LABEL_SIZE, family=FONT, color=TEXT_COLOUR)
+    axes.set_ylabel("score", fontsize=LABEL_SIZE, family=FONT, color=TEXT_COLOUR)
+
+
+def _fit(text: str, font: FontProperties, pixels: float) -> str:
+    """`text` as drawn in `font`, cut short with "…" where it would be wider than `pixels`."""
+
+    def width(candidate: str) -> float:
+        # A text path is measured in points; the figure draws DPI pixels to 72 points.
+        return float(TextPath((0, 0), candidate, prop=font).get_extents().width) * DPI / 72
+
+    if width(text) <= pixels:
+        return text
+    while len(text) > 1 and width(text + "…") > pixels:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def _minutes(seconds: float) -> str:
+    minutes, rest = divmod(max(round(seconds), 0), 60)
+    return f"{minutes}:{rest:02d}"

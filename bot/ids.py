@@ -13,6 +13,10 @@ START_BATCH = "batch_start"
 CANCEL_BATCH = "batch_cancel"
 BLESS_BATCH = "batch_bless"
 
+# Buttons on a compare's confirmation (route: batch_id, holding the compare's id).
+START_COMPARE = "compare_start"
+CANCEL_COMPARE = "compare_cancel"
+
 # Buttons asking before a suite is deleted (route: suite).
 DELETE_SUITE = "suite_delete"
 KEEP_SUITE = "suite_keep"
@@ -60,4 +64,6 @@ ACTIONS = (
     BLESS_BATCH,
     DELETE_SUITE,
     KEEP_SUITE,
+    START_COMPARE,
+    CANCEL_COMPARE,
 )

@@ -9,8 +9,9 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import batches, ids, launch, reviews
+from bot import batches, compare, ids, launch, reviews
 from bot.blocks import batches as batch_blocks
+from bot.blocks import compare as compare_blocks
 from bot.blocks import replies, suite_replies
 from bot.outcomes import AlreadyDecided, BatchAlreadyDecided, BatchOutcome, LaunchOutcome
 from bot.routing import Route, decode
@@ -145,6 +146,28 @@ async def handle_cancel_batch(
     await respond(replace_original=True, **batch_blocks.outcome(outcome))
 
 
+async def handle_start_compare(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    await ack()
+    compare_id = _route(body).batch_id  # a compare's buttons carry its id there
+    outcome: compare.CompareOutcome = compare.CompareAlreadyDecided(None)
+    if compare_id is not None:
+        outcome = await compare.start(services_of(context), compare_id, body["user"]["id"])
+    await respond(replace_original=True, **compare_blocks.outcome(outcome))
+
+
+async def handle_cancel_compare(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    await ack()
+    compare_id = _route(body).batch_id
+    outcome: compare.CompareOutcome = compare.CompareAlreadyDecided(None)
+    if compare_id is not None:
+        outcome = compare.cancel(services_of(context), compare_id, body["user"]["id"])
+    await respond(replace_original=True, **compare_blocks.outcome(outcome))
+
+
 async def handle_bless(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
@@ -188,6 +211,8 @@ HANDLERS = {
     ids.BLESS_BATCH: handle_bless,
     ids.DELETE_SUITE: handle_delete_suite,
     ids.KEEP_SUITE: handle_keep_suite,
+    ids.START_COMPARE: handle_start_compare,
+    ids.CANCEL_COMPARE: handle_cancel_compare,
 }
 
 

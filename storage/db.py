@@ -383,3 +383,38 @@ def m005_batch_kinds(db: Database) -> None:
         pk=("target_type", "target_id"),
         not_null={"suite"},
     )
+
+
+@migrations()
+def m006_compares(db: Database) -> None:
+    """Compares: the same scenarios against several targets after one consent, shown on one
+    card, sent as one batch per target (`batches.compare_id`); and each target's product tier,
+    read off one of its calls once the compare is over."""
+    db.table("compares").create(
+        {
+            "id": str,
+            "team_id": str,
+            "channel_id": str,
+            "user_id": str,
+            "suite": str,
+            "prompt": str,
+            "repeat": int,
+            "status": str,
+            "error": str,
+            "decided_by": str,
+            "decided_at": str,
+            "created_at": str,
+            "finished_at": str,
+            "chart_at": str,
+            "chart_error": str,
+        },
+        pk="id",
+        not_null={"team_id", "channel_id", "user_id", "status"},
+    )
+    db.table("compare_tiers").create(
+        {"compare_id": str, "batch_id": str, "product": str, "fetched_at": str},
+        pk=("compare_id", "batch_id"),
+        foreign_keys=[("compare_id", "compares", "id")],
+    )
+    db.table("batches").add_column("compare_id", str)
+    db.table("batches").create_index(["compare_id"])

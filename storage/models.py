@@ -227,6 +227,7 @@ class BatchRecord(Record):
     blessed_by: str | None = None
     blessed_at: str | None = None
     kind: BatchKind = "batch"
+    compare_id: str | None = None  # one target of a compare: shown on the compare's card
 
     @model_validator(mode="after")
     def _a_suite_run_is_one(self) -> BatchRecord:
@@ -269,3 +270,32 @@ class SmokeSuite(Record):
     suite: str
     marked_by: str = ""
     marked_at: str = ""
+
+
+# proposed: waiting for Start · launching: being sent, target after target · launched: every
+# target's batch started · partial: some did · failed: none did (or the card could not be
+# posted) · cancelled / expired: never sent.
+CompareStatus = Literal[
+    "proposed", "launching", "launched", "partial", "failed", "cancelled", "expired"
+]
+
+
+class CompareRecord(Record):
+    """The same scenarios (a suite's cases, or one prompt) against several targets: one
+    consent, one card, one batch per target."""
+
+    id: str
+    team_id: str
+    channel_id: str
+    user_id: str
+    suite: str | None = None
+    prompt: str | None = None
+    repeat: int = 1
+    status: CompareStatus = "proposed"
+    error: str | None = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+    created_at: str = ""
+    finished_at: str | None = None  # every run of every target done; the chart is drawn once
+    chart_at: str | None = None  # the chart was shared (or could not be)
+    chart_error: str | None = None

@@ -13,6 +13,7 @@ from syrupy.assertion import SnapshotAssertion
 from bot import ids
 from bot.batch_report import BatchReport, Row
 from bot.blocks import batches, replies, suite_replies
+from bot.blocks import compare as compare_blocks
 from bot.blocks.home import home_view
 from bot.blocks.modals import (
     TURNS_PER_PAGE,
@@ -22,12 +23,14 @@ from bot.blocks.modals import (
     transcript_modal,
 )
 from bot.blocks.runs import launch_card, run_card, run_result
+from bot.compare import CompareView, Latency, Proposal, TargetFigures, best_marks
 from bot.expectations import Expected
 from bot.verdicts import Counts, Progress
 from storage.models import (
     BatchItem,
     BatchPart,
     BatchRecord,
+    CompareRecord,
     FlagRecord,
     GradeRecord,
     Launch,
@@ -148,6 +151,99 @@ def batch_report(**changes: Any) -> BatchReport:
     return BatchReport(**fields)
 
 
+COMPARE = CompareRecord(
+    id="d" * 32,
+    team_id="T1",
+    channel_id="C0QA",
+    user_id="U0MARIA",
+    suite="refunds",
+    repeat=2,
+    status="launched",
+    decided_by="U0MARIA",
+    decided_at="2026-11-22T14:02:00+00:00",
+    created_at="2026-11-22T14:01:00+00:00",
+)
+COMPARE_TARGETS = [
+    BATCH.model_copy(
+        update={
+            "id": f"{n - 10}" * 32,
+            "target_id": n,
+            "target_label": label,
+            "compare_id": COMPARE.id,
+        }
+    )
+    for n, label in ((12, "agent:12"), (13, "support <v2>"), (14, "agent:14"))
+]
+
+
+def compare_target(index: int, **changes: Any) -> TargetFigures:
+    batch = COMPARE_TARGETS[index]
+    fields: dict[str, Any] = {
+        "batch_id": batch.id,
+        "target_type": "agent",
+        "target_id": 12 + index,
+        "label": ("agent 12", "support <v2>", "agent 14")[index],
+        "name": ("Support agent", "Support & XL", "Sales agent")[index],
+        "tier": ("spark", "storm-base", "bolt")[index],
+        "planned": 10,
+        "started": 10,
+        "done": 10,
+        "grading": 0,
+        "failures": (1, 0, 2)[index],
+        "spent_cents": (140, 190, 220)[index],
+        "mean_score": (0.86, 0.84, 0.81)[index],
+        "duration_p50": (48, 52, 62)[index],
+        "duration_p95": (70, 91, 100)[index],
+        "latency": Latency(
+            (820, 640, 1100)[index], (1400, 1210, 2050)[index], 40, (0, 3, 0)[index]
+        ),
+        "mean_cost_cents": (14.0, 19.0, 22.0)[index],
+    }
+    fields.update(changes)
+    return TargetFigures(**fields)
+
+
+def compare_examples() -> dict[str, dict[str, Any]]:
+    finished = [compare_target(i) for i in range(3)]
+    running = [
+        compare_target(0, done=4, tier=None),
+        compare_target(
+            1,
+            done=0,
+            started=0,
+            tier=None,
+            mean_score=None,
+            duration_p50=None,
+            duration_p95=None,
+            latency=Latency(),
+            mean_cost_cents=None,
+            not_started=("ThunderPhone says the balance is empty (HTTP 402).",),
+        ),
+        compare_target(2, done=7, tier=None, grading=1),
+    ]
+    items = [item.model_copy(update={"attempt": 1 + item.position % 2}) for item in ITEMS[:10]]
+    done = COMPARE.model_copy(update={"chart_at": "2026-11-22T14:20:00+00:00"})
+    return {
+        "compare_confirmation": compare_blocks.confirmation(
+            Proposal(
+                COMPARE.model_copy(update={"status": "proposed"}),
+                [
+                    (COMPARE_TARGETS[0], [16, 18]),
+                    (COMPARE_TARGETS[1], []),
+                    (COMPARE_TARGETS[2], [20]),
+                ],
+                items,
+            )
+        ),
+        "compare_card_running": compare_blocks.compare_card(
+            CompareView(COMPARE.model_copy(update={"status": "partial"}), running, 5, False)
+        ),
+        "compare_card_finished": compare_blocks.compare_card(
+            CompareView(done, finished, 5, True, best_marks(finished))
+        ),
+    }
+
+
 def message_examples() -> dict[str, dict[str, Any]]:
     finished = batch_report(
         finished=True,
@@ -201,6 +297,7 @@ def message_examples() -> dict[str, dict[str, Any]]:
         ),
         "refusal": replies.refusal('I couldn\'t read "agent:twelve".', "/testcall run <target>"),
         "help": replies.help_message(),
+        **compare_examples(),
     }
 
 

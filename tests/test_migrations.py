@@ -93,4 +93,5 @@ def test_upgrading_twice_changes_nothing(upgraded: Database, tmp_path: Path) -> 
         "m003_suites",
         "m004_batches",
         "m005_batch_kinds",
+        "m006_compares",
     ]

@@ -70,7 +70,8 @@ class _RunState:
 
 
 class ThunderPhoneSandbox(WebhookSender):
-    """In-process ThunderPhone API with seeded agents 12, 14 and phone number 34."""
+    """In-process ThunderPhone API with seeded agents 12, 13 and 14 (spark, storm-base and
+    bolt) and phone number 34."""
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 JSON = dict[str, Any]
 
 CHARGE_MULTIPLIER = 2
-RATE_CENTS_PER_MINUTE = {"spark": 8, "bolt": 10}
+RATE_CENTS_PER_MINUTE = {"spark": 8, "bolt": 10, "storm-base": 12}
 DEMO_CALLER_NUMBER = "+14155550199"
 
 
@@ -39,6 +39,7 @@ class Target:
 
 AGENTS = {
     12: Agent(12, "Support agent", "spark", "+14155550123"),
+    13: Agent(13, "Support XL", "storm-base", "+14155550125"),
     14: Agent(14, "Sales agent", "bolt", "+14155550124"),
 }
 PHONE_NUMBERS = {34: Target("phone_number", 34, "Main line", AGENTS[12])}

@@ -249,6 +249,7 @@ class Call(ResponseModel):
     grade_status: str = ""
     is_test_call: bool = False
     issue_count: int = 0
+    product: str = ""  # the product tier the call ran on: spark, bolt, storm-base, …
 
 
 class TranscriptEntry(ResponseModel):
