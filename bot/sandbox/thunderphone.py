@@ -399,7 +399,7 @@ class ThunderPhoneSandbox(WebhookSender):
             run.update(status="failed", error_message=message, started_at=now, completed_at=now)
             run["updated_at"] = now
             state.stage = _DONE
-            tasks += self._emit(run_id, "test-call.completed", run)
+            tasks += self._emit(run_id, "test-call.completed", {"test_call_run": run})
             self._batch_progress(run)
         elif state.stage == _QUEUED:
             call_id = self._next("call")
@@ -427,13 +427,13 @@ class ThunderPhoneSandbox(WebhookSender):
             run.update(transcript=entries, completed_at=ended, updated_at=now)
             state.stage = _COMPLETED
             if not self.grade_before_complete:
-                tasks += self._emit(run_id, "test-call.completed", run)
+                tasks += self._emit(run_id, "test-call.completed", {"test_call_run": run})
             self._batch_progress(run)
         elif state.stage == _COMPLETED and not scenario.graded:
             # `[no-grade]`: the grader never answers; the call stays `pending` a grade.
             state.stage = _DONE
             if self.grade_before_complete:
-                tasks += self._emit(run_id, "test-call.completed", run)
+                tasks += self._emit(run_id, "test-call.completed", {"test_call_run": run})
         elif state.stage == _COMPLETED:
             call = self.calls[run["call_id"]]
             grade = sc.grade_object(self._next("grade"), call["call_id"], scenario, agent.name, now)
@@ -446,7 +446,7 @@ class ThunderPhoneSandbox(WebhookSender):
             data = {"call_id": call["call_id"], "agent_name": agent.name, "grade": grade}
             tasks += self._emit(run_id, "call.graded", data)
             if self.grade_before_complete:
-                tasks += self._emit(run_id, "test-call.completed", run)
+                tasks += self._emit(run_id, "test-call.completed", {"test_call_run": run})
         return tasks
 
     def _batch_progress(self, run: JSON) -> None:

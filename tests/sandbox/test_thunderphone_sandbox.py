@@ -189,10 +189,13 @@ async def test_webhook_payloads_parse_with_the_sdk(
     types = [event["type"] for event in receiver.received]
     assert types == ["test-call.completed", "call.graded"]
     completed, graded = receiver.received
-    assert SimulationRun.from_dict(completed["data"]).id == run["id"]
-    assert completed["data"]["status"] == "completed"
+    # The shape of ThunderPhone's guide: the run under data.test_call_run.
+    assert SimulationRun.from_dict(completed["data"]["test_call_run"]).id == run["id"]
+    assert completed["data"]["test_call_run"]["status"] == "completed"
     grade = CallGrade.from_dict(graded["data"]["grade"])
-    assert grade.call_id == graded["data"]["call_id"] == completed["data"]["call_id"]
+    assert (
+        grade.call_id == graded["data"]["call_id"] == completed["data"]["test_call_run"]["call_id"]
+    )
     assert graded["data"]["agent_name"] == "Support agent"
     assert receiver.rejected == 0
 
@@ -510,7 +513,8 @@ async def test_grade_before_complete_ordering(
     await sandbox.advance(run["id"])
     assert [e["type"] for e in receiver.received] == ["call.graded", "test-call.completed"]
     assert (
-        receiver.received[1]["data"]["grade"]["score"] == sandbox.runs[run["id"]]["grade"]["score"]
+        receiver.received[1]["data"]["test_call_run"]["grade"]["score"]
+        == sandbox.runs[run["id"]]["grade"]["score"]
     )
 
 
@@ -603,7 +607,8 @@ async def test_fail_tag_fails_before_a_call_exists(
     assert failed["error_message"] == tp_scenarios.FAILED_CALL_MESSAGE
     assert sandbox.calls == {} and sandbox.grades == {}
     (event,) = receiver.received
-    assert event["type"] == "test-call.completed" and event["data"]["status"] == "failed"
+    assert event["type"] == "test-call.completed"
+    assert event["data"]["test_call_run"]["status"] == "failed"
     await sandbox.advance(run["id"])  # nothing further happens to a finished run
     assert len(receiver.received) == 1
     await sandbox.wait_until_settled(timeout=1)
