@@ -154,7 +154,7 @@ async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutco
         log.warning("unclear answer to launch %s: %s", launch_id, error)
         if launches.finish_launch(db, launch_id, status="unknown", error=str(error)):
             services.outbox.show(card, launch.channel_id, launch_card(launch, CHECKING))
-        return Unclear(_reason(error))
+        return Unclear(f"ThunderPhone didn't answer clearly ({_reason(error)})")
     await adopt(services, launch, created)
     launch = launches.get_launch(db, launch_id)
     assert launch is not None

@@ -21,18 +21,13 @@ from bot.blocks.common import (
     target_text,
     trim,
 )
-from bot.blocks.replies import decided
+from bot.blocks.replies import decided, decided_earlier, not_started
 from bot.blocks.suites import baseline_label, case_reasons, counts_text, progress_line
 from bot.blocks.suites import regression_summary as _regression_summary
 from bot.outcomes import (
     BatchAlreadyDecided,
     BatchOutcome,
     BatchStarted,
-    Cancelled,
-    CannotPost,
-    ConfirmationExpired,
-    Refused,
-    Unclear,
 )
 from bot.routing import Route, encode
 from bot.verdicts import check
@@ -120,43 +115,20 @@ def outcome(result: BatchOutcome) -> dict[str, Any]:
             if problem:
                 text += f"\nThe rest did not start: {escape(problem)}"
             return decided(text)
-        case Cancelled():
-            return decided("Cancelled. Nothing was started or charged.")
         case BatchAlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
         case BatchAlreadyDecided(batch):
             assert batch is not None
-            who = mention(batch.decided_by) if batch.decided_by else "someone"
-            if batch.status == "cancelled":
-                return decided(f"Cancelled by {who} at {clock(batch.decided_at)}.")
-            if batch.status == "expired":
-                return decided("This confirmation has expired. Run the command again.")
-            if batch.status == "failed":
-                reason = escape(batch.error or "see the card")
-                return decided(f"This batch did not start ({reason}). Run the command again.")
-            return decided(f"Already started by {who} at {clock(batch.decided_at)}.")
-        case ConfirmationExpired():
-            return decided(
-                "This confirmation is more than an hour old, so I didn't start anything. "
-                "Run the command again to get a fresh one."
+            return decided_earlier(
+                "batch",
+                status=batch.status,
+                by=batch.decided_by,
+                at=batch.decided_at,
+                error=batch.error,
             )
-        case CannotPost(problem, False):
-            return decided(
-                "Slack hasn't taken my card in this channel yet (it is busy, or asking me to "
-                "slow down), so I didn't start the batch. Try again in a minute."
-            )
-        case CannotPost(problem):
-            return decided(
-                f"I can't post in this channel ({escape(problem)}), so I didn't start the "
-                "batch. Invite me with `/invite @thunderbot`, or run it in a channel I'm in."
-            )
-        case Refused(reason):
-            return decided(f"Couldn't start the batch. {escape(reason)}")
-        case Unclear(reason):
-            return decided(
-                f"{escape(reason)}, so I can't tell yet whether the batch started. I'm "
-                "checking: the card will show the runs if it did. Please don't start it again."
-            )
+    answer = not_started(result, "the batch")
+    if answer is not None:
+        return answer
     raise AssertionError(result)  # pragma: no cover
 
 

@@ -21,7 +21,7 @@ from bot.blocks.common import (
     section,
     trim,
 )
-from bot.blocks.replies import decided
+from bot.blocks.replies import decided, decided_earlier, not_started
 from bot.compare import (
     CompareAlreadyDecided,
     CompareOutcome,
@@ -30,7 +30,6 @@ from bot.compare import (
     Proposal,
     TargetFigures,
 )
-from bot.outcomes import Cancelled, CannotPost, ConfirmationExpired, Refused, Unclear
 from bot.routing import Route, encode
 from storage.models import BatchRecord, CompareRecord
 
@@ -164,43 +163,20 @@ def outcome(result: CompareOutcome) -> dict[str, Any]:
             if problems:
                 text += "\nNot started: " + "; ".join(escape(p) for p in problems)
             return decided(text)
-        case Cancelled():
-            return decided("Cancelled. Nothing was started or charged.")
         case CompareAlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
         case CompareAlreadyDecided(compare):
             assert compare is not None
-            who = mention(compare.decided_by) if compare.decided_by else "someone"
-            if compare.status == "cancelled":
-                return decided(f"Cancelled by {who} at {clock(compare.decided_at)}.")
-            if compare.status == "expired":
-                return decided("This confirmation has expired. Run the command again.")
-            if compare.status == "failed":
-                reason = escape(compare.error or "see the card")
-                return decided(f"This compare did not start ({reason}). Run the command again.")
-            return decided(f"Already started by {who} at {clock(compare.decided_at)}.")
-        case ConfirmationExpired():
-            return decided(
-                "This confirmation is more than an hour old, so I didn't start anything. "
-                "Run the command again to get a fresh one."
+            return decided_earlier(
+                "compare",
+                status=compare.status,
+                by=compare.decided_by,
+                at=compare.decided_at,
+                error=compare.error,
             )
-        case CannotPost(problem, False):
-            return decided(
-                "Slack hasn't taken my card in this channel yet (it is busy, or asking me to "
-                "slow down), so I didn't start the compare. Try again in a minute."
-            )
-        case CannotPost(problem):
-            return decided(
-                f"I can't post in this channel ({escape(problem)}), so I didn't start the "
-                "compare. Invite me with `/invite @thunderbot`, or run it in a channel I'm in."
-            )
-        case Refused(reason):
-            return decided(f"Couldn't start the compare. {escape(reason)}")
-        case Unclear(reason):
-            return decided(
-                f"{escape(reason)}, so I can't tell yet whether the runs started. I'm checking: "
-                "the card will show them if they did. Please don't start it again."
-            )
+    answer = not_started(result, "the compare")
+    if answer is not None:
+        return answer
     raise AssertionError(result)  # pragma: no cover
 
 

@@ -96,18 +96,69 @@ def started(launch: Launch, run_id: int) -> dict[str, Any]:
     )
 
 
-def already_decided(launch: Launch) -> dict[str, Any]:
-    who = mention(launch.decided_by) if launch.decided_by else "someone"
-    when = clock(launch.decided_at)
-    if launch.status == "cancelled":
-        return decided(f"Cancelled by {who} at {when}.")
-    if launch.status == "expired":
+def decided_earlier(
+    what: str, *, status: str, by: str | None, at: str | None, error: str | None
+) -> dict[str, Any]:
+    """A confirmation someone else (or an earlier click) already decided; `what` names it."""
+    who = mention(by) if by else "someone"
+    if status == "cancelled":
+        return decided(f"Cancelled by {who} at {clock(at)}.")
+    if status == "expired":
         return decided("This confirmation has expired. Run the command again.")
-    if launch.status == "failed":
-        return decided(f"This launch did not start: {escape(launch.error or 'unknown error')}")
+    if status == "failed":
+        reason = escape(error or "see the card")
+        return decided(f"This {what} did not start ({reason}). Run the command again.")
+    return decided(f"Already started by {who} at {clock(at)}.")
+
+
+def already_decided(launch: Launch) -> dict[str, Any]:
     if launch.status == "launched":
-        return decided(f"Already started by {who} at {when} (run {launch.run_id}).")
-    return decided(f"Already being started by {who} at {when}.")
+        who = mention(launch.decided_by) if launch.decided_by else "someone"
+        return decided(
+            f"Already started by {who} at {clock(launch.decided_at)} (run {launch.run_id})."
+        )
+    if launch.status in ("launching", "unknown"):
+        who = mention(launch.decided_by) if launch.decided_by else "someone"
+        return decided(f"Already being started by {who} at {clock(launch.decided_at)}.")
+    return decided_earlier(
+        "test call",
+        status=launch.status,
+        by=launch.decided_by,
+        at=launch.decided_at,
+        error=launch.error,
+    )
+
+
+def not_started(outcome: object, what: str) -> dict[str, Any] | None:
+    """The answers every kind of launch shares when nothing (new) started; `what` names it
+    ("the test call", "the batch"…). None for any other outcome."""
+    match outcome:
+        case Cancelled():
+            return decided("Cancelled. Nothing was started or charged.")
+        case ConfirmationExpired():
+            return decided(
+                "This confirmation is more than an hour old, so I didn't start anything. "
+                "Run the command again to get a fresh one."
+            )
+        case CannotPost(_, False):
+            return decided(
+                "Slack hasn't taken my card in this channel yet (it is busy, or asking me to "
+                f"slow down), so I didn't start {what}. Try again in a minute."
+            )
+        case CannotPost(problem):
+            return decided(
+                f"I can't post in this channel ({escape(problem)}), so I didn't start {what}. "
+                "Invite me with `/invite @thunderbot`, or run it in a channel I'm in."
+            )
+        case Refused(reason):
+            return decided(f"Couldn't start {what}. {escape(reason)}")
+        case Unclear(reason):
+            return decided(
+                f"{escape(reason)}, so I can't tell yet whether {what} started. I'm checking: "
+                "the card in the channel will show it if it did. Please don't start it again "
+                "until then."
+            )
+    return None
 
 
 def launch_outcome(outcome: LaunchOutcome) -> dict[str, Any]:
@@ -115,38 +166,14 @@ def launch_outcome(outcome: LaunchOutcome) -> dict[str, Any]:
     match outcome:
         case Started(launch, run_id):
             return started(launch, run_id)
-        case Cancelled():
-            return decided("Cancelled. Nothing was started or charged.")
         case AlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
         case AlreadyDecided(launch):
             assert launch is not None
             return already_decided(launch)
-        case ConfirmationExpired():
-            return decided(
-                "This confirmation is more than an hour old, so I didn't start anything. "
-                "Run the command again to get a fresh one."
-            )
-        case CannotPost(problem, False):
-            return decided(
-                "Slack hasn't taken my card in this channel yet (it is busy, or asking me to "
-                "slow down), so I didn't start the test call. Try again in a minute."
-            )
-        case CannotPost(problem):
-            return decided(
-                f"I can't post in this channel ({escape(problem)}), so I didn't start the test "
-                "call. Invite me with `/invite @thunderbot`, or run the command in a channel "
-                "I'm in."
-            )
-        case Refused(reason):
-            return decided(f"Couldn't start the test call. {escape(reason)}")
-        case Unclear(reason):
-            return decided(
-                f"ThunderPhone didn't answer clearly ({escape(reason)}), so I can't tell yet "
-                "whether the test call started. I'm checking: the card in the channel will show "
-                "the run if it did. Please don't start it again until then."
-            )
-    raise AssertionError(outcome)  # pragma: no cover
+    answer = not_started(outcome, "the test call")
+    assert answer is not None, outcome
+    return answer
 
 
 def refusal(problem: str, usage: str | None = None) -> dict[str, Any]:
