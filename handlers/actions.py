@@ -1,7 +1,10 @@
-"""Buttons: Start / Cancel on a confirmation; Flag, Transcript, Run again on a result."""
+"""Buttons: Start / Cancel on a confirmation (a test call, a batch, a compare); Flag,
+Transcript, Run again on a result; Bless; deleting a suite."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -13,7 +16,7 @@ from bot import batches, compare, ids, launch, reviews
 from bot.blocks import batches as batch_blocks
 from bot.blocks import compare as compare_blocks
 from bot.blocks import replies, suite_replies
-from bot.outcomes import AlreadyDecided, BatchAlreadyDecided, BatchOutcome, LaunchOutcome
+from bot.outcomes import AlreadyDecided, BatchAlreadyDecided
 from bot.routing import Route, decode
 from handlers.context import services_of
 from storage import runs as run_store
@@ -28,30 +31,43 @@ def _route(body: dict[str, Any]) -> Route:
     return decode(body["actions"][0].get("value"))
 
 
-# A confirmation button whose launch can't be read is answered like one no longer on record.
-NO_LAUNCH = AlreadyDecided(None)
+def _decision(
+    field: str, decide: Callable[..., Any], render: Callable[[Any], dict[str, Any]], gone: Any
+) -> Callable[..., Awaitable[None]]:
+    """A Start or Cancel button on a confirmation: what it is about is read from the route's
+    `field`, decided by `decide` (services, id, user), and its answer replaces the
+    confirmation. A button whose id can't be read is answered as `gone`."""
+
+    async def handle(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        key = getattr(_route(body), field)
+        outcome = gone
+        if key is not None:
+            outcome = decide(services_of(context), key, body["user"]["id"])
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+        await respond(replace_original=True, **render(outcome))
+
+    return handle
 
 
-async def handle_start(
-    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
-) -> None:
-    await ack()
-    launch_id = _route(body).launch_id
-    outcome: LaunchOutcome = NO_LAUNCH
-    if launch_id is not None:
-        outcome = await launch.start(services_of(context), launch_id, body["user"]["id"])
-    await respond(replace_original=True, **replies.launch_outcome(outcome))
-
-
-async def handle_cancel(
-    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
-) -> None:
-    await ack()
-    launch_id = _route(body).launch_id
-    outcome: LaunchOutcome = NO_LAUNCH
-    if launch_id is not None:
-        outcome = launch.cancel(services_of(context), launch_id, body["user"]["id"])
-    await respond(replace_original=True, **replies.launch_outcome(outcome))
+handle_start = _decision("launch_id", launch.start, replies.launch_outcome, AlreadyDecided(None))
+handle_cancel = _decision("launch_id", launch.cancel, replies.launch_outcome, AlreadyDecided(None))
+handle_start_batch = _decision(
+    "batch_id", batches.start, batch_blocks.outcome, BatchAlreadyDecided(None)
+)
+handle_cancel_batch = _decision(
+    "batch_id", batches.cancel, batch_blocks.outcome, BatchAlreadyDecided(None)
+)
+# A compare's buttons carry its id in the route's batch_id.
+handle_start_compare = _decision(
+    "batch_id", compare.start, compare_blocks.outcome, compare.CompareAlreadyDecided(None)
+)
+handle_cancel_compare = _decision(
+    "batch_id", compare.cancel, compare_blocks.outcome, compare.CompareAlreadyDecided(None)
+)
 
 
 def _run(context: AsyncBoltContext, route: Route) -> RunRecord | None:
@@ -122,50 +138,6 @@ async def handle_run_again(
     await respond(
         response_type="ephemeral", replace_original=False, **replies.confirmation(proposed, costs)
     )
-
-
-async def handle_start_batch(
-    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
-) -> None:
-    await ack()
-    batch_id = _route(body).batch_id
-    outcome: BatchOutcome = BatchAlreadyDecided(None)
-    if batch_id is not None:
-        outcome = await batches.start(services_of(context), batch_id, body["user"]["id"])
-    await respond(replace_original=True, **batch_blocks.outcome(outcome))
-
-
-async def handle_cancel_batch(
-    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
-) -> None:
-    await ack()
-    batch_id = _route(body).batch_id
-    outcome: BatchOutcome = BatchAlreadyDecided(None)
-    if batch_id is not None:
-        outcome = batches.cancel(services_of(context), batch_id, body["user"]["id"])
-    await respond(replace_original=True, **batch_blocks.outcome(outcome))
-
-
-async def handle_start_compare(
-    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
-) -> None:
-    await ack()
-    compare_id = _route(body).batch_id  # a compare's buttons carry its id there
-    outcome: compare.CompareOutcome = compare.CompareAlreadyDecided(None)
-    if compare_id is not None:
-        outcome = await compare.start(services_of(context), compare_id, body["user"]["id"])
-    await respond(replace_original=True, **compare_blocks.outcome(outcome))
-
-
-async def handle_cancel_compare(
-    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
-) -> None:
-    await ack()
-    compare_id = _route(body).batch_id
-    outcome: compare.CompareOutcome = compare.CompareAlreadyDecided(None)
-    if compare_id is not None:
-        outcome = compare.cancel(services_of(context), compare_id, body["user"]["id"])
-    await respond(replace_original=True, **compare_blocks.outcome(outcome))
 
 
 async def handle_bless(
