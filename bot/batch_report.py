@@ -138,15 +138,47 @@ def build_report(
         now[row.case].append(row)
     if not finished:  # partial: only the cases whose every run is done
         now = defaultdict(list, {c: r for c, r in now.items() if all(_done(x) for x in r)})
-    changes = [
-        compare(
-            case,
-            [row.outcome for row in case_rows if row.outcome is not None],
-            before.get(case, []),
-            expected=case_rows[0].expected,
-            threshold=threshold,
-            flaky_before=case in flaky_before,
-        )
-        for case, case_rows in now.items()
-    ]
+    changes = []
+    for case, case_rows in now.items():
+        current = [row.outcome for row in case_rows if row.outcome is not None]
+        known = before.get(case, [])
+        # Comparing transcripts is the costly part, and a finished run is republished on
+        # every late grade or flag: a case whose runs did not change is not compared again.
+        key = (batch.id, case, threshold, case in flaky_before, _seen(current), _seen(known))
+        change = _COMPARED.get(key)
+        if change is None:
+            change = compare(
+                case,
+                current,
+                known,
+                expected=case_rows[0].expected,
+                threshold=threshold,
+                flaky_before=case in flaky_before,
+            )
+            if len(_COMPARED) >= COMPARED_KEPT:
+                _COMPARED.clear()
+            _COMPARED[key] = change
+        changes.append(change)
     return BatchReport(batch, rows, parts, tally, finished, changes, summarise(changes), against)
+
+
+COMPARED_KEPT = 2000
+_COMPARED: dict[tuple[object, ...], CaseChange] = {}
+
+
+def _seen(outcomes: list[RunOutcome]) -> tuple[object, ...]:
+    """What a comparison reads of each run (its transcript is stored once, whole)."""
+    return tuple(
+        (
+            o.run_id,
+            o.status,
+            o.score,
+            o.call_outcome,
+            o.grade_status,
+            o.duration_seconds,
+            o.cost_cents,
+            o.error_message,
+            len(o.transcript),
+        )
+        for o in outcomes
+    )

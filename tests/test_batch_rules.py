@@ -91,3 +91,13 @@ def test_a_provisional_score_does_not_settle_a_case_that_expects_an_outcome() ->
     )
     assert not _done(wants_outcome), "waits for the grader's outcome"
     assert _done(wants_score), "a score is all it needs"
+
+
+def test_a_case_is_compared_again_when_one_of_its_runs_changes() -> None:
+    from bot.batch_report import _seen
+    from bot.verdicts import RunOutcome
+
+    graded = RunOutcome(status="completed", score=0.9, run_id=1, grade_status="completed")
+    regraded = RunOutcome(status="completed", score=0.6, run_id=1, grade_status="completed")
+    assert _seen([graded]) == _seen([graded])
+    assert _seen([graded]) != _seen([regraded]), "a new grade is a new comparison"
