@@ -87,41 +87,20 @@ async def show_ephemeral(
     return True
 
 
-async def upload_text(
-    services: Services, channel: str, *, filename: str, content: str, comment: str
-) -> str | None:
-    """Share a text file in a channel; None on success, else Slack's error. Sharing needs the
-    bot in the channel, so it joins a public one first."""
-    # A private channel or a DM refuses the join: membership there is up to its people.
-    with contextlib.suppress(*SLACK_EXCEPTIONS):
-        await services.slack.conversations_join(channel=channel)
-    try:
-        await services.slack.files_upload_v2(
-            channel=channel,
-            content=content,
-            filename=filename,
-            title=filename,
-            initial_comment=comment,
-        )
-    except SLACK_EXCEPTIONS as error:
-        _failed(f"upload {filename}", error)
-        return classify(error).code
-    return None
-
-
 async def upload_file(
     services: Services,
     channel: str,
     *,
     filename: str,
-    content: bytes,
+    content: bytes | str,
     comment: str,
     alt_text: str | None = None,
     thread_ts: str | None = None,
 ) -> str | None:
-    """Share a binary file (a chart, say) in a channel, in the thread of `thread_ts` when
-    given, with `alt_text` for an image; None on success, else Slack's error. Joins a public
-    channel first, like `upload_text`."""
+    """Share a file (a suite's JSON, a chart) in a channel, in the thread of `thread_ts` when
+    given, with `alt_text` for an image; None on success, else Slack's error. Sharing needs
+    the bot in the channel, so it joins a public one first (a private channel or a DM refuses
+    the join: membership there is up to its people)."""
     with contextlib.suppress(*SLACK_EXCEPTIONS):
         await services.slack.conversations_join(channel=channel)
     try:

@@ -35,7 +35,7 @@ from bot.commands import (
     SuiteTrend,
     parse_command,
 )
-from bot.interactive import open_view, tell, upload_text
+from bot.interactive import open_view, tell, upload_file
 from bot.services import Services
 from bot.suites import dump_suite, suite_from_record
 from handlers.context import services_of
@@ -154,7 +154,7 @@ async def _export(services: Services, command: dict[str, Any], name: str) -> Non
     if record is None:
         return
     suite = suite_from_record(record)
-    problem = await upload_text(
+    problem = await upload_file(
         services,
         command["channel_id"],
         filename=f"{suite.name}.json",
