@@ -21,7 +21,7 @@ from bot.blocks.common import (
     target_text,
     trim,
 )
-from bot.blocks.replies import decided, decided_earlier, not_started
+from bot.blocks.replies import decided, decided_earlier, not_started, started_runs
 from bot.blocks.suites import baseline_label, case_reasons, counts_text, progress_line
 from bot.blocks.suites import regression_summary as _regression_summary
 from bot.outcomes import (
@@ -108,13 +108,7 @@ def outcome(result: BatchOutcome) -> dict[str, Any]:
     """What replaces the batch confirmation after Start or Cancel."""
     match result:
         case BatchStarted(batch, started, total, problem):
-            who = mention(batch.decided_by or batch.user_id)
-            text = f"Started {started} of {total} runs — see the card below. ({who})"
-            if started == total:
-                text = f"Started {total} runs — see the card below. ({who})"
-            if problem:
-                text += f"\nThe rest did not start: {escape(problem)}"
-            return decided(text)
+            return started_runs(batch.decided_by or batch.user_id, started, total, problem)
         case BatchAlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
         case BatchAlreadyDecided(batch):

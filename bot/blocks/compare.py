@@ -21,7 +21,7 @@ from bot.blocks.common import (
     section,
     trim,
 )
-from bot.blocks.replies import decided, decided_earlier, not_started
+from bot.blocks.replies import decided, decided_earlier, not_started, started_runs
 from bot.compare import (
     CompareAlreadyDecided,
     CompareOutcome,
@@ -156,13 +156,8 @@ def outcome(result: CompareOutcome) -> dict[str, Any]:
     """What replaces the compare's confirmation after Start or Cancel."""
     match result:
         case CompareStarted(compare, started, total, problems):
-            who = mention(compare.decided_by or compare.user_id)
-            text = f"Started {total} runs — see the card below. ({who})"
-            if started < total:
-                text = f"Started {started} of {total} runs — see the card below. ({who})"
-            if problems:
-                text += "\nNot started: " + "; ".join(escape(p) for p in problems)
-            return decided(text)
+            by = compare.decided_by or compare.user_id
+            return started_runs(by, started, total, "; ".join(problems) or None)
         case CompareAlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
         case CompareAlreadyDecided(compare):

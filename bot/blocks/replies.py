@@ -129,6 +129,15 @@ def already_decided(launch: Launch) -> dict[str, Any]:
     )
 
 
+def started_runs(by: str, started: int, total: int, problem: str | None) -> dict[str, Any]:
+    """What replaces a batch's or a compare's confirmation once runs started."""
+    count = f"{total} runs" if started == total else f"{started} of {total} runs"
+    text = f"Started {count} — see the card below. ({mention(by)})"
+    if problem:
+        text += f"\nThe rest did not start: {escape(problem)}"
+    return decided(text)
+
+
 def not_started(outcome: object, what: str) -> dict[str, Any] | None:
     """The answers every kind of launch shares when nothing (new) started; `what` names it
     ("the test call", "the batch"…). None for any other outcome."""

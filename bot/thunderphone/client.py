@@ -165,18 +165,7 @@ class ThunderPhoneClient:
     async def list_batches(self) -> list[Batch]:
         """Batches, newest first (a plain array, or a `{"results": [...]}` envelope)."""
         code, body = await self._get("/v1/test-call-batches")
-        items = body.get("results") if isinstance(body, dict) else body
-        if not isinstance(items, list):
-            raise ThunderPhoneBadResponse(
-                "expected a list of batches or an object with `results`", status=code, body=body
-            )
-        batches: list[Batch] = []
-        for item in items:
-            try:
-                batches.append(_parse(Batch, item, code))
-            except ThunderPhoneBadResponse as error:
-                log.warning("skipped an unreadable batch in the list: %s", error)
-        return batches
+        return _parse_list(Batch, body, code, "batch")
 
     async def list_test_calls(
         self,
@@ -197,19 +186,7 @@ class ThunderPhoneClient:
         if batch_id is not None:
             params["batch_id"] = int(batch_id)
         code, body = await self._get("/v1/test-calls", params)
-        items = body.get("results") if isinstance(body, dict) else body
-        if not isinstance(items, list):
-            raise ThunderPhoneBadResponse(
-                "expected a list of runs or an object with `results`", status=code, body=body
-            )
-        runs: list[Run] = []
-        for item in items:
-            # One unreadable row must not hide every other run from the bot.
-            try:
-                runs.append(_parse(Run, item, code))
-            except ThunderPhoneBadResponse as error:
-                log.warning("skipped an unreadable run in the list: %s", error)
-        return runs
+        return _parse_list(Run, body, code, "run")
 
     async def get_call(self, call_id: int) -> Call:
         """One call log."""
@@ -237,3 +214,20 @@ class ThunderPhoneClient:
             f"/v1/calls/{int(call_id)}/issue-reports", request.to_json()
         )
         return _parse(IssueReport, body, status)
+
+
+def _parse_list(model: type[M], body: Any, code: int, noun: str) -> list[M]:
+    """A list answer: a plain array or a `{"results": [...]}` envelope. One unreadable row
+    is skipped (and logged) rather than hide every other one from the bot."""
+    items = body.get("results") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        raise ThunderPhoneBadResponse(
+            f"expected a list of {noun}s or an object with `results`", status=code, body=body
+        )
+    parsed: list[M] = []
+    for item in items:
+        try:
+            parsed.append(_parse(model, item, code))
+        except ThunderPhoneBadResponse as error:
+            log.warning("skipped an unreadable %s in the list: %s", noun, error)
+    return parsed
