@@ -123,6 +123,10 @@ class ThunderPhoneSandbox(WebhookSender):
                 web.get("/v1/healthz", self._healthz),
                 web.post("/v1/test-calls", self._create_run),
                 web.get("/v1/test-calls", self._list_runs),
+                web.get("/v1/agents", self._list_agents),
+                web.get("/v1/agents/{id}", self._get_agent),
+                web.get("/v1/phone-numbers", self._list_numbers),
+                web.get("/v1/phone-numbers/{id}", self._get_number),
                 web.post("/v1/test-call-batches", self._create_batch),
                 web.get("/v1/test-call-batches", self._list_batches),
                 web.get("/v1/test-call-batches/{id}", self._get_batch),
@@ -249,6 +253,27 @@ class ThunderPhoneSandbox(WebhookSender):
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
+
+    # -- agents and phone numbers: free to read -----------------------------------------
+
+    async def _list_agents(self, request: web.Request) -> web.Response:
+        return web.json_response([sc.agent_object(agent) for agent in sc.AGENTS.values()])
+
+    async def _get_agent(self, request: web.Request) -> web.Response:
+        agent = sc.AGENTS.get(self._id(request) or -1)
+        if agent is None:
+            return web.json_response(NOT_FOUND, status=404)
+        return web.json_response(sc.agent_object(agent))
+
+    async def _list_numbers(self, request: web.Request) -> web.Response:
+        numbers = [sc.phone_number_object(target) for target in sc.PHONE_NUMBERS.values()]
+        return web.json_response(numbers)
+
+    async def _get_number(self, request: web.Request) -> web.Response:
+        target = sc.PHONE_NUMBERS.get(self._id(request) or -1)
+        if target is None:
+            return web.json_response(NOT_FOUND, status=404)
+        return web.json_response(sc.phone_number_object(target))
 
     # -- test calls and batches --------------------------------------------------------
 

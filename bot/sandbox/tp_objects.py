@@ -55,6 +55,59 @@ def find_target(target_type: str, target_id: int) -> Target | None:
     return None
 
 
+_LIST_FIELDS = (
+    "integrations",
+    "knowledge_bases",
+    "knowledge_documents",
+    "mcp_servers",
+    "reusable_instructions",
+    "tool_collision_warnings",
+    "draft_additional_languages",
+)
+
+
+def agent_object(agent: Agent) -> JSON:
+    """An agent as `GET /v1/agents/{id}` answers it, with every field the SDK requires."""
+    seeded = "2026-01-05T09:00:00.000Z"
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "product": agent.product,
+        "voice": "alloy",
+        "prompt": f"You are {agent.name}, a helpful voice agent.",
+        "created_at": seeded,
+        "updated_at": seeded,
+        "consent_disabled_reason": "",
+        "has_draft": False,
+        **{key: [] for key in _LIST_FIELDS},
+        **_nulls(
+            "draft_handoffs draft_max_call_duration_seconds draft_ring_duration_seconds",
+            "draft_steps draft_updated_at",
+        ),
+    }
+
+
+def phone_number_object(target: Target) -> JSON:
+    """A phone number as `GET /v1/phone-numbers/{id}` answers it."""
+    return {
+        "id": target.id,
+        "number": target.agent.number,
+        "label": target.name,
+        "inbound_agent_id": target.agent.id,
+        "outbound_agent_id": target.agent.id,
+        "status": "active",
+        "source": "demo",
+        "outbound_eligible": True,
+        "voip_inbound_status": "untested",
+        "voip_verification_status": "unverified",
+        **_nulls(
+            "outbound_ineligible_reason sms_capability_checked_at sms_capable",
+            "voip_connection_id voip_inbound_result voip_inbound_test_method",
+            "voip_inbound_tested_at voip_last_verified_at webhook_signing_secret webhook_url",
+        ),
+    }
+
+
 def _nulls(*names: str) -> JSON:
     return dict.fromkeys(" ".join(names).split())
 

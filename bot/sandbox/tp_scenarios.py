@@ -57,11 +57,13 @@ from bot.sandbox.tp_objects import PHONE_NUMBERS as PHONE_NUMBERS
 from bot.sandbox.tp_objects import RATE_CENTS_PER_MINUTE as RATE_CENTS_PER_MINUTE
 from bot.sandbox.tp_objects import Agent as Agent
 from bot.sandbox.tp_objects import Target as Target
+from bot.sandbox.tp_objects import agent_object as agent_object
 from bot.sandbox.tp_objects import batch_object as batch_object
 from bot.sandbox.tp_objects import call_object as call_object
 from bot.sandbox.tp_objects import find_target as find_target
 from bot.sandbox.tp_objects import iso as iso
 from bot.sandbox.tp_objects import issue_object as issue_object
+from bot.sandbox.tp_objects import phone_number_object as phone_number_object
 from bot.sandbox.tp_objects import run_object as run_object
 
 FAIL_TAG = "[fail]"

@@ -12,12 +12,14 @@ from bot.thunderphone.errors import (
     ThunderPhoneUnavailable,
 )
 from bot.thunderphone.models import (
+    Agent,
     Batch,
     BatchRequest,
     Call,
     Grade,
     IssueReport,
     IssueReportRequest,
+    PhoneNumber,
     Run,
     TestCallRequest,
     Transcript,
@@ -30,12 +32,14 @@ from bot.thunderphone.models import (
 from bot.thunderphone.signatures import SignatureCheck, sign_v1, verify_webhook
 
 __all__ = [
+    "Agent",
     "Batch",
     "BatchRequest",
     "Call",
     "Grade",
     "IssueReport",
     "IssueReportRequest",
+    "PhoneNumber",
     "Run",
     "SignatureCheck",
     "TestCallRequest",

@@ -22,12 +22,14 @@ from bot.thunderphone.errors import (
     extract_detail,
 )
 from bot.thunderphone.models import (
+    Agent,
     Batch,
     BatchRequest,
     Call,
     Grade,
     IssueReport,
     IssueReportRequest,
+    PhoneNumber,
     ResponseModel,
     Run,
     TestCallRequest,
@@ -187,6 +189,16 @@ class ThunderPhoneClient:
             params["batch_id"] = int(batch_id)
         code, body = await self._get("/v1/test-calls", params)
         return _parse_list(Run, body, code, "run")
+
+    async def get_agent(self, agent_id: int) -> Agent:
+        """One agent, with its name and product tier (free to read)."""
+        status, body = await self._get(f"/v1/agents/{int(agent_id)}")
+        return _parse(Agent, body, status)
+
+    async def get_phone_number(self, phone_number_id: int) -> PhoneNumber:
+        """One phone number, with its label and the agents it routes to (free to read)."""
+        status, body = await self._get(f"/v1/phone-numbers/{int(phone_number_id)}")
+        return _parse(PhoneNumber, body, status)
 
     async def get_call(self, call_id: int) -> Call:
         """One call log."""

@@ -30,12 +30,14 @@ from pydantic import (
 from bot.thunderphone.errors import ThunderPhoneBadResponse
 
 __all__ = [
+    "Agent",
     "Batch",
     "BatchRequest",
     "Call",
     "Grade",
     "IssueReport",
     "IssueReportRequest",
+    "PhoneNumber",
     "ResponseModel",
     "Run",
     "TestCallRequest",
@@ -305,6 +307,26 @@ class IssueReport(ResponseModel):
     trace_id: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: Time = None
+
+
+class Agent(ResponseModel):
+    """An agent of the organisation (SDK `Agent`); `product` is its tier (`spark`, `bolt`, ...)."""
+
+    id: int
+    name: str = ""
+    product: str = ""
+    voice: str = ""
+
+
+class PhoneNumber(ResponseModel):
+    """A phone number of the organisation (SDK `PhoneNumber`)."""
+
+    id: int
+    number: str = ""
+    label: str = ""
+    inbound_agent_id: int | None = None
+    outbound_agent_id: int | None = None
+    status: str = ""
 
 
 class WebhookEvent(ResponseModel):

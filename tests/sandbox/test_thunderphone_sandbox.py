@@ -16,10 +16,12 @@ import httpx
 import pytest
 from aiohttp import web
 from thunderphone.generated.models import (
+    Agent,
     Call,
     CallGrade,
     CallIssueReport,
     CallTranscript,
+    PhoneNumber,
     SimulationBatch,
     SimulationRun,
 )
@@ -316,8 +318,20 @@ async def test_malformed_json_and_low_balance(
     }
 
 
+async def test_agents_and_numbers_parse_with_the_sdk(api: httpx.AsyncClient) -> None:
+    agent = Agent.from_dict((await api.get("/agents/13")).json())
+    assert (agent.name, str(agent.product)) == ("Support XL", "storm-base")
+    listed = [Agent.from_dict(a).id for a in (await api.get("/agents")).json()]
+    assert listed == [12, 13, 14]
+    number = PhoneNumber.from_dict((await api.get("/phone-numbers/34")).json())
+    assert (number.label, number.inbound_agent_id) == ("Main line", 12)
+    assert [n["id"] for n in (await api.get("/phone-numbers")).json()] == [34]
+
+
 async def test_unknown_ids_are_not_found(api: httpx.AsyncClient) -> None:
     for path in (
+        "/agents/99",
+        "/phone-numbers/12",
         "/calls/5",
         "/calls/5/transcript",
         "/calls/5/grade",

@@ -340,6 +340,25 @@ async def test_get_grade(server: FakeThunderPhone, client: ThunderPhoneClient) -
     assert (grade.call_id, grade.id, grade.score) == (42, 9, 0.75)
 
 
+async def test_get_agent_and_phone_number(
+    server: FakeThunderPhone, client: ThunderPhoneClient
+) -> None:
+    server.reply("GET", "/v1/agents/12", 200, {"id": 12, "name": "Support", "product": "spark"})
+    server.reply("GET", "/v1/phone-numbers/34", 200, {"id": 34, "label": "Main line"})
+    agent = await client.get_agent(12)
+    number = await client.get_phone_number(34)
+    assert (agent.name, agent.product, number.label) == ("Support", "spark", "Main line")
+    assert [r.path for r in server.requests] == ["/v1/agents/12", "/v1/phone-numbers/34"]
+
+
+async def test_get_agent_404_is_not_found(
+    server: FakeThunderPhone, client: ThunderPhoneClient
+) -> None:
+    server.reply("GET", "/v1/agents/99", 404, {"detail": "Not found."})
+    with pytest.raises(ThunderPhoneNotFound):
+        await client.get_agent(99)
+
+
 async def test_get_grade_404_means_not_graded_yet(
     server: FakeThunderPhone, client: ThunderPhoneClient
 ) -> None:
