@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     thunderbot_poll_seconds: float = Field(
         10.0, gt=0, description="How often runs that have gone quiet are checked with ThunderPhone."
     )
+    thunderbot_grade_grace: float = Field(
+        90.0,
+        ge=0,
+        description="Seconds a finished run's result waits for its grade before it is posted "
+        "as not graded yet (and edited when the grade arrives).",
+    )
     thunderbot_slack_timeout: float = Field(
         10.0, gt=0, description="Seconds any one Slack Web API call may take."
     )

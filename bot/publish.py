@@ -3,13 +3,17 @@ card's thread. This decides the payloads; the outbox delivers them, exactly once
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.batch_report import BatchReport, build_report
 from bot.blocks.batches import batch_card, run_heading, suite_summary
-from bot.blocks.runs import run_card, run_result
+from bot.blocks.runs import run_card, run_result, verdict_of
+from bot.expectations import Expected
 from bot.services import Services
 from storage import batches as batch_store
 from storage import runs as run_store
-from storage.models import MessageKey, RunRecord
+from storage.db import now_iso
+from storage.models import GradeRecord, MessageKey, RunRecord
 
 
 def launch_card_key(launch_id: str) -> MessageKey:
@@ -39,6 +43,26 @@ async def refresh(services: Services, run_id: int) -> None:
         publish_run(services, run_id)
 
 
+def result_due(
+    services: Services,
+    run: RunRecord,
+    grade: GradeRecord | None,
+    expected: Expected | None = None,
+) -> bool:
+    """A result notifies people once its verdict is known: the run is over and, when the
+    verdict needs a grade, the grade arrived or the grace period for it ran out (then it says
+    "not graded yet" and is edited when the grade comes). Once posted, it is kept up to date."""
+    if not run.is_terminal:
+        return False
+    if services.outbox.channel_of(run_result_key(run.run_id)) is not None:
+        return True  # already shown (or on its way): keep it up to date
+    if verdict_of(run, grade, services.threshold, expected=expected).known:
+        return True
+    # Counted from when the bot learned the run was over (its own clock, not ThunderPhone's).
+    grace = timedelta(seconds=services.settings.thunderbot_grade_grace)
+    return not run.updated_at or run.updated_at <= now_iso(grace)
+
+
 def publish_run(services: Services, run_id: int) -> None:
     """Show the card and, once the run is over, the result as they are now."""
     run = run_store.get_run(services.db, run_id)
@@ -55,7 +79,7 @@ def publish_run(services: Services, run_id: int) -> None:
         run_card(run, grade, services.threshold),
         notify_user=run.started_by,
     )
-    if run.is_terminal:
+    if result_due(services, run, grade):
         transcript = run_store.get_transcript(services.db, run.call_id)
         flag = run_store.get_flag(services.db, run.run_id)
         services.outbox.show(
@@ -74,9 +98,11 @@ def _publish_batch_run(services: Services, run: RunRecord) -> None:
     report = build_report(services.db, run.batch_id, services.threshold)
     if report is None or not report.batch.channel_id:
         return  # a batch run outside Slack (`thunderbot ci`) has nowhere to be shown
-    if run.is_terminal:
-        row = next((row for row in report.rows if row.item.run_id == run.run_id), None)
-        heading = run_heading(row, report.batch.repeat, services.threshold) if row else None
+    row = next((row for row in report.rows if row.item.run_id == run.run_id), None)
+    expected = row.expected if row else None
+    grade = run_store.get_grade(services.db, run.call_id)
+    if result_due(services, run, grade, expected):
+        heading = run_heading(row, report.batch.repeat) if row else None
         thread = batch_card_key(run.batch_id)
         if report.batch.compare_id is not None:  # one target of a compare: under its card
             from bot import compare  # imports this module
@@ -88,11 +114,12 @@ def _publish_batch_run(services: Services, run: RunRecord) -> None:
             run.channel_id,
             run_result(
                 run,
-                run_store.get_grade(services.db, run.call_id),
+                grade,
                 run_store.get_transcript(services.db, run.call_id),
                 services.threshold,
                 run_store.get_flag(services.db, run.run_id),
                 heading=heading,
+                expected=expected,
             ),
             thread_of=thread,
             notify_user=run.started_by,

@@ -300,6 +300,51 @@ def _duration_reasons(expected: Expected, seconds: int | None) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# One verdict per result
+
+
+class ResultKind(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    GRADING = "grading"  # finished, and the verdict waits on a grade that may still come
+    NOT_GRADED = "not graded"  # grading ended without a score, and nothing else was checked
+
+
+@dataclass(frozen=True)
+class ResultVerdict:
+    """The one verdict a finished run's result shows; `reasons` say why it failed."""
+
+    kind: ResultKind
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        return self.kind is not ResultKind.GRADING
+
+
+def result_verdict(expected: Expected, outcome: RunOutcome, threshold: float) -> ResultVerdict:
+    """Passed, failed (with why), not graded, or still grading, for a finished run.
+
+    A run with nothing checkable passes when it completed and scored at or above the
+    threshold; a suite case passes when it met its expectation (`check`). A failed call says
+    what ThunderPhone reported, unless the case expected the call to fail.
+    """
+    status = outcome.status.strip().lower()
+    if status == "failed" and (expected.status or "completed") != "failed":
+        return ResultVerdict(
+            ResultKind.FAILED, (f"the call failed: {outcome.error_message or 'no reason given'}",)
+        )
+    if outcome.awaiting_grade and _needs_grade(expected):
+        return ResultVerdict(ResultKind.GRADING)
+    if status == "completed" and outcome.score is None and not expected.checkable:
+        return ResultVerdict(ResultKind.NOT_GRADED)
+    checked = check(expected, outcome, threshold)
+    if checked.passed:
+        return ResultVerdict(ResultKind.PASSED)
+    return ResultVerdict(ResultKind.FAILED, checked.reasons)
+
+
+# ---------------------------------------------------------------------------------------------
 # One verdict per case
 
 

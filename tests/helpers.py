@@ -80,8 +80,8 @@ async def wait_for_graded_result(stack: LocalStack, timeout: float = 10) -> Mess
         found = results(stack)
         done = (
             found
-            and "grading…" not in shown(found[0])
-            and "Grader:*  waiting" not in shown(found[0])
+            and "Not graded yet" not in shown(found[0])
+            and "not in yet" not in shown(found[0])
         )
         return found[0] if done else None
 

@@ -22,10 +22,10 @@ from bot.blocks.modals import (
     suite_import_modal,
     transcript_modal,
 )
-from bot.blocks.runs import launch_card, run_card, run_result
+from bot.blocks.runs import launch_card, run_card, run_result, verdict_line
 from bot.compare import CompareView, Latency, Proposal, TargetFigures, best_marks
 from bot.expectations import Expected
-from bot.verdicts import Counts, Progress
+from bot.verdicts import Counts, Progress, ResultKind, ResultVerdict
 from storage.models import (
     BatchItem,
     BatchPart,
@@ -359,7 +359,21 @@ def test_user_and_transcript_text_is_escaped_everywhere() -> None:
 
 def test_score_below_threshold_is_said_plainly() -> None:
     result = run_result(make_run(), LOW_GRADE, TRANSCRIPT, THRESHOLD)
-    assert result["blocks"][0]["text"]["text"].startswith("⚠️ Score 64% · below the 80% threshold")
+    headline = result["blocks"][0]["text"]["text"]
+    assert headline.startswith("❌ Failed · score 64% &lt; 80% · 0:54 · $0.16")
+    assert result["text"].startswith("❌ Failed · score 64% &lt; 80%")
+    # The grader's own outcome is its opinion, under the one verdict.
+    assert result["blocks"][2]["text"]["text"].startswith("*Grader's opinion*  failure · ")
+
+
+def test_a_failed_verdict_lists_its_reasons_escaped_and_bounded() -> None:
+    verdict = ResultVerdict(
+        ResultKind.FAILED, tuple(f'transcript lacks "<b>{"w" * 500}{n}"' for n in range(20))
+    )
+    line = verdict_line(make_run(), GRADE, verdict)
+    assert line.startswith('❌ Failed · transcript lacks "&lt;b&gt;www')
+    assert " · and 17 more · 92% · 0:54 · $0.16" in line
+    assert "<b>" not in line and len(line) < 1000
 
 
 def test_transcript_snippet_shows_first_and_last_turns_and_tool_calls_as_calls() -> None:
@@ -417,10 +431,10 @@ def test_a_grading_that_ended_without_a_score_says_so() -> None:
     skipped = GradeRecord(call_id=987654321, status="skipped_recording_disabled")
     result = run_result(make_run(), skipped, TRANSCRIPT, THRESHOLD)
     assert result["blocks"][0]["text"]["text"].startswith(
-        "✅ Completed · score not graded (skipped recording disabled)"
+        "➖ Not graded (skipped recording disabled) · 0:54 · $0.16"
     )
-    assert (
-        result["blocks"][2]["text"]["text"] == "*Grader:*  not graded (skipped recording disabled)"
-    )
+    assert "✅" not in result["text"] and "Grader" not in str(result["blocks"])
     pending = GradeRecord(call_id=987654321, status="pending")
-    assert "grading…" in run_card(make_run(), pending, THRESHOLD)["text"]
+    assert "waiting for the grade" in run_card(make_run(), pending, THRESHOLD)["text"]
+    waiting = run_result(make_run(), pending, TRANSCRIPT, THRESHOLD)
+    assert waiting["text"].startswith("⏳ Not graded yet · 0:54 · $0.16")

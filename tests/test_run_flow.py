@@ -19,10 +19,12 @@ from tests.helpers import (
     cards,
     confirm,
     launches_posted,
+    outbox_idle,
     results,
     rows,
     shown,
     slack_calls,
+    start_run,
     wait_for_card,
     wait_for_graded_result,
     wait_for_result,
@@ -63,14 +65,14 @@ async def test_happy_path_from_command_to_graded_result(live_stack: LocalStack) 
     assert "🧪 Test call · agent 12 (Support agent) · outbound · bot-to-bot" in shown(card)
     assert "Started by <@U0MARIA>" in shown(card)
     assert f"run {run['id']}" in shown(card)
-    await wait_for_card(stack, f"✅ Completed · {score}")
+    await wait_for_card(stack, f"✅ Passed · {score}")
 
     text = result.blocks[0]["text"]["text"]
     cost = f"${call['billing_total_cents'] / 100:.2f}"
-    assert text.startswith(f"✅ Completed · score {score}")
+    assert text.startswith(f"✅ Passed · {score}")
     assert cost in text and "0:" in text
     assert "*Agent:*" in shown(result) and "*Caller:*" in shown(result)
-    assert "*Grader:*" in shown(result)
+    assert "*Grader's opinion*" in shown(result)
     action_ids = [e["action_id"] for e in result.blocks[-1]["elements"]]
     assert action_ids == [ids.FLAG_RUN, ids.SHOW_TRANSCRIPT, ids.RUN_AGAIN]
     assert len(results(stack)) == 1
@@ -102,14 +104,68 @@ async def test_the_card_moves_through_queued_and_in_progress(stack: LocalStack) 
     assert results(stack) == []
 
     await stack.sandbox.advance(run_id)
-    await wait_for_result(stack, "waiting for the grade")
-    await wait_for_card(stack, "grading…")
+    await wait_for_card(stack, "⏳ Completed, waiting for the grade")
+    # The result notifies people once its verdict is known, so not before the grade.
+    await outbox_idle(stack)
+    assert results(stack) == []
 
     await stack.sandbox.advance(run_id)
-    await wait_for_result(stack, "*Grader:*  ")
-    final = await wait_for_card(stack, "✅ Completed")
+    result = await wait_for_result(stack, "*Grader's opinion*  ")
+    assert result.text.startswith("✅ Passed")
+    final = await wait_for_card(stack, "✅ Passed")
     assert final.ts == card.ts, "one card, edited in place"
     assert len(cards(stack)) == 1 and len(results(stack)) == 1
+
+
+def first_result_post(stack: LocalStack) -> str:
+    """The text of the first result Slack was asked to post: what the notification says."""
+    posts = [c for c in stack.fake.calls_to("chat.postMessage") if c.args.get("thread_ts")]
+    assert posts, "no result was posted"
+    return str(posts[0].args["text"])
+
+
+async def test_a_failing_result_notifies_with_its_failing_verdict(live_stack: LocalStack) -> None:
+    maria = live_stack.user()
+    await maria.click(
+        await confirm(maria, 'run agent:12 "[score: 41] Ask about refunds."'), ids.START_RUN
+    )
+    result = await wait_for_graded_result(live_stack)
+    notification = first_result_post(live_stack)
+    assert notification.startswith("❌ Failed · score 41% &lt; 80%"), notification
+    assert "✅" not in notification and "Passed" not in notification
+    # One verdict: the grader's own outcome is shown below it as its opinion.
+    headline, *_ = result.blocks[0]["text"]["text"].split("\n")
+    assert headline.startswith("❌ Failed · score 41% &lt; 80%")
+    assert "*Grader's opinion*" in shown(result)
+    await wait_for_card(live_stack, "❌ Failed · score 41% &lt; 80%")
+    assert len(results(live_stack)) == 1
+
+
+async def test_a_grade_that_never_arrives_is_said_and_the_result_still_comes(
+    live_stack: LocalStack,
+) -> None:
+    maria = live_stack.user()
+    await maria.click(
+        await confirm(maria, 'run agent:12 "[no-grade] Ask about refunds."'), ids.START_RUN
+    )
+    await wait_for_card(live_stack, "⏳ Completed, waiting for the grade")
+    result = await wait_for_result(live_stack, "Not graded yet")
+    assert first_result_post(live_stack).startswith("⏳ Not graded yet · ")
+    assert "✅" not in first_result_post(live_stack)
+    assert "not in yet; this reply is updated when it arrives" in shown(result)
+    assert "*Agent:*" in shown(result), "the transcript is shown while the grade is awaited"
+    assert len(results(live_stack)) == 1
+
+
+async def test_a_late_grade_turns_not_graded_yet_into_the_verdict(stack: LocalStack) -> None:
+    run_id = await start_run(stack)
+    for _ in range(2):  # in progress, then completed; the grade is held back
+        await stack.sandbox.advance(run_id)
+    waiting = await wait_for_result(stack, "⏳ Not graded yet")
+    await stack.sandbox.advance(run_id)  # the grade arrives, past the grace period
+    graded = await wait_for_result(stack, "✅ Passed")
+    assert graded.ts == waiting.ts, "the same reply, edited"
+    assert len(results(stack)) == 1
 
 
 async def test_a_failed_run_shows_thunderphone_error_and_what_to_try(
@@ -123,7 +179,8 @@ async def test_a_failed_run_shows_thunderphone_error_and_what_to_try(
     run = live_stack.sandbox.runs[max(live_stack.sandbox.runs)]
     assert run["error_message"] in result.blocks[0]["text"]["text"]
     assert "What to try" in shown(result)
-    await wait_for_card(live_stack, f"❌ Failed · {run['error_message']}")
+    await wait_for_card(live_stack, f"❌ Failed · the call failed: {run['error_message']}")
+    assert result.text.startswith("❌ Failed · the call failed")
     assert [e["action_id"] for e in result.blocks[-1]["elements"]] == [ids.RUN_AGAIN]
 
 
@@ -298,9 +355,9 @@ async def test_a_run_whose_creation_answer_was_lost_is_found_and_followed(
     overdue = ANSWER_TIMEOUT + timedelta(seconds=10)
     stack.services.db.execute("update launches set decided_at = ?", [now_iso(overdue)])
     result = await wait_for_graded_result(stack)
-    assert "✅ Completed · score" in shown(result)
+    assert "✅ Passed · " in shown(result)
     await wait_for_card(stack, f"run {ours}")
-    await wait_for_card(stack, "✅ Completed")
+    await wait_for_card(stack, "✅ Passed")
     [launch] = rows(stack, "launches")
     assert (launch["status"], launch["run_id"]) == ("launched", ours)
     assert [row["run_id"] for row in rows(stack, "runs")] == [ours]
@@ -370,7 +427,7 @@ async def test_app_home_lists_recent_test_calls(live_stack: LocalStack) -> None:
         lambda: next((v for v in live_stack.fake.views.values() if v.type == "home"), None)
     )
     text = str(home.view["blocks"])
-    assert "Recent test calls" in text and "✅ Completed" in text and f"<#{CHANNEL}>" in text
+    assert "Recent test calls" in text and "✅ Passed" in text and f"<#{CHANNEL}>" in text
 
 
 async def test_requests_not_signed_by_slack_are_refused(stack: LocalStack) -> None:

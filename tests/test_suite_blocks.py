@@ -12,14 +12,12 @@ from slack_sdk.models.blocks import Block
 
 from bot.blocks.suites import (
     baseline_label,
-    case_reasons,
     change_entry,
     progress_line,
     regression_summary,
 )
 from bot.verdicts import (
     CaseChange,
-    Check,
     Counts,
     Divergence,
     Progress,
@@ -235,24 +233,3 @@ def test_baseline_label() -> None:
 
 
 # --- reasons of one run ----------------------------------------------------------------------
-
-
-def test_case_reasons() -> None:
-    failed = Check(False, ("score 64% < 80%", 'transcript lacks "refund"'))
-    # Slack shows "&lt;" as "<".
-    assert case_reasons(failed) == '❌ score 64% &lt; 80% · transcript lacks "refund"'
-    assert case_reasons(Check(True)) == "✅ passed"
-    assert case_reasons(Check(False)) == "❌ failed"
-
-
-def test_case_reasons_are_escaped_and_bounded() -> None:
-    assert case_reasons(Check(False, ('transcript has "<b> & c"',))) == (
-        '❌ transcript has "&lt;b&gt; &amp; c"'
-    )
-    many = Check(False, tuple(f'transcript lacks "{"w" * 500}{n}"' for n in range(20)))
-    text = case_reasons(many)
-    assert text.endswith(" · and 12 more")
-    assert len(text) < 3000
-    assert valid(
-        {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
-    )

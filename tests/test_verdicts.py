@@ -14,6 +14,8 @@ from bot.expectations import Expected, ToolCall, parse_expected
 from bot.verdicts import (
     Check,
     Counts,
+    ResultKind,
+    ResultVerdict,
     RunOutcome,
     Verdict,
     case_verdict,
@@ -22,6 +24,7 @@ from bot.verdicts import (
     divergence,
     outcome_of,
     progress,
+    result_verdict,
     summary,
     tool_calls,
 )
@@ -55,6 +58,46 @@ def reasons(expected: Any, outcome: RunOutcome | None = None) -> tuple[str, ...]
     result = check(parse_expected(expected), outcome or run(), THRESHOLD)
     assert result.passed == (not result.reasons)
     return result.reasons
+
+
+# --- one verdict per result ------------------------------------------------------------------
+
+
+def test_a_result_has_one_verdict() -> None:
+    plain = Expected()
+    assert result_verdict(plain, run(), THRESHOLD) == ResultVerdict(ResultKind.PASSED)
+    low = result_verdict(plain, run(score=0.41), THRESHOLD)
+    assert low == ResultVerdict(ResultKind.FAILED, ("score 41% < 80%",))
+    # The grader said "success", but the score decides: one verdict, not two.
+    assert result_verdict(plain, run(score=0.5, call_outcome="success"), THRESHOLD).kind == (
+        ResultKind.FAILED
+    )
+    waiting = run(score=None, call_outcome="", grade_status="")
+    assert result_verdict(plain, waiting, THRESHOLD) == ResultVerdict(ResultKind.GRADING)
+    ended = run(score=None, call_outcome="", grade_status="failed")
+    assert result_verdict(plain, ended, THRESHOLD) == ResultVerdict(ResultKind.NOT_GRADED)
+    broken = run(status="failed", score=None, error_message="SIP 480")
+    assert result_verdict(plain, broken, THRESHOLD) == ResultVerdict(
+        ResultKind.FAILED, ("the call failed: SIP 480",)
+    )
+
+
+def test_a_suite_case_is_judged_by_its_expectation() -> None:
+    wants_failure = parse_expected({"status": "failed"})
+    broken = run(status="failed", score=None)
+    assert result_verdict(wants_failure, broken, THRESHOLD).kind == ResultKind.PASSED
+    phrase = parse_expected({"transcript_contains": ["refund"]})
+    # Nothing it checks needs a grade, so its verdict does not wait for one.
+    assert result_verdict(phrase, run(score=None, grade_status=""), THRESHOLD).kind == (
+        ResultKind.PASSED
+    )
+    outcome = parse_expected({"call_outcome": "resolved"})
+    assert result_verdict(outcome, run(score=None, grade_status=""), THRESHOLD).kind == (
+        ResultKind.GRADING
+    )
+    assert result_verdict(outcome, run(), THRESHOLD) == ResultVerdict(
+        ResultKind.FAILED, ("outcome success, expected resolved",)
+    )
 
 
 # --- check: one rule at a time ----------------------------------------------------------------

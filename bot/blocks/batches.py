@@ -22,7 +22,7 @@ from bot.blocks.common import (
     trim,
 )
 from bot.blocks.replies import decided, decided_earlier, not_started, started_runs
-from bot.blocks.suites import baseline_label, case_reasons, counts_text, progress_line
+from bot.blocks.suites import baseline_label, counts_text, progress_line
 from bot.blocks.suites import regression_summary as _regression_summary
 from bot.outcomes import (
     BatchAlreadyDecided,
@@ -30,7 +30,6 @@ from bot.outcomes import (
     BatchStarted,
 )
 from bot.routing import Route, encode
-from bot.verdicts import check
 from storage.models import BatchItem, BatchPart, BatchRecord
 
 PROMPTS_SHOWN = 3
@@ -193,17 +192,15 @@ def _verdict(report: BatchReport) -> str:
     return f"✅ All {tally.done} passed"
 
 
-def run_heading(row: Row, repeat: int, threshold: float) -> str:
-    """What heads a run's reply in a batch: its case (or prompt) and, for a suite case with
-    expectations, whether it met them."""
+def run_heading(row: Row, repeat: int) -> str:
+    """What heads a run's reply in a batch: its case (or prompt), and which repeat it was.
+    The verdict follows on the next line, held against the case's expectation."""
     name = escape(trim(row.case, 120))
     if row.item.case_name is None:
         name = f"“{name}”"
     heading = f"*{name}*"
     if repeat > 1:
         heading += f" ({row.item.attempt} of {repeat})"
-    if row.item.case_name is not None and row.outcome is not None:
-        heading += f" · {case_reasons(check(row.expected, row.outcome, threshold))}"
     return heading
 
 

@@ -23,38 +23,82 @@ from bot.blocks.common import (
     trim,
 )
 from bot.blocks.turns import snippet
+from bot.expectations import Expected
 from bot.routing import Route, encode
+from bot.verdicts import ResultKind, ResultVerdict, outcome_of, result_verdict
 from storage.models import FlagRecord, GradeRecord, Launch, RunRecord
+
+# Reasons a failed verdict lists before "and N more".
+MAX_REASONS = 3
 
 
 def _not_graded(grade: GradeRecord | None) -> str:
     """Why a finished grading gave no score ("" while grading is still under way)."""
     if grade is None or grade.score is not None or grade.status in {"", "pending"}:
         return ""
-    return f"not graded ({grade.status.replace('_', ' ')})"
+    return grade.status.replace("_", " ")
 
 
-def _score_text(grade: GradeRecord | None, threshold: float) -> tuple[str, bool]:
-    """('92%', below_threshold), ('grading…', False) or ('not graded (…)', False)."""
-    if grade is None or grade.score is None:
-        return _not_graded(grade) or "grading…", False
-    return percent(grade.score), grade.score < threshold
+def verdict_of(
+    run: RunRecord,
+    grade: GradeRecord | None,
+    threshold: float,
+    transcript: list[dict[str, Any]] | None = None,
+    expected: Expected | None = None,
+) -> ResultVerdict:
+    """The one verdict of a finished run: against its case's expectation, else the threshold."""
+    outcome = outcome_of(run, grade, transcript)
+    return result_verdict(expected or Expected(), outcome, threshold)
+
+
+def _figures(run: RunRecord, grade: GradeRecord | None, *, reason: bool = False) -> list[str]:
+    score = percent(grade.score) if grade is not None else ""
+    parts = [score, duration(run.duration_seconds), money(run.cost_cents)]
+    if reason:
+        parts.append(end_reason(run.end_reason))
+    return [part for part in parts if part]
+
+
+def verdict_line(
+    run: RunRecord,
+    grade: GradeRecord | None,
+    verdict: ResultVerdict,
+    *,
+    reason: bool = False,
+) -> str:
+    """`✅ Passed · 92% · 0:54 · $0.16`, `❌ Failed · score 64% < 80% · …`, escaped mrkdwn."""
+    if run.status == "failed" and verdict.kind is ResultKind.FAILED:
+        why = trim(run.error_message or "no reason given", 500)
+        return f"❌ Failed · the call failed: {escape(why)}"
+    figures = _figures(run, grade, reason=reason)
+    if verdict.kind is ResultKind.PASSED:
+        head = ["✅ Passed"]
+    elif verdict.kind is ResultKind.FAILED:
+        reasons = [escape(trim(text, 200)) for text in verdict.reasons[:MAX_REASONS]]
+        if len(verdict.reasons) > MAX_REASONS:
+            reasons.append(f"and {len(verdict.reasons) - MAX_REASONS} more")
+        head = ["❌ Failed", *reasons]
+        if any(text.startswith("score ") for text in verdict.reasons):
+            figures = figures[1:] if grade is not None and grade.score is not None else figures
+    elif verdict.kind is ResultKind.NOT_GRADED:
+        why = _not_graded(grade)
+        head = [f"➖ Not graded ({escape(why)})" if why else "➖ Not graded"]
+    else:
+        head = ["⏳ Not graded yet"]
+    return " · ".join([*head, *figures])
 
 
 def status_line(run: RunRecord, grade: GradeRecord | None, threshold: float) -> str:
+    """The state of a run on its card and in App Home: its verdict once it is over."""
     if run.status == "queued":
         return "⏳ Queued"
     if run.status == "in_progress":
         since = clock(run.started_at)
         return f"📞 In progress · since {since}" if since else "📞 In progress"
-    if run.status == "failed":
-        return f"❌ Failed · {escape(trim(run.error_message or 'no reason given', 500))}"
-    score, below = _score_text(grade, threshold)
-    icon = "⚠️" if below else "✅"
-    if below:
-        score = f"{score} (below {percent(threshold)})"
-    parts = [f"{icon} Completed", score, duration(run.duration_seconds), money(run.cost_cents)]
-    return " · ".join(part for part in parts if part)
+    verdict = verdict_of(run, grade, threshold)
+    if verdict.kind is ResultKind.GRADING:
+        return " · ".join(["⏳ Completed, waiting for the grade", *_figures(run, grade)])
+    return verdict_line(run, grade, verdict)
 
 
 def _card(
@@ -110,27 +154,16 @@ def launch_card(launch: Launch, status: str) -> dict[str, Any]:
     )
 
 
-def _result_headline(run: RunRecord, grade: GradeRecord | None, threshold: float) -> str:
-    if run.status == "failed":
-        return f"❌ Failed · {escape(trim(run.error_message or 'no reason given', 500))}"
-    score, below = _score_text(grade, threshold)
-    tail = [duration(run.duration_seconds), money(run.cost_cents), end_reason(run.end_reason)]
-    if below:
-        head = f"⚠️ Score {score} · below the {percent(threshold)} threshold"
-    else:
-        head = f"✅ Completed · score {score}"
-    return " · ".join([head, *(part for part in tail if part)])
-
-
-def _grader_line(grade: GradeRecord | None) -> str:
-    if grade is None or grade.score is None:
-        reason = _not_graded(grade)
-        if reason and grade is not None and grade.summary:
-            reason += f" · “{escape(trim(grade.summary, 400))}”"
-        return f"*Grader:*  {reason or 'waiting for the grade…'}"
-    verdict = escape(grade.call_outcome or grade.status or "graded")
+def _grader_line(grade: GradeRecord | None, verdict: ResultVerdict) -> str | None:
+    """The grader's own view, below the verdict and not a second verdict."""
+    if verdict.kind is ResultKind.GRADING:
+        return "*Grader's opinion*  not in yet; this reply is updated when it arrives."
+    if grade is None:
+        return None
+    outcome = escape(grade.call_outcome.replace("_", " ")) if grade.call_outcome else ""
     reason = escape(trim(grade.outcome_reasoning or grade.summary, 400))
-    return f"*Grader:*  {verdict} · “{reason}”" if reason else f"*Grader:*  {verdict}"
+    said = " · ".join(part for part in (outcome, f"“{reason}”" if reason else "") if part)
+    return f"*Grader's opinion*  {said}" if said else None
 
 
 def flag_record(flag: FlagRecord) -> str:
@@ -151,10 +184,13 @@ def run_result(
     flag: FlagRecord | None = None,
     *,
     heading: str | None = None,
+    expected: Expected | None = None,
 ) -> dict[str, Any]:
-    """The thread reply with the outcome of one run and what to do next. In a batch,
-    `heading` (mrkdwn: the case name and, for a suite case, its checks) comes first."""
-    headline = _result_headline(run, grade, threshold)
+    """The thread reply with the one verdict of a run and what to do next. In a batch,
+    `heading` (mrkdwn: the case name or prompt) comes first and `expected` is what the case
+    expects; otherwise the run passes when it scored at or above the threshold."""
+    verdict = verdict_of(run, grade, threshold, transcript, expected)
+    headline = verdict_line(run, grade, verdict, reason=True)
     blocks: list[dict[str, Any]] = [section(f"{heading}\n{headline}" if heading else headline)]
     if run.status == "failed":
         blocks.append(
@@ -172,7 +208,9 @@ def run_result(
                 else "_The transcript isn't available yet; it will appear here._"
             )
         )
-        blocks.append(section(_grader_line(grade)))
+        grader = _grader_line(grade, verdict)
+        if grader:
+            blocks.append(section(grader))
     route = encode(Route(run_id=run.run_id))
     buttons = []
     if run.call_id is not None and flag is None:
@@ -183,9 +221,8 @@ def run_result(
     if flag is not None:
         blocks.append(context(flag_record(flag)))
     blocks.append(actions(f"result:{run.run_id}", *buttons))
-    fallback = headline.replace("*", "")
+    # The notification people see first: it carries the verdict, never a ✅ for a failure.
+    fallback = f"{headline.replace('*', '')} (run {run.run_id})"
     if heading:
         fallback = f"{heading.replace('*', '')}: {fallback}"
-    if run.status != "failed" and grade is not None and grade.score is not None:
-        fallback += f" (run {run.run_id})"
     return message(fallback, blocks)

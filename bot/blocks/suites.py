@@ -21,7 +21,7 @@ from bot.blocks.common import (
     trim,
 )
 from bot.blocks.turns import turn_parts
-from bot.verdicts import CaseChange, Check, Counts, Divergence, Progress, Shift, Verdict
+from bot.verdicts import CaseChange, Counts, Divergence, Progress, Shift, Verdict
 
 BAR_CELLS = 5
 MAX_BLOCKS = 50
@@ -201,14 +201,3 @@ def regression_summary(
     if regressed:
         fallback += f" · regressed: {', '.join(regressed)}"
     return message(fallback, blocks)
-
-
-def case_reasons(check: Check) -> str:
-    """`❌ score 64% < 80% · transcript lacks "refund"`, or `✅ passed`, escaped."""
-    if check.passed:
-        return "✅ passed"
-    reasons = [escape(trim(reason, REASON_LIMIT)) for reason in check.reasons[:MAX_REASONS]]
-    left = len(check.reasons) - MAX_REASONS
-    if left > 0:
-        reasons.append(f"and {left} more")
-    return "❌ " + (" · ".join(reasons) or "failed")

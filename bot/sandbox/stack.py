@@ -71,6 +71,8 @@ class LocalStack:
                 "thunderbot_poll_seconds": self._poll_seconds,
                 # A short call timeout keeps the wait before a lost post is looked for short.
                 "thunderbot_slack_timeout": 2.0,
+                # The sandbox grades a call moments after it ends.
+                "thunderbot_grade_grace": 3.0,
                 **self._settings_overrides,
             }
         )
