@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlite_utils import Database
 
 from bot.config import Settings
+from bot.lookup import TargetCache
 from bot.outbox import Outbox
 from bot.thunderphone import ThunderPhoneClient
 
@@ -29,6 +30,8 @@ class Services:
     _run_locks: WeakValueDictionary[int, asyncio.Lock] = field(default_factory=WeakValueDictionary)
     # Wakes the inbox worker when a webhook was stored.
     inbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    # Agents and numbers ThunderPhone confirmed lately, shown in confirmations.
+    targets: TargetCache = field(default_factory=TargetCache)
 
     def run_lock(self, run_id: int) -> asyncio.Lock:
         lock = self._run_locks.get(run_id)

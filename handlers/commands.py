@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import batches, compare, launch, smoke, targets, trend
+from bot import batches, compare, launch, lookup, smoke, targets, trend
 from bot.blocks import batches as batch_blocks
 from bot.blocks import replies, suite_replies
 from bot.blocks.modals import batch_modal, suite_import_modal
@@ -33,6 +33,7 @@ from bot.commands import (
     SuiteShow,
     SuiteSmoke,
     SuiteTrend,
+    Target,
     parse_command,
 )
 from bot.interactive import open_view, tell, upload_file
@@ -57,13 +58,16 @@ async def handle_testcall(
             await ack()
             await open_view(services, command["trigger_id"], form)
             return
-        answer = _answer(services, command, parsed)
+        checked = await lookup.look_up_all(services, _targets_named(services, command, parsed))
+        answer = _answer(services, command, parsed, checked)
         if isinstance(parsed, SuiteExport):
             exporting = parsed.name
         if isinstance(parsed, SuiteTrend):
             trending = parsed
     except CommandError as error:
         answer = replies.refusal(error.problem, error.usage)
+    except lookup.UnknownTarget as error:
+        answer = replies.refusal(str(error), USAGE["run"])
     except launch.UnknownAlias as error:
         answer = replies.refusal(
             f'I don\'t know the alias "{error.name}". Save it first with /testcall alias set '
@@ -103,7 +107,35 @@ def _form(parsed: Command, channel_id: str) -> dict[str, Any] | None:
     return None
 
 
-def _answer(services: Services, command: dict[str, Any], parsed: Command) -> dict[str, Any]:
+def _targets_named(
+    services: Services, command: dict[str, Any], parsed: Command
+) -> list[lookup.TargetKey]:
+    """The agents and numbers a command would call (or name, for an alias), to be looked up
+    with ThunderPhone before anyone is asked to consent. Raises UnknownAlias."""
+    named: list[Target | None] = []
+    if isinstance(parsed, RunCommand | BatchCommand | SmokeCommand | SuiteSmoke | AliasSet):
+        named = [parsed.target]
+    elif isinstance(parsed, CompareCommand):
+        named = list(parsed.targets)
+    elif isinstance(parsed, SuiteRun):
+        record = suite_store.get_suite(services.db, parsed.name)
+        default = suite_from_record(record).target if record is not None else None
+        named = [parsed.target or default]
+    team_id = command.get("team_id", "")
+    keys = []
+    for target in named:
+        if target is not None:
+            target_type, target_id, _ = launch.resolve_target(services, team_id, target)
+            keys.append((target_type, target_id))
+    return keys
+
+
+def _answer(
+    services: Services,
+    command: dict[str, Any],
+    parsed: Command,
+    checked: dict[lookup.TargetKey, lookup.TargetInfo],
+) -> dict[str, Any]:
     team_id, user_id = command.get("team_id", ""), command["user_id"]
     where = {"team_id": team_id, "channel_id": command["channel_id"], "user_id": user_id}
     if isinstance(parsed, RunCommand):

@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import batches, ids, launch, reviews
+from bot import batches, ids, launch, lookup, reviews
 from bot.blocks import batches as batch_blocks
 from bot.blocks import suite_replies
 from bot.blocks.common import trim
@@ -111,19 +111,21 @@ async def handle_batch_submission(
         await ack(response_action="errors", errors=errors or {ids.BATCH_TARGET: "Try again."})
         return
     user_id = body["user"]["id"]
+    team_id = body.get("team", {}).get("id", "")
     try:
+        target_type, target_id, _ = launch.resolve_target(services, team_id, command.target)
+        await lookup.look_up(services, target_type, target_id)
         proposal = batches.propose_batch(
-            services,
-            team_id=body.get("team", {}).get("id", ""),
-            channel_id=channel,
-            user_id=user_id,
-            command=command,
+            services, team_id=team_id, channel_id=channel, user_id=user_id, command=command
         )
     except launch.UnknownAlias as error:
         await ack(
             response_action="errors",
             errors={ids.BATCH_TARGET: f'I don\'t know the alias "{error.name}".'},
         )
+        return
+    except lookup.UnknownTarget as error:
+        await ack(response_action="errors", errors={ids.BATCH_TARGET: str(error)})
         return
     await ack()
     confirmation = batch_blocks.confirmation(*proposal)

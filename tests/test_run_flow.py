@@ -296,7 +296,7 @@ async def test_cancel_launches_nothing_and_start_afterwards_is_refused(stack: Lo
         (
             400,
             {"target_id": ["No agent with id 12 in this organization."]},
-            "ThunderPhone rejected the request (HTTP 400): target_id: No agent with id 12",
+            "ThunderPhone rejected the request (HTTP 400): Target: No agent with id 12",
         ),
     ],
 )

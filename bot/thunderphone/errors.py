@@ -145,6 +145,33 @@ def _trim(text: str) -> str:
     return text[: MAX_DETAIL_CHARS - 1] + "…"
 
 
+# What a person calls the fields ThunderPhone names in its field errors.
+_FIELD_WORDS = {
+    "target_id": "Target",
+    "target_type": "Target kind",
+    "target_number": "Caller id",
+    "consent_to_charge": "Consent to charge",
+    "scenario_prompt": "Scenario",
+    "scenario_prompts": "Scenario",
+    "run_count": "Number of runs",
+    "stagger_seconds": "Stagger",
+    "timestamp_seconds": "Moment in the call",
+    "failing_turn_index": "Turn",
+    "url": "URL",
+}
+
+
+def field_words(path: str) -> str:
+    """`scenario_prompts.2` → `Scenario 3`, `target_id` → `Target`: a field as people say it."""
+    words: list[str] = []
+    for part in path.split("."):
+        if part.isdigit():
+            words.append(str(int(part) + 1))
+        else:
+            words.append(_FIELD_WORDS.get(part) or part.replace("_", " ").strip().capitalize())
+    return " ".join(word for word in words if word)
+
+
 def _flatten(value: Any, prefix: str, out: list[str]) -> None:
     # DRF field errors: {"field": ["msg"], "nested": {"field": ["msg"]}, "non_field_errors": [...]}
     if isinstance(value, dict):
@@ -158,12 +185,17 @@ def _flatten(value: Any, prefix: str, out: list[str]) -> None:
         messages = [str(item) for item in value if not isinstance(item, dict | list)]
         if messages:
             text = " ".join(messages)
-            out.append(f"{prefix}: {text}" if prefix else text)
+            out.append(f"{field_words(prefix)}: {text}" if prefix else text)
         for item in value:
             if isinstance(item, dict | list):
                 _flatten(item, prefix, out)
     elif value is not None:
-        out.append(f"{prefix}: {value}" if prefix else str(value))
+        out.append(f"{field_words(prefix)}: {value}" if prefix else str(value))
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def extract_detail(body: Any, text: str) -> str:
@@ -174,7 +206,7 @@ def extract_detail(body: Any, text: str) -> str:
         parts: list[str] = []
         _flatten(body, "", parts)
         if parts:
-            return _trim("; ".join(parts))
+            return _trim(" ".join(_sentence(part) for part in parts))
     return _trim(text)
 
 

@@ -26,6 +26,7 @@ from bot.thunderphone import (
     ThunderPhonePaymentRequired,
     ThunderPhoneUnavailable,
 )
+from bot.thunderphone.errors import extract_detail, field_words
 
 API_KEY = "sk_live_test_0123456789"
 
@@ -216,10 +217,18 @@ async def test_field_errors_are_flattened_into_invalid(
             TestCallRequest(target_type="agent", target_id=99, consent_to_charge=False)
         )
     error = caught.value
-    expected = "target_id: Agent 99 is not in this organization.; consent_to_charge: Must be true."
+    # Field names become the words a person uses, each problem one sentence.
+    expected = "Target: Agent 99 is not in this organization. Consent to charge: Must be true."
     assert (error.status, error.detail) == (400, expected)
     assert error.user_message == f"ThunderPhone rejected the request (HTTP 400): {expected}"
     assert only_request(server).json()["consent_to_charge"] is False
+
+
+def test_field_names_are_said_as_words() -> None:
+    assert field_words("target_id") == "Target"
+    assert field_words("scenario_prompts.2") == "Scenario 3"
+    assert field_words("metadata.some_key") == "Metadata Some key"
+    assert "_" not in extract_detail({"run_count": ["Ensure this value is <= 20"]}, "")
 
 
 @pytest.mark.parametrize(
