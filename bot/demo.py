@@ -216,8 +216,9 @@ def _import(stack: LocalStack, cases: list[dict[str, Any]]) -> None:
 
 
 def _render(fake: FakeSlack, channel: str, message: Message) -> str:
-    body = render_body(message.text, message.blocks, message.files, fake.name_of)
-    return "\n".join(clean_mrkdwn(line, fake.name_of) for line in body)
+    now = fake.now()
+    body = render_body(message.text, message.blocks, message.files, fake.name_of, now=now)
+    return "\n".join(clean_mrkdwn(line, fake.name_of, now=now) for line in body)
 
 
 def _shown(message: Message | None) -> str:
