@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.demo import run_demo
+from bot.demo import FLAG_DESCRIPTION, FLAG_TITLE, run_demo
 
 MINUTES_A_DAY = 24 * 60
 _HEADER = re.compile(r"^(?:  │ )?\[(\d\d):(\d\d)\] [^:]+:")
@@ -55,7 +55,7 @@ def test_the_demo_plays_the_whole_conversation(played: Played) -> None:
         "🧪 Test call · agent 12 (Support agent) · outbound · bot-to-bot",
         "✅ Completed · score",
         "🚩 Flagged for review by @maria · warning",
-        "ThunderPhone received issue report",
+        "ThunderPhone received issue report 4321",
         "🧪 Batch · agent 12 · 5 scenarios",
         "❌ 1 of 5 failed",
         "❌ Failed · The agent did not answer",
@@ -99,3 +99,14 @@ def test_times_inside_a_message_agree_with_the_time_beside_it(played: Played) ->
     flagged = [line for _, line in pairs if "Flagged for review" in line]
     assert len(started) >= 3 and flagged, pairs
     assert "UTC" not in "\n".join(line for _, line in pairs), "date tokens show as Slack shows them"
+
+
+def test_the_issue_report_shows_the_description_the_person_typed(played: Played) -> None:
+    shown = played.shown
+    start = shown.index("ThunderPhone received issue report")
+    report = shown[start : shown.index("\n── ", start)]
+    assert f"  Description  {FLAG_DESCRIPTION}\n" in report + "\n", report
+    assert f"  Title        {FLAG_TITLE}\n" in report, report
+    assert "  Severity     warning\n" in report and "  Turn         5 (at " in report, report
+    assert "  Link         https://sandbox.slack.com/archives/C0QA/p" in report, report
+    assert f"“{FLAG_TITLE}”" in shown[: shown.index("ThunderPhone received issue report")]
