@@ -16,7 +16,13 @@ from storage.suites import save_suite
 
 T = TypeVar("T")
 CHANNEL = "C0QA"
-SCENARIO = "You are a polite caller asking about refund policy for order 12345."
+SCENARIO = "You are a polite caller asking about the return policy for order 12345."
+# What @maria types into the flag form: the grade says the agent answered clearly, she disagrees.
+FLAG_TITLE = "Return policy never explained"
+FLAG_DESCRIPTION = (
+    "The agent read out the shipping status and hung up without ever explaining the return policy."
+)
+FLAG_TURN = "5"  # the agent's answer, as numbered in the transcript
 
 
 class DemoFailed(Exception):
@@ -65,18 +71,15 @@ async def run_demo(say: Callable[[str], None] = print, timeout: float = 20.0) ->
         status, body = await maria.submit_view(
             view.id,
             {
+                ids.FLAG_TITLE: {ids.INPUT_VALUE: _typed(FLAG_TITLE)},
                 ids.FLAG_SEVERITY: {
                     ids.INPUT_VALUE: {
                         "type": "static_select",
                         "selected_option": {"value": "warning"},
                     }
                 },
-                ids.FLAG_DESCRIPTION: {
-                    ids.INPUT_VALUE: {
-                        "type": "plain_text_input",
-                        "value": "The agent did not confirm the order number back.",
-                    }
-                },
+                ids.FLAG_DESCRIPTION: {ids.INPUT_VALUE: _typed(FLAG_DESCRIPTION)},
+                ids.FLAG_TURN: {ids.INPUT_VALUE: _typed(FLAG_TURN)},
             },
         )
         if status != 200:
@@ -95,10 +98,8 @@ async def run_demo(say: Callable[[str], None] = print, timeout: float = 20.0) ->
         report = next(iter(stack.sandbox.issue_reports.values()))
         say(_rule("#voice-qa, after the flag"))
         say(fake.render_channel(CHANNEL))
-        say(
-            f"\nThunderPhone received issue report {report['id']} "
-            f"({report['severity']}: {report['title']!r}) with a link back to the thread."
-        )
+        say(_rule("ThunderPhone, the issue report it received"))
+        say(_issue_report(report))
         await _batch(stack, say, timeout)
         await _suite(stack, say, timeout)
 
@@ -215,9 +216,35 @@ def _import(stack: LocalStack, cases: list[dict[str, Any]]) -> None:
     save_suite(stack.services.db, suite_record(suite, created_by="U0MARIA"))
 
 
+def _typed(text: str) -> dict[str, str]:
+    """A plain text input as a person leaves it after typing ``text``."""
+    return {"type": "plain_text_input", "value": text}
+
+
+def _issue_report(report: dict[str, Any]) -> str:
+    """The issue report as ThunderPhone holds it: what was filed, and where it came from."""
+    turn = report.get("failing_turn_index")
+    at = report.get("timestamp_seconds")
+    when = f" (at {at // 60}:{at % 60:02d} in the call)" if isinstance(at, int) else ""
+    link = (report.get("metadata") or {}).get("slack_permalink") or "none"
+    rows = [
+        ("Title", report["title"]),
+        ("Severity", report["severity"]),
+        ("Description", report["description"] or "(none)"),
+        ("Turn", f"{turn + 1}{when}" if isinstance(turn, int) else "(none)"),
+        ("Link", link),
+    ]
+    head = (
+        f"ThunderPhone received issue report {report['id']} on call {report['call_id']} "
+        f"({report['status']}):"
+    )
+    return "\n".join([head, *(f"  {name:<12} {value}" for name, value in rows)])
+
+
 def _render(fake: FakeSlack, channel: str, message: Message) -> str:
-    body = render_body(message.text, message.blocks, message.files, fake.name_of)
-    return "\n".join(clean_mrkdwn(line, fake.name_of) for line in body)
+    now = fake.now()
+    body = render_body(message.text, message.blocks, message.files, fake.name_of, now=now)
+    return "\n".join(clean_mrkdwn(line, fake.name_of, now=now) for line in body)
 
 
 def _shown(message: Message | None) -> str:

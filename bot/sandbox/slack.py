@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -50,6 +51,11 @@ class FakeSlack:
     ``bot_channels`` (those the bot is a member of) qualify them; by default every channel is
     public and the bot is a member of none (it posts with ``chat:write.public``). A DM channel
     (``D…``) appears, with the bot in it, when the bot first posts to a user id.
+
+    Clock: message timestamps (``ts``) are the wall-clock time of posting, as Slack's are, so
+    the times a rendering shows agree with the times the bot writes from its own clock.
+    ``clock`` (seconds since the epoch, ``time.time`` by default) can be swapped for a fixed
+    one in tests; ``advance`` moves the fake's clock ahead of it.
     """
 
     def __init__(
@@ -64,7 +70,7 @@ class FakeSlack:
         app_id: str = "A0THUNDER",
         users: Mapping[str, str] | None = None,
         channels: Mapping[str, str] | None = None,
-        start_time: float = 1763780000.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.token, self.team_id, self.team_name = token, team_id, team_name
         self.bot_user_id, self.bot_id, self.bot_name, self.app_id = (
@@ -87,7 +93,9 @@ class FakeSlack:
         self._hooks: dict[str, ResponseHook] = {}
         self._triggers: dict[str, bool] = {}  # trigger id -> already used
         self._trigger_users: dict[str, str | None] = {}
-        self._clock_us = int(start_time * 1_000_000)
+        self.clock = clock
+        self._offset_us = 0  # how far `advance` moved the fake's clock ahead of `clock`
+        self._last_ts_us = 0
         self._counter = 0
         self._base = ""
         self._runner: web.AppRunner | None = None
@@ -143,14 +151,25 @@ class FakeSlack:
         self._counter += 1
         return self._counter
 
+    def now(self) -> float:
+        """The fake's time in seconds since the epoch: ``clock`` plus what ``advance`` added."""
+        return self._now_us() / 1_000_000
+
+    def _now_us(self) -> int:
+        return int(self.clock() * 1_000_000) + self._offset_us
+
     def next_ts(self) -> str:
-        """A fresh, strictly increasing message timestamp."""
-        self._clock_us += 100
-        return f"{self._clock_us // 1_000_000}.{self._clock_us % 1_000_000:06d}"
+        """A fresh message timestamp: the current time to the microsecond, strictly later than
+        every earlier one (two messages in the same microsecond, or a clock that stands still
+        or steps back, get the next free microsecond)."""
+        self._last_ts_us = max(self._now_us(), self._last_ts_us + 1)
+        return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
 
     def advance(self, seconds: float) -> None:
-        """Move the fake clock forward (timestamps shown in renderings follow it)."""
-        self._clock_us += int(seconds * 1_000_000)
+        """Move the fake's clock forward (later timestamps, and renderings, follow it)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self._offset_us += int(seconds * 1_000_000)
 
     def new_response_url(
         self,
@@ -169,7 +188,7 @@ class FakeSlack:
 
     def new_trigger_id(self, user: str | None = None) -> str:
         """A registered, single-use trigger id."""
-        trigger = f"{self._clock_us // 1_000_000}.{self._next()}.sandbox"
+        trigger = f"{int(self.now())}.{self._next()}.sandbox"
         self._triggers[trigger] = False
         self._trigger_users[trigger] = user
         return trigger
@@ -354,7 +373,7 @@ class FakeSlack:
         """The channel and its threads as a person reads them."""
         msgs = self.messages.get(channel, [])
         return render_channel(
-            self.channels.get(channel, channel), msgs, self.name_of, self.bot_name
+            self.channels.get(channel, channel), msgs, self.name_of, self.bot_name, now=self.now()
         )
 
     def render_ephemerals(self, user: str, channel: str | None = None) -> str:
@@ -364,7 +383,7 @@ class FakeSlack:
             for e in self.ephemerals
             if e.user == user and not e.deleted and channel in (None, e.channel)
         ]
-        return render_ephemerals(shown, self.name_of, self.bot_name)
+        return render_ephemerals(shown, self.name_of, self.bot_name, now=self.now())
 
     # ------------------------------------------------------------ what users do
 
@@ -472,7 +491,7 @@ class FakeSlack:
         return view
 
     def _hash(self) -> str:
-        return f"{self._clock_us // 1_000_000}.h{self._next():07d}"
+        return f"{int(self.now())}.h{self._next():07d}"
 
     # ------------------------------------------------------------ HTTP
 

@@ -444,7 +444,7 @@ def _channel_json(slack: FakeSlack, channel: str) -> Json:
         "is_general": False,
         "is_shared": False,
         "is_member": channel in slack.bot_channels,
-        "created": slack._clock_us // 1_000_000,
+        "created": int(slack.now()),
     }
 
 

@@ -304,10 +304,118 @@ def initial_state(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------- rendering
 
 _TOKEN = re.compile(r"<([^<>]*)>")
+_DATE_TOKEN = re.compile(r"\{(\w+)\}")
+Names = Callable[[str], str]
+
+# The sandbox's reader has Slack set to UTC and a 24-hour clock: `<!date^…>` tokens show in
+# UTC, as the times beside each message ("[14:05] thunderbot:") do.
+READER_TIMEZONE = UTC
 
 
-def clean_mrkdwn(text: str, names: Callable[[str], str]) -> str:
-    """Turn Slack markup into what a person reads; ``names`` maps user/channel ids to names."""
+def _ordinal(day: int) -> str:
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def _relative_day(moment: datetime, today: datetime) -> str:
+    """'today', 'yesterday' or 'tomorrow' when ``moment`` falls on one of them, else ''."""
+    days = (moment.date() - today.date()).days
+    return {-1: "yesterday", 0: "today", 1: "tomorrow"}.get(days, "")
+
+
+def _ago(seconds: float) -> str:
+    """A distance in time as Slack's ``{ago}`` words it: "3 minutes ago", "in 2 hours"."""
+    span = abs(seconds)
+    steps = (
+        (45, "a few seconds", None, 1),
+        (90, "a minute", None, 60),
+        (45 * 60, "", "minutes", 60),
+        (90 * 60, "an hour", None, 3600),
+        (22 * 3600, "", "hours", 3600),
+        (36 * 3600, "a day", None, 86400),
+        (26 * 86400, "", "days", 86400),
+        (45 * 86400, "a month", None, 30 * 86400),
+        (320 * 86400, "", "months", 30 * 86400),
+        (548 * 86400, "a year", None, 365 * 86400),
+    )
+    words = f"{round(span / (365 * 86400))} years"
+    for limit, single, plural, unit in steps:
+        if span < limit:
+            words = single or f"{max(2, round(span / unit))} {plural}"
+            break
+    return f"{words} ago" if seconds >= 0 else f"in {words}"
+
+
+def format_date(timestamp: float, template: str, *, now: float | None = None) -> str | None:
+    """What Slack shows for ``<!date^timestamp^template|fallback>``, in the reader's time zone
+    (UTC in the sandbox); None when the template has a token Slack does not know, in which
+    case Slack shows the fallback.
+
+    Tokens: ``{date_num}`` 2026-12-01, ``{date_slash}`` 01/12/2026, ``{date}`` December 1st,
+    2026, ``{date_short}`` Dec 1, 2026, ``{date_long}`` Tuesday, December 1st, 2026,
+    ``{date_long_full}`` December 1, 2026; ``{date_pretty}``, ``{date_short_pretty}`` and
+    ``{date_long_pretty}`` say today, yesterday or tomorrow when they apply (capitalised at the
+    start of the text); ``{day_divider_pretty}`` does too, else the long date, without the year
+    in the current year; ``{time}`` 14:05 and ``{time_secs}`` 14:05:09 on the reader's 24-hour
+    clock; ``{ago}`` "3 minutes ago". ``now`` (default: the wall clock) decides what today is.
+    """
+    try:
+        moment = datetime.fromtimestamp(timestamp, READER_TIMEZONE)
+    except (OverflowError, OSError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    today = datetime.fromtimestamp(current, READER_TIMEZONE)
+    month, day, year = f"{moment:%B}", moment.day, moment.year
+    long_date = f"{moment:%A}, {month} {_ordinal(day)}, {year}"
+    plain = {
+        "date_num": f"{moment:%Y-%m-%d}",
+        "date_slash": f"{moment:%d/%m/%Y}",
+        "date": f"{month} {_ordinal(day)}, {year}",
+        "date_short": f"{moment:%b} {day}, {year}",
+        "date_long": long_date,
+        "date_long_full": f"{month} {day}, {year}",
+        "time": f"{moment:%H:%M}",
+        "time_secs": f"{moment:%H:%M:%S}",
+        "ago": _ago(current - timestamp),
+    }
+    relative = _relative_day(moment, today)
+    this_year = long_date.removesuffix(f", {year}") if year == today.year else long_date
+    pretty = {
+        "date_pretty": relative or plain["date"],
+        "date_short_pretty": relative or plain["date_short"],
+        "date_long_pretty": relative or plain["date_long"],
+        "day_divider_pretty": relative or this_year,
+    }
+    if any(name not in plain and name not in pretty for name in _DATE_TOKEN.findall(template)):
+        return None
+
+    def token(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in plain:
+            return plain[name]
+        shown = pretty[name]
+        return shown.capitalize() if relative and match.start() == 0 else shown
+
+    return _DATE_TOKEN.sub(token, template)
+
+
+def _date(target: str, fallback: str, now: float | None) -> str:
+    """``!date^timestamp^template[^link]`` as Slack shows it, else its fallback."""
+    parts = target.split("^")
+    if len(parts) < 3:
+        return fallback
+    try:
+        timestamp = float(parts[1])
+    except ValueError:
+        return fallback
+    shown = format_date(timestamp, parts[2], now=now)
+    return fallback if shown is None else shown
+
+
+def clean_mrkdwn(text: str, names: Names, *, now: float | None = None) -> str:
+    """Turn Slack markup into what a person reads; ``names`` maps user/channel ids to names,
+    ``now`` is the reader's time for ``<!date^…>`` tokens that say "today" (default: the
+    wall clock)."""
 
     def token(match: re.Match[str]) -> str:
         inner = match.group(1)
@@ -316,6 +424,8 @@ def clean_mrkdwn(text: str, names: Callable[[str], str]) -> str:
             return "@" + (label or names(target[1:]))
         if target.startswith("#"):
             return "#" + (label or names(target[1:]))
+        if target.startswith("!date^"):
+            return _date(target, label, now)
         if target.startswith("!"):
             if label:
                 return label
@@ -326,33 +436,33 @@ def clean_mrkdwn(text: str, names: Callable[[str], str]) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _text(obj: Any, names: Callable[[str], str]) -> str:
+def _text(obj: Any, names: Names, now: float | None) -> str:
     if isinstance(obj, str):
-        return clean_mrkdwn(obj, names)
+        return clean_mrkdwn(obj, names, now=now)
     if not isinstance(obj, Mapping):
         return ""
     raw = str(obj.get("text", ""))
-    return clean_mrkdwn(raw, names) if obj.get("type") == "mrkdwn" else raw
+    return clean_mrkdwn(raw, names, now=now) if obj.get("type") == "mrkdwn" else raw
 
 
-def _element(element: Mapping[str, Any], names: Callable[[str], str]) -> str:
+def _element(element: Mapping[str, Any], names: Names, now: float | None) -> str:
     etype = element.get("type")
     if etype == "button":
-        return f"[ {_text(element.get('text'), names)} ]"
+        return f"[ {_text(element.get('text'), names, now)} ]"
     if etype == "image":
         return f"[image: {element.get('alt_text', '')}]"
     if etype in ("mrkdwn", "plain_text"):
-        return _text(element, names)
+        return _text(element, names, now)
     if etype == "overflow":
         return "[ ⋯ ]"
     shown = element.get("initial_option") or {}
-    label = _text(shown.get("text"), names) or _text(element.get("placeholder"), names)
+    label = _text(shown.get("text"), names, now) or _text(element.get("placeholder"), names, now)
     return f"[ {label or etype} ▾ ]"
 
 
-def _rich_text(node: Any, names: Callable[[str], str]) -> str:
+def _rich_text(node: Any, names: Names, now: float | None) -> str:
     if isinstance(node, list):
-        return "".join(_rich_text(n, names) for n in node)
+        return "".join(_rich_text(n, names, now) for n in node)
     if not isinstance(node, Mapping):
         return ""
     kind = node.get("type")
@@ -366,32 +476,36 @@ def _rich_text(node: Any, names: Callable[[str], str]) -> str:
         return "#" + names(str(node.get("channel_id", "")))
     if kind == "emoji":
         return f":{node.get('name', '')}:"
+    if kind == "date":
+        target = f"!date^{node.get('timestamp', '')}^{node.get('format', '')}"
+        return _date(target, str(node.get("fallback", "")), now)
     separator = "\n" if kind == "rich_text_list" else ""
-    return separator.join(_rich_text(n, names) for n in node.get("elements", []))
+    return separator.join(_rich_text(n, names, now) for n in node.get("elements", []))
 
 
-def render_block(block: Mapping[str, Any], names: Callable[[str], str]) -> list[str]:
-    """One block as the lines a person sees."""
+def render_block(block: Mapping[str, Any], names: Names, *, now: float | None = None) -> list[str]:
+    """One block as the lines a person sees (``now`` as for ``clean_mrkdwn``)."""
     kind = block.get("type")
     lines: list[str] = []
     if kind in ("header", "markdown"):
-        lines.append(_text(block.get("text"), names))
+        lines.append(_text(block.get("text"), names, now))
     elif kind == "section":
         if block.get("text"):
-            lines.append(_text(block["text"], names))
-        lines.extend(_text(f, names) for f in block.get("fields", []))
+            lines.append(_text(block["text"], names, now))
+        lines.extend(_text(f, names, now) for f in block.get("fields", []))
         if isinstance(block.get("accessory"), Mapping):
-            lines.append(_element(block["accessory"], names))
+            lines.append(_element(block["accessory"], names, now))
     elif kind == "context" or kind == "actions":
-        lines.append("  ".join(_element(e, names) for e in block.get("elements", [])))
+        lines.append("  ".join(_element(e, names, now) for e in block.get("elements", [])))
     elif kind == "divider":
         lines.append(DIVIDER)
     elif kind == "image":
         lines.append(f"[image: {block.get('alt_text', '')}]")
     elif kind == "rich_text":
-        lines.append(_rich_text(block.get("elements", []), names))
+        lines.append(_rich_text(block.get("elements", []), names, now))
     elif kind == "input":
-        lines.append(f"{_text(block.get('label'), names)}: {_element(block['element'], names)}")
+        label = _text(block.get("label"), names, now)
+        lines.append(f"{label}: {_element(block['element'], names, now)}")
     else:
         lines.append(f"[{kind}]")
     return [line for chunk in lines for line in chunk.split("\n")]
@@ -401,32 +515,43 @@ def render_body(
     text: str,
     blocks: list[dict[str, Any]],
     files: list[dict[str, Any]],
-    names: Callable[[str], str],
+    names: Names,
+    *,
+    now: float | None = None,
 ) -> list[str]:
     """A message body: its blocks, else its text, then any attached files."""
     lines: list[str] = []
     if blocks:
         for block in blocks:
-            lines.extend(render_block(block, names))
+            lines.extend(render_block(block, names, now=now))
     elif text:
-        lines.extend(clean_mrkdwn(text, names).split("\n"))
+        lines.extend(clean_mrkdwn(text, names, now=now).split("\n"))
     lines.extend(f"[file: {f.get('title') or f.get('name', '')}]" for f in files)
     return lines
 
 
+def message_time(ts: str) -> str:
+    """The time Slack shows beside a message: its ``ts`` on the reader's clock."""
+    return datetime.fromtimestamp(float(ts), READER_TIMEZONE).strftime("%H:%M")
+
+
 def _author_line(ts: str, author: str, suffix: str = "") -> str:
-    clock = datetime.fromtimestamp(float(ts), UTC).strftime("%H:%M")
-    return f"[{clock}] {author}:{suffix}"
+    return f"[{message_time(ts)}] {author}:{suffix}"
 
 
-def _message_lines(m: Message, names: Callable[[str], str], bot_name: str) -> list[str]:
+def _message_lines(m: Message, names: Names, bot_name: str, now: float | None) -> list[str]:
     author = bot_name if m.bot_id else names(m.user)
     head = _author_line(m.ts, author, " (edited)" if m.edits else "")
-    return [head, *render_body(m.text, m.blocks, m.files, names)]
+    return [head, *render_body(m.text, m.blocks, m.files, names, now=now)]
 
 
 def render_channel(
-    name: str, messages: list[Message], names: Callable[[str], str], bot_name: str
+    name: str,
+    messages: list[Message],
+    names: Names,
+    bot_name: str,
+    *,
+    now: float | None = None,
 ) -> str:
     """A channel with replies indented under their parents, as a person reads it."""
     lines = [f"#{name}"]
@@ -434,19 +559,19 @@ def render_channel(
     for m in messages:
         if m.thread_ts in tops and m.thread_ts != m.ts:
             continue
-        lines += ["", *_message_lines(m, names, bot_name)]
+        lines += ["", *_message_lines(m, names, bot_name, now)]
         for reply in messages:
             if reply.thread_ts == m.ts and reply.ts != m.ts:
-                lines += [f"  │ {line}" for line in _message_lines(reply, names, bot_name)]
+                lines += [f"  │ {line}" for line in _message_lines(reply, names, bot_name, now)]
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def render_ephemerals(
-    ephemerals: list[Ephemeral], names: Callable[[str], str], bot_name: str
+    ephemerals: list[Ephemeral], names: Names, bot_name: str, *, now: float | None = None
 ) -> str:
     """Ephemeral messages as their viewer sees them."""
     lines: list[str] = []
     for e in ephemerals:
         head = _author_line(e.message_ts, bot_name, " (only visible to you)")
-        lines += ["", head, *render_body(e.text, e.blocks, [], names)]
+        lines += ["", head, *render_body(e.text, e.blocks, [], names, now=now)]
     return "\n".join(line.rstrip() for line in lines[1:]) + "\n"

@@ -4,6 +4,11 @@ Everything here is a pure function of its inputs: the same scenario prompt alway
 the same duration, transcript and grade, so tests and demos are reproducible. The seeded
 organization and the other API object shapes (from `tp_objects`) are available here too.
 
+The conversation and the grade are about what the prompt's caller wants, in the prompt's own
+words as each speaker would put them (see `tp_requests`): "Ask to change the delivery address."
+gives "Hi, I'd like to change the delivery address." and "The caller wanted to change the
+delivery address; the support agent answered clearly."
+
 Scenario directives
 -------------------
 A scenario prompt may carry directives in square brackets that fix parts of the outcome on
@@ -47,7 +52,7 @@ import hashlib
 import math
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.sandbox.tp_objects import AGENTS as AGENTS
 from bot.sandbox.tp_objects import CHARGE_MULTIPLIER as CHARGE_MULTIPLIER
@@ -65,6 +70,7 @@ from bot.sandbox.tp_objects import iso as iso
 from bot.sandbox.tp_objects import issue_object as issue_object
 from bot.sandbox.tp_objects import phone_number_object as phone_number_object
 from bot.sandbox.tp_objects import run_object as run_object
+from bot.sandbox.tp_requests import AGENT, Request, read_request
 
 FAIL_TAG = "[fail]"
 LOW_TAG = "[low]"
@@ -81,120 +87,6 @@ _SCORE_RE = re.compile(r"^(\d{1,3})\s*%?$")
 _DURATION_RE = re.compile(r"^(\d{1,6})\s*s?$", re.IGNORECASE)
 _TOOL_NAME_RE = re.compile(r"^[A-Za-z_][\w.-]*$")
 _ORDER_RE = re.compile(r"\d{4,}")
-_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'-]+")
-# Words that describe the role-play rather than what the caller wants.
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "with",
-        "about",
-        "from",
-        "as",
-        "by",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "am",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "you",
-        "your",
-        "yours",
-        "i",
-        "me",
-        "my",
-        "we",
-        "our",
-        "they",
-        "them",
-        "their",
-        "he",
-        "she",
-        "his",
-        "her",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "here",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "when",
-        "where",
-        "why",
-        "how",
-        "roleplay",
-        "role-play",
-        "play",
-        "pretend",
-        "act",
-        "acting",
-        "as",
-        "customer",
-        "caller",
-        "user",
-        "someone",
-        "person",
-        "who's",
-        "calling",
-        "call",
-        "calls",
-        "asking",
-        "ask",
-        "asks",
-        "asked",
-        "wants",
-        "want",
-        "wanting",
-        "need",
-        "needs",
-        "try",
-        "tries",
-        "trying",
-        "order",
-        "number",
-        "please",
-        "then",
-        "also",
-        "very",
-        "really",
-        "just",
-        "some",
-        "any",
-        "into",
-        "like",
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -297,6 +189,7 @@ class Scenario:
     tools: tuple[ToolUse, ...] = ()
     flaky: bool = False
     graded: bool = True  # False with `[no-grade]`: the call is never graded
+    request: Request = field(default_factory=Request)  # what the caller wants
 
     @property
     def call_outcome(self) -> str:
@@ -324,31 +217,30 @@ def plan(prompt: str, attempt: int = 0) -> Scenario:
     order = _ORDER_RE.search(found.text)
     order_id = order.group(0) if order else None
     default_tools = (ToolUse("lookup_order", (("order", order_id),)),) if order_id else ()
+    request = read_request(found.text, order_id)
     return Scenario(
         prompt=prompt,
         fails=found.fails,
         duration_seconds=found.duration_seconds or 35 + int.from_bytes(seed[0:2], "big") % 136,
         score=score,
         end_reason=("caller_hangup", "agent_end")[seed[3] % 2],
-        topic=_topic(found.text),
+        topic=request.topic,
         order_id=order_id,
         seed=seed,
         said=found.said,
         tools=found.tools or default_tools,
         flaky=found.flaky,
         graded=not found.no_grade,
+        request=request,
     )
 
 
 def topic_of(prompt: str) -> str:
-    """The few content words of a prompt, e.g. 'refunds' for 'Ask about refunds.'."""
-    return _topic(directives(prompt).text)
-
-
-def _topic(text: str) -> str:
-    words = [w.lower() for w in _WORD_RE.findall(text) if w.lower() not in _STOPWORDS]
-    unique = list(dict.fromkeys(words))[:4]
-    return " ".join(unique) if unique else "a general question"
+    """What the caller wants to talk about, as a grader names it: 'refunds' for 'Ask about
+    refunds.', 'change their delivery address' for 'Ask to change the delivery address.'."""
+    found = directives(prompt)
+    order = _ORDER_RE.search(found.text)
+    return read_request(found.text, order.group(0) if order else None).topic
 
 
 def billing(scenario: Scenario, product: str) -> tuple[int, int]:
@@ -357,53 +249,94 @@ def billing(scenario: Scenario, product: str) -> tuple[int, int]:
     return minutes, RATE_CENTS_PER_MINUTE.get(product, 8) * minutes * CHARGE_MULTIPLIER
 
 
+# What the caller asks after the opening, each with the agent's answer: a helpful one, and
+# the weak one of a call that fails its grade.
+_FOLLOW_UPS = (
+    (
+        "Can you tell me a bit more about that?",
+        "Of course. I can walk you through it step by step.",
+        "Sorry, I don't have any more details on that.",
+    ),
+    (
+        "How long will that take?",
+        "It usually takes three to five business days.",
+        "I'm not sure. I don't have that information right now.",
+    ),
+    (
+        "Is there anything else I need to do?",
+        "No, nothing else is needed from you. It's all set on our side.",
+        "I don't know. You may want to call back later.",
+    ),
+    (
+        "Okay. And what happens after that?",
+        "You'll get a confirmation by email once it's done.",
+        "Sorry, could you repeat that? I didn't catch it.",
+    ),
+)
+
+
+def agent_intro(agent_name: str) -> str:
+    """How the agent names itself: "the support agent" for an agent called "Support agent",
+    else its name ("Support XL")."""
+    if re.fullmatch(r"[A-Za-z]+ agent", agent_name, re.IGNORECASE):
+        return f"the {agent_name.lower()}"
+    return agent_name
+
+
 def _speech_lines(s: Scenario, agent_name: str, count: int, outbound: bool) -> list[str]:
     """Alternating lines; even indexes belong to whoever speaks first."""
-    topic, order = s.topic, s.order_id
+    request, order = s.request, s.order_id
     weak = s.call_outcome == "failure"
-    answers = [
-        f"Sure. For {topic}, I can walk you through it step by step.",
-        f"Good question. Our policy on {topic} is explained on your account page too.",
-        "That usually takes three to five business days.",
-        "Nothing else is needed from you; it is all set on our side.",
-    ]
-    if weak:
-        answers = [
-            f"I'm not sure I can help with {topic}, sorry.",
-            "Could you repeat that? I didn't catch it.",
-            "I don't have that information right now.",
-            "You may want to call back later.",
-        ]
-    follow_ups = [
-        f"Can you tell me more about {topic}?",
-        "How long will that take?",
-        "Is there anything else I need to do?",
-        "Okay. And what happens after that?",
-    ]
-    opening = f"Hi, I'm calling about {topic}."
+    agent = agent_intro(agent_name)
+    opening = request.opening()
     if order:
         opening += f" My order number is {order}."
     if outbound:
-        lines = [f"Thanks for calling, this is {agent_name}. How can I help you today?", opening]
+        lines = [f"Thanks for calling, this is {agent}. How can I help you today?", opening]
     else:
-        lines = ["Hello?", f"Hi, this is {agent_name}. I'm following up about {topic}."]
+        lines = ["Hello?", f"Hi, this is {agent}. I'm following up on your {request.gist(AGENT)}."]
         if order:
             lines.append(f"Yes, thanks for calling back. My order number is {order}.")
     fixed = set(range(len(lines)))
     if order:
         fixed.add(len(lines))
         lines.append(f"I found order {order}. It has shipped and should arrive in two days.")
+    asked: int | None = None  # the follow-up the agent answers next
     rot = s.seed[4]
     while len(lines) < count:
         caller_turn = (len(lines) % 2 == 1) == outbound
-        pool = follow_ups if caller_turn else answers
-        lines.append(pool[(rot + len(lines)) % len(pool)])
+        if caller_turn:
+            asked = (rot + sum(1 for line in lines if _is_follow_up(line))) % len(_FOLLOW_UPS)
+            lines.append(_FOLLOW_UPS[asked][0])
+        elif asked is None:
+            lines.append(
+                "I'm sorry, I'm not sure I can help with that."
+                if weak
+                else "Sure, I can help with that."
+            )
+        else:
+            lines.append(_FOLLOW_UPS[asked][2 if weak else 1])
+            asked = None
     last_is_caller = ((count - 1) % 2 == 1) == outbound
     if last_is_caller:
-        lines[-1] = "Great, that's all I needed. Thanks, bye!" if not weak else "Okay, never mind."
+        lines[count - 1] = (
+            "Okay, never mind. Bye." if weak else "Great, that's all I needed. Thanks, bye!"
+        )
     else:
-        lines[-1] = "Thanks for calling. Have a great day, goodbye!"
-    return _with_phrases(lines[:count], s.said, outbound, fixed)
+        lines[count - 1] = (
+            "Sorry, I couldn't help more today. Thanks for calling, goodbye."
+            if weak
+            else "Thanks for calling. Have a great day, goodbye!"
+        )
+    lines = _with_phrases(lines[:count], s.said, outbound, fixed)
+    if not last_is_caller and len(lines) - 2 not in fixed:
+        # The caller's last word before the agent's goodbye closes the call.
+        lines[-2] = "Okay, never mind." if weak else "Great, that's all I needed. Thanks!"
+    return lines
+
+
+def _is_follow_up(line: str) -> bool:
+    return any(line == question for question, _, _ in _FOLLOW_UPS)
 
 
 def _with_phrases(
@@ -417,10 +350,12 @@ def _with_phrases(
     slots = [i for i in range(1, len(lines) - 1) if agent_turn(i) and i not in fixed]
     for phrase, index in zip(said, slots, strict=False):
         lines[index] = phrase
+        fixed.add(index)
     for phrase in said[len(slots) :]:
         at = len(lines) - 1  # keep the goodbye last; a pair keeps the turns alternating
         pair = [phrase, "Okay, I see."] if agent_turn(at) else ["Okay. Anything else?", phrase]
         lines[at:at] = pair
+        fixed.add(at if agent_turn(at) else at + 1)
     return lines
 
 
@@ -475,14 +410,16 @@ def _entry(role: str, content: str | JSON, start_ms: int, end_ms: int) -> JSON:
 def grade_object(grade_id: int, call_id: int, s: Scenario, agent_name: str, now: str) -> JSON:
     """A completed AI grade whose score and wording follow from the scenario."""
     ok = s.call_outcome == "success"
+    request, agent = s.request, agent_intro(agent_name)
+    gist = request.gist()
     if ok:
-        summary = f"The caller asked about {s.topic}; {agent_name} answered clearly."
-        reasoning = f"The question about {s.topic} was resolved and the caller ended satisfied."
+        summary = f"The caller {request.asked()}; {agent} answered clearly."
+        reasoning = f"The caller's {gist} was resolved, and they ended the call satisfied."
         issues: list[JSON] = []
     else:
-        summary = f"The caller asked about {s.topic}; {agent_name} could not resolve it."
-        reasoning = f"The caller did not get an answer about {s.topic} before the call ended."
-        issues = [{"title": f"Unresolved question about {s.topic}", "severity": "warning"}]
+        summary = f"The caller {request.asked()}; {agent} could not resolve it."
+        reasoning = f"The caller's {gist} was not resolved before the call ended."
+        issues = [{"title": f"Unresolved {gist}", "severity": "warning"}]
     spread = s.seed[6] % 7
     return {
         "id": grade_id,

@@ -263,6 +263,7 @@ async def test_response_url_semantics(fake: FakeSlack) -> None:
 
 
 async def test_render_channel(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.clock = lambda: 1763780000.0  # 2025-11-22 02:53:20 UTC, standing still
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": "Test call #12"}},
         section("*Agent* for <@U0MARIA> at <!date^1763780000^{time}|14:07> &amp; more"),
@@ -289,7 +290,7 @@ async def test_render_channel(fake: FakeSlack, client: AsyncWebClient) -> None:
         "\n"
         "[02:53] thunderbot: (edited)\n"
         "Test call #12\n"
-        "*Agent* for @maria at 14:07 & more\n"
+        "*Agent* for @maria at 02:53 & more\n"
         "  │ [02:54] thunderbot:\n"
         "  │ a <b> reply\n"
         "\n"
@@ -301,6 +302,39 @@ async def test_render_channel(fake: FakeSlack, client: AsyncWebClient) -> None:
         "_Status_\nrunning\nSee run 12\nin #voice-qa  in #voice-qa\n"
         "[ Cancel ]  [ Rerun ]\n" + "─" * 40 + "\n[image: waveform]\n"
     )
+
+
+async def test_message_timestamps_follow_the_wall_clock(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    before = time.time()
+    posted = await client.chat_postMessage(channel="C0QA", text="now")
+    reply = await client.chat_postMessage(channel="C0QA", text="re", thread_ts=posted["ts"])
+    after = time.time()
+    assert before - 0.001 <= float(posted["ts"]) <= float(reply["ts"]) <= after + 0.001
+    assert re.fullmatch(r"\d{10}\.\d{6}", posted["ts"])
+    shown = fake.render_channel("C0QA")
+    assert f"[{time.strftime('%H:%M', time.gmtime(float(posted['ts'])))}] thunderbot:" in shown
+    fake.advance(3600)
+    later = await client.chat_postMessage(channel="C0QA", text="an hour on")
+    assert 3599 < float(later["ts"]) - float(reply["ts"]) < 3600 + (time.time() - before) + 1
+
+
+async def test_timestamps_stay_unique_when_the_clock_stands_still_or_steps_back(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    readings = iter([1763780000.0] * 3 + [1763779990.0, 1763780005.5])
+    fake.clock = lambda: next(readings)
+    stamps = [(await client.chat_postMessage(channel="C0QA", text=str(i)))["ts"] for i in range(5)]
+    assert stamps == [
+        "1763780000.000000",
+        "1763780000.000001",
+        "1763780000.000002",
+        "1763780000.000003",  # the clock stepped back ten seconds: the next microsecond
+        "1763780005.500000",
+    ]
+    with pytest.raises(ValueError):
+        fake.advance(-1)
 
 
 async def test_wait_for_reports_what_slack_holds(fake: FakeSlack) -> None:

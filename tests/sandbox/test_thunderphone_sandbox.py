@@ -584,7 +584,8 @@ async def test_order_number_adds_tool_turns(
     await finish(sandbox, run["id"])
     entries = sandbox.transcripts[sandbox.runs[run["id"]]["call_id"]]
     assert 5 <= len(entries) <= 9
-    assert entries[0]["role"] == "assistant" and "Support agent" in entries[0]["content"]
+    assert entries[0]["role"] == "assistant"
+    assert entries[0]["content"].startswith("Thanks for calling, this is the support agent.")
     tool = next(e for e in entries if e["role"] == "tool_call")
     assert tool["content"] == {"name": "lookup_order", "arguments": {"order": "123456"}}
     assert tool["content_type"] == "application/json" and tool["start_ms"] == tool["end_ms"]
@@ -926,6 +927,29 @@ async def test_tool_directives_add_tool_calls_with_arguments(
     _, _, entries, _ = await graded(sandbox, api, f"{ORDER_PROMPT} [tool: transfer to=billing]")
     calls = [e["content"] for e in entries if e["role"] == "tool_call"]
     assert calls == [{"name": "transfer", "arguments": {"to": "billing"}}]
+
+
+async def test_directives_shape_the_call_but_are_never_spoken(
+    sandbox: ThunderPhoneSandbox, api: httpx.AsyncClient
+) -> None:
+    prompt = (
+        "[low] You are an angry customer. Demand a refund for order 12345!! "
+        "[say: I can't refund that order.] [tool: lookup_order order=12345]"
+    )
+    _, _, entries, grade = await graded(sandbox, api, prompt)
+    speech = [e["content"] for e in entries if e["content_type"] == "text/plain"]
+    assert speech[:2] == [
+        "Thanks for calling, this is the support agent. How can I help you today?",
+        "Hi, I'm calling to ask for a refund for my order. My order number is 12345.",
+    ]
+    assert "I can't refund that order." in speech
+    assert not any("[" in line or "]" in line for line in speech)
+    assert grade["summary"] == (
+        "The caller asked for a refund for their order; the support agent could not resolve it."
+    )
+    assert grade["detected_issues"] == [
+        {"title": "Unresolved request for a refund for their order", "severity": "warning"}
+    ]
 
 
 async def test_flaky_directive_alternates_per_prompt(
