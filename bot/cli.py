@@ -1,4 +1,4 @@
-"""`thunderbot serve | demo | sandbox | suite | ci`."""
+"""`thunderbot serve | demo | sandbox | suite | ci | webhooks`."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument("--step-seconds", type=float, default=3.0, help="time per run stage")
     _add_suite_parser(commands)
     _add_ci_parser(commands)
+    _add_setup_parsers(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -82,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _suite(args)
     if args.command == "ci":
         return _ci(args)
+    if args.command == "webhooks":
+        return _setup_command(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     if args.command == "demo":
@@ -284,6 +287,33 @@ def _add_ci_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "test call is billed at 2x the normal rate. See docs/ci.md.",
     )
     ci.add_arguments(gate)
+
+
+def _add_setup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bot import webhook_setup
+
+    webhooks = commands.add_parser(
+        "webhooks",
+        help="register ThunderPhone's webhook endpoint for the bot, or test it",
+        description="ThunderPhone's webhook endpoint for the bot (needs an admin's "
+        "THUNDERPHONE_API_KEY).",
+    )
+    webhook_setup.add_arguments(webhooks)
+
+
+def _setup_command(args: argparse.Namespace) -> int:
+    """`webhooks`: what it finds is printed, so only errors are logged."""
+    from bot import webhook_setup
+    from bot.config import SetupSettings
+
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = SetupSettings()  # type: ignore[call-arg]
+    except ValidationError as error:
+        head = f"thunderbot {args.command}: fix these environment variables first:"
+        print(describe_settings_error(error, head), file=sys.stderr)
+        return 2
+    return webhook_setup.main(args, settings)
 
 
 def _is_ci(argv: Sequence[str]) -> bool:

@@ -111,13 +111,39 @@ def _split(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-def describe_settings_error(error: Exception) -> str:
-    """A start-up message naming each missing or invalid variable."""
+class SetupSettings(Settings):
+    """What `doctor` and `webhooks` read: every setting, but the secrets may be missing or
+    blank, so that each command can say which one it needs and where to find it."""
+
+    slack_signing_secret: SecretStr = Field(
+        SecretStr(""), description="Verifies that requests come from Slack."
+    )
+    thunderphone_api_key: SecretStr = Field(
+        SecretStr(""), description="ThunderPhone organisation API key."
+    )
+    thunderphone_webhook_secret: SecretStr = Field(
+        SecretStr(""), description="Webhook signing secret; a comma-separated list allows rotation."
+    )
+
+    # The same names as Settings' validators, so these replace them.
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        return value
+
+    @classmethod
+    def _some_secret(cls, value: SecretStr) -> SecretStr:
+        return value
+
+
+def describe_settings_error(
+    error: Exception, head: str = "thunderbot cannot start; fix these environment variables:"
+) -> str:
+    """A message naming each missing or invalid variable, under `head`."""
     from pydantic import ValidationError
 
     if not isinstance(error, ValidationError):
         return str(error)
-    lines = ["thunderbot cannot start; fix these environment variables:"]
+    lines = [head]
     for problem in error.errors():
         name = str(problem["loc"][0]).upper() if problem["loc"] else "?"
         reason = "is required" if problem["type"] == "missing" else problem["msg"]
