@@ -1,4 +1,4 @@
-"""`thunderbot serve | demo | sandbox | suite | ci | webhooks`."""
+"""`thunderbot serve | demo | sandbox | suite | ci | doctor | webhooks`."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _suite(args)
     if args.command == "ci":
         return _ci(args)
-    if args.command == "webhooks":
+    if args.command in {"doctor", "webhooks"}:
         return _setup_command(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
@@ -292,6 +292,16 @@ def _add_ci_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 def _add_setup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from bot import webhook_setup
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the installation: Slack, ThunderPhone, webhooks, database, manifest",
+        description="Check every setting against Slack and ThunderPhone (nothing is billed), "
+        "the database and the Slack app manifest; one line per check, with a fix for each "
+        "failure. Exits 1 when a check fails.",
+    )
+    doctor.add_argument(
+        "--manifest", metavar="PATH", help="the Slack app manifest (default: ./manifest.yml)"
+    )
     webhooks = commands.add_parser(
         "webhooks",
         help="register ThunderPhone's webhook endpoint for the bot, or test it",
@@ -302,8 +312,8 @@ def _add_setup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _setup_command(args: argparse.Namespace) -> int:
-    """`webhooks`: what it finds is printed, so only errors are logged."""
-    from bot import webhook_setup
+    """`doctor` and `webhooks`: their findings are printed, so only errors are logged."""
+    from bot import doctor, webhook_setup
     from bot.config import SetupSettings
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
@@ -313,6 +323,8 @@ def _setup_command(args: argparse.Namespace) -> int:
         head = f"thunderbot {args.command}: fix these environment variables first:"
         print(describe_settings_error(error, head), file=sys.stderr)
         return 2
+    if args.command == "doctor":
+        return doctor.main(settings, args.manifest)
     return webhook_setup.main(args, settings)
 
 
