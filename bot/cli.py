@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -153,6 +154,9 @@ def _serve(settings: Settings, *, sandbox: bool) -> int:
     clients, database, simulator) and exit 0. A second signal cuts the cleanup short."""
     from bot.server import create_app
 
+    # The settings hold the token from here on. Bolt would read SLACK_BOT_TOKEN from the
+    # environment again, find its client already carrying the token, and warn that it is unused.
+    os.environ.pop("SLACK_BOT_TOKEN", None)
     app = create_app(settings)
     if sandbox:
         # First in line: the bot's clients are built against the simulator's address, and the
