@@ -294,8 +294,6 @@ def _add_ci_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _add_setup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from bot import webhook_setup
-
     doctor = commands.add_parser(
         "doctor",
         help="check the installation: Slack, ThunderPhone, webhooks, database, manifest",
@@ -312,7 +310,35 @@ def _add_setup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
         description="ThunderPhone's webhook endpoint for the bot (needs an admin's "
         "THUNDERPHONE_API_KEY).",
     )
-    webhook_setup.add_arguments(webhooks)
+    actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    register = actions.add_parser(
+        "register",
+        help="create the ThunderPhone webhook endpoint that sends the bot its events",
+        description="Create a ThunderPhone webhook endpoint for test-call.completed and "
+        "call.graded, sent to the bot's /webhooks/thunderphone, and print its signing secret "
+        "(shown once). Creates nothing if an endpoint with that URL exists.",
+    )
+    register.add_argument(
+        "--url", help="https://HOST/webhooks/thunderphone (default: THUNDERBOT_PUBLIC_URL's)"
+    )
+    register.add_argument(
+        "--label", default="thunderbot", help='the endpoint\'s name (default "thunderbot")'
+    )
+    test = actions.add_parser(
+        "test",
+        help="have ThunderPhone send the bot a signed test event, and say how it went",
+        description="Find the endpoint sending to the bot and have ThunderPhone send it one "
+        "signed synthetic event; says whether it arrived and whether its signature verified.",
+    )
+    test.add_argument(
+        "--url", help="the endpoint's URL (default: THUNDERBOT_PUBLIC_URL's /webhooks/thunderphone)"
+    )
+    test.add_argument(
+        "--event",
+        choices=("webhook.test", "test-call.completed", "call.graded"),
+        default=None,
+        help="the event type to send (default: ThunderPhone's own webhook.test)",
+    )
 
 
 def _setup_command(args: argparse.Namespace) -> int:

@@ -25,10 +25,8 @@ from bot.thunderphone import (
 )
 from handlers.webhooks import ROUTE
 
-DEFAULT_LABEL = "thunderbot"
 MAX_LABEL = 120
 OK, FAILED, USAGE = 0, 1, 2
-TEST_EVENTS = ("webhook.test", *WEBHOOK_EVENTS)
 ADMIN_ONLY = (
     "only an admin or owner of the ThunderPhone organisation may read or create webhook "
     "endpoints, and THUNDERPHONE_API_KEY is not an admin's key"
@@ -37,40 +35,6 @@ ADMIN_FIX = (
     "run it with an admin's key, just for this command: "
     "THUNDERPHONE_API_KEY=sk_live_… thunderbot {command} (the bot itself needs no admin key)"
 )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="webhooks_command", required=True)
-    register = actions.add_parser(
-        "register",
-        help="create the ThunderPhone webhook endpoint that sends the bot its events",
-        description="Create a ThunderPhone webhook endpoint for test-call.completed and "
-        "call.graded, sent to the bot's /webhooks/thunderphone, and print its signing secret "
-        "(shown once). Needs an admin's THUNDERPHONE_API_KEY. Creates nothing if an endpoint "
-        "with that URL exists.",
-    )
-    register.add_argument(
-        "--url",
-        help="https://HOST/webhooks/thunderphone (default: THUNDERBOT_PUBLIC_URL's)",
-    )
-    register.add_argument(
-        "--label", default=DEFAULT_LABEL, help=f'the endpoint\'s name (default "{DEFAULT_LABEL}")'
-    )
-    test = actions.add_parser(
-        "test",
-        help="have ThunderPhone send the bot a signed test event, and say how it went",
-        description="Find the endpoint sending to the bot and have ThunderPhone send it one "
-        "signed synthetic event; says whether it arrived and whether its signature verified.",
-    )
-    test.add_argument(
-        "--url", help="the endpoint's URL (default: THUNDERBOT_PUBLIC_URL's /webhooks/thunderphone)"
-    )
-    test.add_argument(
-        "--event",
-        choices=TEST_EVENTS,
-        default=None,
-        help="the event type to send (default: ThunderPhone's own webhook.test)",
-    )
 
 
 def webhook_url(public_url: str) -> str:
