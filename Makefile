@@ -1,13 +1,18 @@
 # `make demo` and `make test` each create .venv when it is missing, install the project into it,
-# and run. Nothing needs installing by hand.
+# and run. Nothing needs installing by hand. `make demo PYTHON=python3.12` uses that Python:
+# a .venv made with another one is made again.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-$(subst /,_,$(PYTHON))
+VERSION := import sys; print(sys.version)
 
 .PHONY: demo test lint serve bench clean
 
 $(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: give PYTHON=... (3.11 or newer)"; exit 1; }
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c '$(VERSION)')" != "$$($(PYTHON) -c '$(VERSION)')" ]; then \
+		echo "$(VENV) was made with another Python: making it again with $(PYTHON)"; rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

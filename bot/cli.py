@@ -1,10 +1,11 @@
-"""`thunderbot serve | demo | sandbox | suite | ci`."""
+"""`thunderbot serve | demo | sandbox | suite | ci | doctor | webhooks`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -71,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument("--step-seconds", type=float, default=3.0, help="time per run stage")
     _add_suite_parser(commands)
     _add_ci_parser(commands)
+    _add_setup_parsers(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -82,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _suite(args)
     if args.command == "ci":
         return _ci(args)
+    if args.command in {"doctor", "webhooks"}:
+        return _setup_command(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     if args.command == "demo":
@@ -150,6 +154,9 @@ def _serve(settings: Settings, *, sandbox: bool) -> int:
     clients, database, simulator) and exit 0. A second signal cuts the cleanup short."""
     from bot.server import create_app
 
+    # The settings hold the token from here on. Bolt would read SLACK_BOT_TOKEN from the
+    # environment again, find its client already carrying the token, and warn that it is unused.
+    os.environ.pop("SLACK_BOT_TOKEN", None)
     app = create_app(settings)
     if sandbox:
         # First in line: the bot's clients are built against the simulator's address, and the
@@ -284,6 +291,71 @@ def _add_ci_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "test call is billed at 2x the normal rate. See docs/ci.md.",
     )
     ci.add_arguments(gate)
+
+
+def _add_setup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the installation: Slack, ThunderPhone, webhooks, database, manifest",
+        description="Check every setting against Slack and ThunderPhone (nothing is billed), "
+        "the database and the Slack app manifest; one line per check, with a fix for each "
+        "failure. Exits 1 when a check fails.",
+    )
+    doctor.add_argument(
+        "--manifest", metavar="PATH", help="the Slack app manifest (default: ./manifest.yml)"
+    )
+    webhooks = commands.add_parser(
+        "webhooks",
+        help="register ThunderPhone's webhook endpoint for the bot, or test it",
+        description="ThunderPhone's webhook endpoint for the bot (needs an admin's "
+        "THUNDERPHONE_API_KEY).",
+    )
+    actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    register = actions.add_parser(
+        "register",
+        help="create the ThunderPhone webhook endpoint that sends the bot its events",
+        description="Create a ThunderPhone webhook endpoint for test-call.completed and "
+        "call.graded, sent to the bot's /webhooks/thunderphone, and print its signing secret "
+        "(shown once). Creates nothing if an endpoint with that URL exists.",
+    )
+    register.add_argument(
+        "--url", help="https://HOST/webhooks/thunderphone (default: THUNDERBOT_PUBLIC_URL's)"
+    )
+    register.add_argument(
+        "--label", default="thunderbot", help='the endpoint\'s name (default "thunderbot")'
+    )
+    test = actions.add_parser(
+        "test",
+        help="have ThunderPhone send the bot a signed test event, and say how it went",
+        description="Find the endpoint sending to the bot and have ThunderPhone send it one "
+        "signed synthetic event; says whether it arrived and whether its signature verified.",
+    )
+    test.add_argument(
+        "--url", help="the endpoint's URL (default: THUNDERBOT_PUBLIC_URL's /webhooks/thunderphone)"
+    )
+    test.add_argument(
+        "--event",
+        choices=("webhook.test", "test-call.completed", "call.graded"),
+        default=None,
+        help="the event type to send (default: ThunderPhone's own webhook.test)",
+    )
+
+
+def _setup_command(args: argparse.Namespace) -> int:
+    """`doctor` and `webhooks`: their findings are printed, so only errors are logged."""
+    from bot import doctor, webhook_setup
+    from bot.config import SetupSettings
+
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = SetupSettings()  # type: ignore[call-arg]
+    except ValidationError as error:
+        head = f"thunderbot {args.command}: fix these environment variables first:"
+        print(describe_settings_error(error, head), file=sys.stderr)
+        return 2
+    if args.command == "doctor":
+        return doctor.main(settings, args.manifest)
+    return webhook_setup.main(args, settings)
 
 
 def _is_ci(argv: Sequence[str]) -> bool:

@@ -29,7 +29,9 @@ from storage.db import now_iso
 
 log = logging.getLogger(__name__)
 
-HANDLED_EVENTS = frozenset({"test-call.completed", "call.graded"})
+# The events the bot subscribes to at ThunderPhone, in the order a run usually sends them.
+WEBHOOK_EVENTS = ("test-call.completed", "call.graded")
+HANDLED_EVENTS = frozenset(WEBHOOK_EVENTS)
 PAGE_SIZE = 200
 MAX_PAGES = 5
 

@@ -28,7 +28,7 @@ def test_missing_and_empty_secrets_are_named(monkeypatch: pytest.MonkeyPatch) ->
     message = describe_settings_error(raised.value)
     assert message.splitlines() == [
         "thunderbot cannot start; fix these environment variables:",
-        "  SLACK_SIGNING_SECRET Value error, must not be empty",
+        "  SLACK_SIGNING_SECRET must not be empty",
         "  THUNDERPHONE_WEBHOOK_SECRET is required",
     ]
 
@@ -69,3 +69,72 @@ def test_serve_without_configuration_exits_with_the_missing_variables(tmp_path: 
     assert completed.returncode == 2
     assert "SLACK_SIGNING_SECRET is required" in completed.stderr
     assert "THUNDERPHONE_API_KEY is required" in completed.stderr
+
+
+def _required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("THUNDERPHONE_API_KEY", "k")
+    monkeypatch.setenv("THUNDERPHONE_WEBHOOK_SECRET", "whsec_x")
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("https://bot.example.com", "https://bot.example.com"),
+        ("  https://Bot.Example.com/ ", "https://bot.example.com"),
+        ("https://bot.example.com:8443", "https://bot.example.com:8443"),
+        ("http://localhost:3000", "http://localhost:3000"),
+        ("http://127.0.0.1:3000/", "http://127.0.0.1:3000"),
+    ],
+)
+def test_the_public_url_is_kept_as_scheme_and_host(
+    monkeypatch: pytest.MonkeyPatch, given: str, kept: str
+) -> None:
+    _required(monkeypatch)
+    monkeypatch.setenv("THUNDERBOT_PUBLIC_URL", given)
+    assert Settings().thunderbot_public_url == kept  # type: ignore[call-arg]
+
+
+def test_the_public_url_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    _required(monkeypatch)
+    assert Settings().thunderbot_public_url is None  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("bot.example.com", "must be an address like https://bot.example.com"),
+        ("http://bot.example.com", "must start with https://"),
+        ("https://bot.example.com/slack/events", "must be the address alone"),
+        ("  ", "must not be empty"),
+    ],
+)
+def test_a_public_url_that_cannot_work_is_refused(
+    monkeypatch: pytest.MonkeyPatch, given: str, problem: str
+) -> None:
+    _required(monkeypatch)
+    monkeypatch.setenv("THUNDERBOT_PUBLIC_URL", given)
+    with pytest.raises(ValidationError) as raised:
+        Settings()  # type: ignore[call-arg]
+    lines = describe_settings_error(raised.value).splitlines()
+    assert len(lines) == 2
+    assert lines[1].startswith(f"  THUNDERBOT_PUBLIC_URL {problem}"), lines
+
+
+def test_every_blank_setting_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SLACK_SIGNING_SECRET", "THUNDERPHONE_WEBHOOK_SECRET", "HOST"):
+        monkeypatch.setenv(name, " ")
+    monkeypatch.setenv("THUNDERPHONE_API_KEY", "")
+    monkeypatch.setenv("THUNDERBOT_DB", "")
+    monkeypatch.setenv("THUNDERPHONE_BASE_URL", "\t")
+    with pytest.raises(ValidationError) as raised:
+        Settings()  # type: ignore[call-arg]
+    assert describe_settings_error(raised.value).splitlines() == [
+        "thunderbot cannot start; fix these environment variables:",
+        "  SLACK_SIGNING_SECRET must not be empty",
+        "  THUNDERPHONE_API_KEY must not be empty",
+        "  THUNDERPHONE_BASE_URL must not be empty (leave it unset for the default)",
+        "  THUNDERPHONE_WEBHOOK_SECRET must not be empty",
+        "  THUNDERBOT_DB must not be empty (leave it unset for the default)",
+        "  HOST must not be empty (leave it unset for the default)",
+    ]

@@ -11,6 +11,9 @@ Batches create all their runs at once (`queued`, `run_ids` in prompt order); wit
 automatic clock the i-th run starts moving after i x `stagger_seconds` x `stagger_scale`
 seconds, with the manual clock (`step_seconds=None`) only `advance` moves a run.
 `GET /v1/test-calls?batch_id=N` lists one batch's runs.
+
+Webhook endpoints (`/v1/developer/webhook-endpoints`, see `tp_endpoints`) can be listed,
+created and sent a test event; the runs' own webhooks go to `webhook_url` alone.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +30,12 @@ from aiohttp import web
 
 from bot.sandbox import tp_scenarios as sc
 from bot.sandbox import tp_validation as check
+from bot.sandbox.tp_endpoints import ADMIN_PREFIX, WebhookEndpoints
 from bot.sandbox.tp_scenarios import JSON
 from bot.sandbox.tp_validation import CONSENT_MESSAGE as CONSENT_MESSAGE
 from bot.sandbox.tp_validation import E164_MESSAGE as E164_MESSAGE
 from bot.sandbox.tp_validation import REQUIRED as REQUIRED
 from bot.sandbox.tp_webhooks import WebhookDelivery as WebhookDelivery
-from bot.sandbox.tp_webhooks import WebhookSender
 
 NOT_FOUND = {"detail": "Not found."}
 BALANCE_MESSAGE = "Insufficient balance. Top up your account to place test calls."
@@ -69,9 +72,13 @@ class _RunState:
     started: float = 0.0
 
 
-class ThunderPhoneSandbox(WebhookSender):
+class ThunderPhoneSandbox(WebhookEndpoints):
     """In-process ThunderPhone API with seeded agents 12, 13 and 14 (spark, storm-base and
-    bolt) and phone number 34."""
+    bolt) and phone number 34.
+
+    `api_key` is an admin's key; `member_api_keys` are keys of members, who may do everything
+    but manage webhook endpoints (403, as ThunderPhone answers).
+    """
 
     def __init__(
         self,
@@ -85,8 +92,10 @@ class ThunderPhoneSandbox(WebhookSender):
         webhook_max_attempts: int = 5,
         balance_cents: int = 100_000,
         clock: Callable[[], float] = time.time,
+        member_api_keys: Collection[str] = (),
     ) -> None:
         self.api_key = api_key
+        self.member_api_keys = tuple(member_api_keys)
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.step_seconds = step_seconds
@@ -106,6 +115,8 @@ class ThunderPhoneSandbox(WebhookSender):
         self.grades: dict[int, JSON] = {}  # by grade id
         self.transcripts: dict[int, list[JSON]] = {}  # by call id
         self.issue_reports: dict[int, JSON] = {}
+        self.webhook_endpoints: dict[str, JSON] = {}
+        self.endpoint_secrets: dict[str, str] = {}
         self._states: dict[int, _RunState] = {}
         self._grade_of_call: dict[int, int] = {}
         self._prompt_runs: dict[str, int] = {}  # runs per exact prompt, for [flaky]
@@ -135,6 +146,7 @@ class ThunderPhoneSandbox(WebhookSender):
                 web.get("/v1/calls/{id}/grade", self._get_grade),
                 web.get("/v1/calls/{id}/issue-reports", self._list_issues),
                 web.post("/v1/calls/{id}/issue-reports", self._create_issue),
+                *self.endpoint_routes(),
             ]
         )
 
@@ -217,9 +229,11 @@ class ThunderPhoneSandbox(WebhookSender):
             )
         )
         if request.path != "/v1/healthz":
-            denied = check.unauthorized(request, self.api_key)
+            denied = check.unauthorized(request, (self.api_key, *self.member_api_keys))
             if denied is not None:
                 return denied
+            if request.path.startswith(ADMIN_PREFIX) and not check.holds_key(request, self.api_key):
+                return web.json_response({"detail": check.PERMISSION_MESSAGE}, status=403)
         fault = next(
             (
                 f

@@ -248,3 +248,26 @@ def issue_object(issue_id: int, call: JSON, body: JSON, now: str) -> JSON:
         "created_at": now,
         "updated_at": now,
     }
+
+
+def secret_hint(secret: str) -> str:
+    """How ThunderPhone shows a webhook secret after creating it: `whsec_…` and its last 6."""
+    return f"whsec_…{secret[-6:]}"
+
+
+def endpoint_object(endpoint_id: str, body: JSON, secret: str, now: str) -> JSON:
+    """A webhook endpoint as `GET /v1/developer/webhook-endpoints` lists it (never the secret;
+    the create answer adds it, once)."""
+    agent = AGENTS.get(body["agent_id"]) if body.get("agent_id") is not None else None
+    return {
+        "id": endpoint_id,
+        "label": body["label"],
+        "url": body["url"],
+        "events": list(body["events"]),
+        "status": body["status"],
+        "agent_id": agent.id if agent else None,
+        "agent_name": agent.name if agent else None,
+        "secret_hint": secret_hint(secret),
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hmac
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -22,6 +24,30 @@ CONSENT_MESSAGE = (
 )
 E164_MESSAGE = "Enter a valid phone number in E.164 format, like +14155550123."
 REQUIRED = "This field is required."
+PERMISSION_MESSAGE = "You do not have permission to perform this action."
+HTTPS_MESSAGE = "Webhook URLs must use https (http is allowed only for localhost)."
+# The event types an endpoint may subscribe to (the SDK's enum); `webhook.test` only for tests.
+EVENT_TYPES = (
+    "alert.triggered",
+    "call.data_extracted",
+    "call.graded",
+    "call.transfer_completed",
+    "campaign.completed",
+    "issue.escalated",
+    "issue.reported",
+    "sms.failed",
+    "sms.received",
+    "sms.sent",
+    "telephony.complete",
+    "telephony.incoming",
+    "telephony.tool",
+    "telephony.turn",
+    "test-call.completed",
+    "web.complete",
+    "web.incoming",
+    "web.tool",
+    "web.turn",
+)
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
@@ -60,14 +86,21 @@ def object_body(request: web.Request) -> JSON | web.Response:
     return dict(body)
 
 
-def unauthorized(request: web.Request, api_key: str) -> web.Response | None:
-    """The 401 response for a missing or wrong API key, or None when the key is right."""
+def unauthorized(request: web.Request, api_keys: str | Collection[str]) -> web.Response | None:
+    """The 401 response for a missing or wrong API key, or None when the key is one of these."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme != "Bearer" or not token.strip():
         return _unauthorized("Authentication credentials were not provided.")
-    if not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+    keys = [api_keys] if isinstance(api_keys, str) else api_keys
+    if not any(holds_key(request, key) for key in keys):
         return _unauthorized("Invalid API key.")
     return None
+
+
+def holds_key(request: web.Request, api_key: str) -> bool:
+    """Whether the request's bearer token is this key."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme == "Bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
 
 
 def _unauthorized(detail: str) -> web.Response:
@@ -180,4 +213,46 @@ def issue_request(body: JSON) -> Errors:
             errs.add(name, "A valid integer is required.")
     if not isinstance(body.setdefault("metadata", {}), dict):
         errs.add("metadata", 'Expected a dictionary of items but got type "str".')
+    return errs
+
+
+def endpoint_request(body: JSON) -> Errors:
+    """Check and default a POST /v1/developer/webhook-endpoints body."""
+    errs = Errors()
+    label = body.get("label")
+    if not isinstance(label, str):
+        errs.add("label", REQUIRED if label is None else "Not a valid string.")
+    elif not label.strip():
+        errs.add("label", "This field may not be blank.")
+    elif len(label) > 120:
+        errs.add("label", "Ensure this field has no more than 120 characters.")
+    url = body.get("url")
+    if not isinstance(url, str):
+        errs.add("url", REQUIRED if url is None else "Not a valid string.")
+    else:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+            errs.add("url", "Enter a valid URL.")
+        elif parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1"):
+            errs.add("url", HTTPS_MESSAGE)
+    events = body.setdefault("events", [])
+    if not isinstance(events, list):
+        errs.add("events", f'Expected a list of items but got type "{type(events).__name__}".')
+    else:
+        for event in events:
+            if event not in EVENT_TYPES:
+                errs.add("events", f'"{event}" is not a valid choice.')
+    _choice(body, "status", ("active", "disabled", "failing"), "active", errs)
+    agent_id = body.setdefault("agent_id", None)
+    if agent_id is not None and (_as_int(agent_id) is None or agent_id not in sc.AGENTS):
+        errs.add("agent_id", f'Invalid pk "{agent_id}" - object does not exist.')
+    return errs
+
+
+def endpoint_test_request(body: JSON) -> Errors:
+    """Check and default a POST /v1/developer/webhook-endpoints/{id}/test body."""
+    errs = Errors()
+    event_type = body.setdefault("event_type", "webhook.test")
+    if event_type != "webhook.test" and event_type not in EVENT_TYPES:
+        errs.add("event_type", f'"{event_type}" is not a valid choice.')
     return errs

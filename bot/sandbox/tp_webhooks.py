@@ -62,17 +62,44 @@ class WebhookSender:
             tasks.append(task)
         return tasks
 
-    def signature_headers(self, url: str, body: bytes, timestamp: int) -> dict[str, str]:
-        """Both signature headers ThunderPhone puts on a webhook POST to `url`."""
+    def signature_headers(
+        self, url: str, body: bytes, timestamp: int, secret: str | None = None
+    ) -> dict[str, str]:
+        """Both signature headers ThunderPhone puts on a webhook POST to `url`, signed with
+        `secret` (by default the sandbox's own webhook secret)."""
         parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        secret = self.webhook_secret
+        secret = self.webhook_secret if secret is None else secret
         v2 = compute_signature(secret, timestamp=timestamp, method="POST", path=path, body=body)
         return {
             "Content-Type": "application/json",
             "X-ThunderPhone-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
             "X-ThunderPhone-Signature-V2": f"t={timestamp},v1={v2}",
         }
+
+    async def deliver_once(
+        self, url: str, secret: str, event_type: str, data: JSON
+    ) -> WebhookDelivery:
+        """Send one signed event to `url` now, without retrying, as a test send does."""
+        event_id = str(uuid.uuid4())
+        envelope = {"event_id": event_id, "type": event_type, "data": data}
+        body = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+        headers = self.signature_headers(url, body, int(self.clock()), secret)
+        delivery = WebhookDelivery(event_id, event_type, body, headers, attempt=1)
+        self.deliveries.append(delivery)
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
+            ) as response:
+                delivery.status = response.status
+                await response.read()
+            if not 200 <= response.status < 300:
+                delivery.error = f"HTTP {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            delivery.error = f"{type(exc).__name__}: {exc}"
+        return delivery
 
     async def _deliver(
         self, previous: asyncio.Task[None] | None, event_id: str, event_type: str, body: bytes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import stamina
@@ -34,6 +35,10 @@ from bot.thunderphone.models import (
     Run,
     TestCallRequest,
     Transcript,
+    WebhookEndpoint,
+    WebhookEndpointCreated,
+    WebhookEndpointRequest,
+    WebhookTestDelivery,
 )
 
 __all__ = ["DEFAULT_TIMEOUT", "ThunderPhoneClient"]
@@ -226,6 +231,33 @@ class ThunderPhoneClient:
             f"/v1/calls/{int(call_id)}/issue-reports", request.to_json()
         )
         return _parse(IssueReport, body, status)
+
+    async def list_agents(self) -> list[Agent]:
+        """The organisation's agents (free to read: a cheap check that the key works)."""
+        code, body = await self._get("/v1/agents")
+        return _parse_list(Agent, body, code, "agent")
+
+    async def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        """The organisation's webhook endpoints (admin keys only: 403 otherwise)."""
+        code, body = await self._get("/v1/developer/webhook-endpoints")
+        return _parse_list(WebhookEndpoint, body, code, "webhook endpoint")
+
+    async def create_webhook_endpoint(
+        self, request: WebhookEndpointRequest
+    ) -> WebhookEndpointCreated:
+        """Register a webhook endpoint; the answer holds its signing secret, shown only once."""
+        status, body = await self._post("/v1/developer/webhook-endpoints", request.to_json())
+        return _parse(WebhookEndpointCreated, body, status)
+
+    async def test_webhook_endpoint(
+        self, endpoint_id: str, event_type: str | None = None
+    ) -> WebhookTestDelivery:
+        """Have ThunderPhone send one signed synthetic event (`webhook.test` unless
+        `event_type` names another) to the endpoint, and say how it was answered."""
+        body = {} if event_type is None else {"event_type": event_type}
+        path = f"/v1/developer/webhook-endpoints/{quote(endpoint_id, safe='')}/test"
+        status, answer = await self._post(path, body)
+        return _parse(WebhookTestDelivery, answer, status)
 
 
 def _parse_list(model: type[M], body: Any, code: int, noun: str) -> list[M]:

@@ -43,7 +43,11 @@ __all__ = [
     "TestCallRequest",
     "Transcript",
     "TranscriptEntry",
+    "WebhookEndpoint",
+    "WebhookEndpointCreated",
+    "WebhookEndpointRequest",
     "WebhookEvent",
+    "WebhookTestDelivery",
     "normalise_score",
     "parse_call_graded",
     "parse_test_call_completed",
@@ -170,6 +174,14 @@ class IssueReportRequest(_Request):
     timestamp_seconds: int | None = None
     failing_turn_index: int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookEndpointRequest(_Request):
+    """Body of POST /v1/developer/webhook-endpoints; an empty `events` means every event."""
+
+    label: str = Field(min_length=1, max_length=120)
+    url: str
+    events: list[str] = Field(default_factory=list)
 
 
 class Run(ResponseModel):
@@ -327,6 +339,49 @@ class PhoneNumber(ResponseModel):
     inbound_agent_id: int | None = None
     outbound_agent_id: int | None = None
     status: str = ""
+
+
+def _as_text(value: object) -> object:
+    # Endpoint ids are UUIDs; one sent as a number still names the endpoint.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class WebhookEndpoint(ResponseModel):
+    """A webhook endpoint of the organisation (SDK `DeveloperWebhookEndpoint`)."""
+
+    id: Annotated[str, BeforeValidator(_as_text)]
+    url: str
+    label: str = ""
+    events: list[str] = Field(default_factory=list)
+    status: str = ""
+    secret_hint: str = ""
+    agent_id: int | None = None
+    agent_name: str | None = None
+    created_at: Time = None
+    updated_at: Time = None
+
+    def receives(self, event_type: str) -> bool:
+        """Whether ThunderPhone sends this event type here (no events listed means all)."""
+        return not self.events or event_type in self.events
+
+
+class WebhookEndpointCreated(WebhookEndpoint):
+    """The answer to creating an endpoint (SDK `WebhookCreated`): the only time the signing
+    secret is shown."""
+
+    secret: str
+
+
+class WebhookTestDelivery(ResponseModel):
+    """The answer to POST /v1/developer/webhook-endpoints/{id}/test (SDK
+    `DeveloperWebhookTestDelivery`): whether the synthetic event was answered with a 2xx."""
+
+    success: bool
+    event_id: str = ""
+    event_type: str = ""
+    status: str = ""
+    response_code: int | None = None
+    error: str = ""
 
 
 class WebhookEvent(ResponseModel):
