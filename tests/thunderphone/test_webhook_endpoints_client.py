@@ -68,7 +68,7 @@ async def test_a_create_is_never_retried(
 async def test_field_errors_and_a_members_key(sandbox: ThunderPhoneSandbox) -> None:
     base_url = await sandbox.start()
     async with ThunderPhoneClient(base_url=base_url, api_key=sandbox.api_key) as admin:
-        with pytest.raises(ThunderPhoneInvalid, match="url: Enter a valid URL"):
+        with pytest.raises(ThunderPhoneInvalid, match="URL: Enter a valid URL"):
             await admin.create_webhook_endpoint(WebhookEndpointRequest(label="x", url="nope"))
     async with ThunderPhoneClient(base_url=base_url, api_key="sk_test_member") as member:
         assert [agent.id for agent in await member.list_agents()] == [12, 13, 14]
