@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aiohttp import log as web_log
 from aiohttp import web
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -170,6 +171,7 @@ def _serve(settings: Settings, *, sandbox: bool) -> int:
             shutdown_timeout=SHUTDOWN_TIMEOUT,
             handle_signals=True,
             print=_announce(settings),
+            access_log=web_log.access_logger if settings.thunderbot_access_log else None,
         )
     except web.GracefulExit:
         log.warning("thunderbot stopped before its cleanup finished (signalled twice)")

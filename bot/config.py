@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         description="The bot's public address, like https://bot.example.com: where Slack and "
         "ThunderPhone reach it. Only `doctor` and `webhooks` read it.",
     )
+    thunderbot_access_log: bool = Field(
+        False, description="Log one line per HTTP request (off: it costs time on every request)."
+    )
     host: str = Field("0.0.0.0", description="Listen address.")
     port: int = Field(3000, ge=0, le=65535, description="Listen port.")
 

@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlite_utils import Database
 
 from bot.config import Settings
+from bot.ingest import GroupCommit
 from bot.lookup import TargetCache
 from bot.outbox import Outbox
 from bot.thunderphone import ThunderPhoneClient
@@ -32,6 +33,11 @@ class Services:
     inbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
     # Agents and numbers ThunderPhone confirmed lately, shown in confirmations.
     targets: TargetCache = field(default_factory=TargetCache)
+    # Stores webhook deliveries that arrive together in one transaction.
+    ingest: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ingest = GroupCommit(self.db)
 
     def run_lock(self, run_id: int) -> asyncio.Lock:
         lock = self._run_locks.get(run_id)

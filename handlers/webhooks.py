@@ -20,7 +20,6 @@ from bot.thunderphone import (
     parse_test_call_completed,
     verify_webhook,
 )
-from storage import inbox
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ async def handle_thunderphone(request: web.Request) -> web.Response:
     if event.type not in HANDLED_EVENTS:
         return web.json_response({"ok": True, "ignored": event.type}, status=202)
     key = event.event_id or hashlib.sha256(body).hexdigest()
-    fresh = inbox.store_event(services.db, key, event.type, text)
+    fresh = await services.ingest.store(key, event.type, text)
     services.inbox_signal.set()
     return web.json_response({"ok": True, "duplicate": not fresh})
 

@@ -10,15 +10,26 @@ from sqlite_utils import Database
 
 from storage.db import now_iso
 
+_INSERT = (
+    "insert or ignore into webhook_events (key, event_type, body, received_at, attempts)"
+    " values (?, ?, ?, ?, 0)"
+)
+
 
 def store_event(db: Database, key: str, event_type: str, body: str) -> bool:
     """Store a delivery; False when the same delivery was stored before (a duplicate)."""
-    cursor = db.execute(
-        "insert or ignore into webhook_events (key, event_type, body, received_at, attempts)"
-        " values (?, ?, ?, ?, 0)",
-        [key, event_type, body, now_iso()],
-    )
-    return cursor.rowcount == 1
+    return store_events(db, [(key, event_type, body)])[0]
+
+
+def store_events(db: Database, deliveries: list[tuple[str, str, str]]) -> list[bool]:
+    """Store (key, event type, body) deliveries in one transaction, committed when this
+    returns; for each, False when it was stored before (a duplicate)."""
+    received = now_iso()
+    with db.conn:  # one commit for the group
+        return [
+            db.conn.execute(_INSERT, [key, event_type, body, received]).rowcount == 1
+            for key, event_type, body in deliveries
+        ]
 
 
 log = logging.getLogger(__name__)
@@ -38,7 +49,9 @@ def pending_events(db: Database) -> list[dict[str, Any]]:
 
 
 def mark_processed(db: Database, key: str) -> None:
-    db.table("webhook_events").update(key, {"processed_at": now_iso(), "error": None})
+    db.execute(
+        "update webhook_events set processed_at = ?, error = null where key = ?", [now_iso(), key]
+    )
 
 
 def mark_failed(db: Database, key: str, error: str) -> None:
