@@ -6,7 +6,9 @@ sqlite3 connection is tied to the thread that opened it. Nothing here knows abou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -17,6 +19,34 @@ migrations = Migrations("thunderbot")
 def now_iso(ago: timedelta = timedelta(0)) -> str:
     """The time now (or `ago` before now) as stored: ISO 8601 in UTC, so strings sort in time."""
     return (datetime.now(UTC) - ago).isoformat(timespec="milliseconds")
+
+
+# Plain SQL for the hot paths: sqlite-utils' table helpers read the table's schema on every
+# call, which costs several times the query itself. Table and column names here are the
+# code's own, never input.
+
+
+def fetch_row(db: Database, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+    """The first row of a query as a dict, or None."""
+    cursor = db.execute(sql, params)
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([column[0] for column in cursor.description], row, strict=True))
+
+
+def insert_row(db: Database, table: str, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    db.execute(
+        f"insert into {table} ({columns}) values ({', '.join('?' * len(row))})", list(row.values())
+    )
+
+
+def update_row(
+    db: Database, table: str, key_column: str, key: object, changes: dict[str, Any]
+) -> None:
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    db.execute(f"update {table} set {assignments} where {key_column} = ?", [*changes.values(), key])
 
 
 def open_db(path: str) -> Database:

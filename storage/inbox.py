@@ -39,13 +39,13 @@ MAX_ATTEMPTS = 12
 
 def pending_events(db: Database) -> list[dict[str, Any]]:
     """Stored deliveries not yet applied whose next attempt is due, oldest first."""
-    return list(
-        db.table("webhook_events").rows_where(
-            "processed_at is null and attempts < ? and coalesce(next_attempt_at, '') <= ?",
-            [MAX_ATTEMPTS, now_iso()],
-            order_by="received_at",
-        )
+    cursor = db.execute(
+        "select * from webhook_events where processed_at is null and attempts < ?"
+        " and coalesce(next_attempt_at, '') <= ? order by received_at",
+        [MAX_ATTEMPTS, now_iso()],
     )
+    columns = [column[0] for column in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def mark_processed(db: Database, key: str) -> None:

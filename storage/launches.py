@@ -6,7 +6,7 @@ import uuid
 
 from sqlite_utils import Database
 
-from storage.db import now_iso
+from storage.db import fetch_row, insert_row, now_iso
 from storage.models import Launch, LaunchStatus
 
 
@@ -16,13 +16,13 @@ def new_launch_id() -> str:
 
 def save_launch(db: Database, launch: Launch) -> Launch:
     stored = launch.model_copy(update={"created_at": launch.created_at or now_iso()})
-    db.table("launches").insert(stored.model_dump(), pk="id")
+    insert_row(db, "launches", stored.model_dump())
     return stored
 
 
 def get_launch(db: Database, launch_id: str) -> Launch | None:
-    rows = list(db.table("launches").rows_where("id = ?", [launch_id]))
-    return Launch.from_row(rows[0]) if rows else None
+    row = fetch_row(db, "select * from launches where id = ?", [launch_id])
+    return Launch.from_row(row) if row else None
 
 
 def claim_launch(

@@ -8,24 +8,24 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
-from storage.db import now_iso
+from storage.db import fetch_row, now_iso
 from storage.models import MessageKey, MessageRecord
 
 WORK_STATES = ("pending", "posting", "withdrawn")
 
 
 def get_message(db: Database, key: MessageKey) -> MessageRecord | None:
-    rows = list(
-        db.table("slack_messages").rows_where(
-            "owner_kind = ? and owner_id = ? and role = ?", list(key)
-        )
+    row = fetch_row(
+        db,
+        "select * from slack_messages where owner_kind = ? and owner_id = ? and role = ?",
+        list(key),
     )
-    return MessageRecord.from_row(rows[0]) if rows else None
+    return MessageRecord.from_row(row) if row else None
 
 
 def get_message_by_id(db: Database, message_id: int) -> MessageRecord | None:
-    rows = list(db.table("slack_messages").rows_where("id = ?", [message_id]))
-    return MessageRecord.from_row(rows[0]) if rows else None
+    row = fetch_row(db, "select * from slack_messages where id = ?", [message_id])
+    return MessageRecord.from_row(row) if row else None
 
 
 def want_shown(

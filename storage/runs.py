@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.db import now_iso
+from storage.db import fetch_row, insert_row, now_iso, update_row
 from storage.models import (
     TERMINAL_RUN_STATUSES,
     FlagRecord,
@@ -21,18 +21,18 @@ from storage.models import (
 def save_run(db: Database, run: RunRecord) -> RunRecord:
     stamp = now_iso()
     stored = run.model_copy(update={"created_at": run.created_at or stamp, "updated_at": stamp})
-    db.table("runs").insert(stored.model_dump(), pk="run_id")
+    insert_row(db, "runs", stored.model_dump())
     return stored
 
 
 def get_run(db: Database, run_id: int) -> RunRecord | None:
-    rows = list(db.table("runs").rows_where("run_id = ?", [run_id]))
-    return RunRecord.from_row(rows[0]) if rows else None
+    row = fetch_row(db, "select * from runs where run_id = ?", [run_id])
+    return RunRecord.from_row(row) if row else None
 
 
 def find_run_by_call(db: Database, call_id: int) -> RunRecord | None:
-    rows = list(db.table("runs").rows_where("call_id = ?", [call_id], limit=1))
-    return RunRecord.from_row(rows[0]) if rows else None
+    row = fetch_row(db, "select * from runs where call_id = ? limit 1", [call_id])
+    return RunRecord.from_row(row) if row else None
 
 
 def merge_run(db: Database, run_id: int, changes: dict[str, Any]) -> tuple[RunRecord, bool]:
@@ -58,7 +58,7 @@ def merge_run(db: Database, run_id: int, changes: dict[str, Any]) -> tuple[RunRe
         if not update:
             return current, False
         update["updated_at"] = now_iso()
-        db.table("runs").update(run_id, update)
+        update_row(db, "runs", "run_id", run_id, update)
         merged = get_run(db, run_id)
     assert merged is not None
     return merged, True
@@ -91,9 +91,9 @@ def recent_costs(db: Database, target_type: str, target_id: int, *, limit: int =
 def merge_grade(db: Database, grade: GradeRecord) -> bool:
     """Store a grade unless a later one is already stored; True when it was stored."""
     with db.atomic():
-        rows = list(db.table("grades").rows_where("call_id = ?", [grade.call_id]))
-        if rows:
-            current = GradeRecord.from_row(rows[0])
+        row = fetch_row(db, "select * from grades where call_id = ?", [grade.call_id])
+        if row:
+            current = GradeRecord.from_row(row)
             if current == grade:
                 return False
             if (current.graded_at or "") > (grade.graded_at or ""):
@@ -105,8 +105,8 @@ def merge_grade(db: Database, grade: GradeRecord) -> bool:
 def get_grade(db: Database, call_id: int | None) -> GradeRecord | None:
     if call_id is None:
         return None
-    rows = list(db.table("grades").rows_where("call_id = ?", [call_id]))
-    return GradeRecord.from_row(rows[0]) if rows else None
+    row = fetch_row(db, "select * from grades where call_id = ?", [call_id])
+    return GradeRecord.from_row(row) if row else None
 
 
 def save_transcript(db: Database, call_id: int, entries: list[dict[str, Any]]) -> None:
@@ -119,10 +119,10 @@ def save_transcript(db: Database, call_id: int, entries: list[dict[str, Any]]) -
 def get_transcript(db: Database, call_id: int | None) -> list[dict[str, Any]] | None:
     if call_id is None:
         return None
-    rows = list(db.table("transcripts").rows_where("call_id = ?", [call_id]))
-    if not rows:
+    row = fetch_row(db, "select entries from transcripts where call_id = ?", [call_id])
+    if not row:
         return None
-    entries: list[dict[str, Any]] = json.loads(rows[0]["entries"])
+    entries: list[dict[str, Any]] = json.loads(row["entries"])
     return entries
 
 
@@ -161,8 +161,8 @@ def drop_interrupted_flags(db: Database, *, started_before: str) -> list[int]:
 
 
 def get_flag(db: Database, run_id: int) -> FlagRecord | None:
-    rows = list(db.table("flags").rows_where("run_id = ?", [run_id]))
-    return FlagRecord.from_row(rows[0]) if rows else None
+    row = fetch_row(db, "select * from flags where run_id = ?", [run_id])
+    return FlagRecord.from_row(row) if row else None
 
 
 def delete_flag(db: Database, run_id: int) -> None:
