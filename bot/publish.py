@@ -68,6 +68,7 @@ def publish_run(services: Services, run_id: int) -> None:
     run = run_store.get_run(services.db, run_id)
     if run is None:
         return
+    services.mark_shown(run_id)
     if run.batch_id is not None:
         _publish_batch_run(services, run)
         return

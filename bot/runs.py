@@ -27,11 +27,21 @@ async def apply_run(services: Services, report: Run) -> bool:
     if run_store.get_run(db, report.id) is None:
         return False
     async with services.run_lock(report.id):
-        run, _ = run_store.merge_run(db, report.id, run_changes(report))
-        if run.is_terminal and run.call_id is not None:
+        run, changed = run_store.merge_run(db, report.id, run_changes(report))
+        if run.is_terminal and run.call_id is not None and _missing_details(db, run):
             await fetch_call_details(services, run)
-        publish_run(services, run.run_id)
+            changed = True
+        if changed or not services.shown_since_start(run.run_id):
+            publish_run(services, run.run_id)
     return True
+
+
+def _missing_details(db: Database, run: RunRecord) -> bool:
+    return (
+        run.cost_cents is None
+        or run.end_reason is None
+        or run_store.get_transcript(db, run.call_id) is None
+    )
 
 
 def run_changes(report: Run) -> dict[str, Any]:
@@ -113,12 +123,13 @@ def grade_record(grade: Grade) -> GradeRecord:
 
 async def apply_grade(services: Services, grade: Grade) -> bool:
     """Store a grade (a later one replaces an earlier one) and show it if its run is known."""
-    run_store.merge_grade(services.db, grade_record(grade))
+    stored = run_store.merge_grade(services.db, grade_record(grade))
     run = run_store.find_run_by_call(services.db, grade.call_id)
     if run is None:
         # The run may not know its call yet; the grade waits, keyed by call.
         return False
-    await refresh(services, run.run_id)
+    if stored or not services.shown_since_start(run.run_id):
+        await refresh(services, run.run_id)
     return True
 
 

@@ -16,6 +16,8 @@ from bot.lookup import TargetCache
 from bot.outbox import Outbox
 from bot.thunderphone import ThunderPhoneClient
 
+MAX_SHOWN = 100_000
+
 
 @dataclass
 class Services:
@@ -36,8 +38,21 @@ class Services:
     # Stores webhook deliveries that arrive together in one transaction.
     ingest: GroupCommit = field(init=False)
 
+    # Runs whose messages this process has brought up to date: a report that changes nothing
+    # about such a run needs no rendering. After a restart every run is rendered once more,
+    # in case the process stopped between storing a change and showing it.
+    _shown: set[int] = field(default_factory=set)
+
     def __post_init__(self) -> None:
         self.ingest = GroupCommit(self.db)
+
+    def shown_since_start(self, run_id: int) -> bool:
+        return run_id in self._shown
+
+    def mark_shown(self, run_id: int) -> None:
+        if len(self._shown) >= MAX_SHOWN:
+            self._shown.clear()  # bounded memory; the cost is one extra rendering each
+        self._shown.add(run_id)
 
     def run_lock(self, run_id: int) -> asyncio.Lock:
         lock = self._run_locks.get(run_id)
