@@ -88,14 +88,15 @@ def propose(
 def propose_again(
     services: Services, run: RunRecord, *, user_id: str, channel_id: str
 ) -> tuple[Launch, list[int]]:
-    """The same test call again, through the same consent step."""
+    """The same test call again, through the same consent step. Nobody typed a target this
+    time, so the launch has no label; the confirmation names the run's target."""
     return _propose(
         services,
         run.spec,
         team_id=run.team_id,
         channel_id=channel_id,
         user_id=user_id,
-        label=run.target_name,
+        label="",
     )
 
 

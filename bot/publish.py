@@ -81,7 +81,7 @@ def _publish_batch_run(services: Services, run: RunRecord) -> None:
         if report.batch.compare_id is not None:  # one target of a compare: under its card
             from bot import compare  # imports this module
 
-            heading = compare.reply_heading(report.batch, heading)
+            heading = compare.reply_heading(report.batch, heading, run.target_name)
             thread = compare.compare_card_key(report.batch.compare_id)
         services.outbox.show(
             run_result_key(run.run_id),

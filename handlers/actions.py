@@ -136,7 +136,9 @@ async def handle_run_again(
         services_of(context), run, user_id=body["user"]["id"], channel_id=channel_id
     )
     await respond(
-        response_type="ephemeral", replace_original=False, **replies.confirmation(proposed, costs)
+        response_type="ephemeral",
+        replace_original=False,
+        **replies.confirmation(proposed, costs, name=run.target_name),
     )
 
 

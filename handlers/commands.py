@@ -12,6 +12,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot import batches, compare, launch, smoke, targets, trend
 from bot.blocks import batches as batch_blocks
 from bot.blocks import replies, suite_replies
+from bot.blocks.common import plural
 from bot.blocks.modals import batch_modal, suite_import_modal
 from bot.commands import (
     USAGE,
@@ -159,7 +160,7 @@ async def _export(services: Services, command: dict[str, Any], name: str) -> Non
         command["channel_id"],
         filename=f"{suite.name}.json",
         content=dump_suite(suite),
-        comment=f"Suite {suite.name}: {len(suite.cases)} cases, exported by "
+        comment=f"Suite {suite.name}: {plural(len(suite.cases), 'case')}, exported by "
         f"<@{command['user_id']}>.",
     )
     if problem is not None:

@@ -10,10 +10,11 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from syrupy.assertion import SnapshotAssertion
 
-from bot import ids
+from bot import ci_report, ids
 from bot.batch_report import BatchReport, Row
 from bot.blocks import batches, replies, suite_replies
 from bot.blocks import compare as compare_blocks
+from bot.blocks.common import plural, target_plain, target_text
 from bot.blocks.home import home_view
 from bot.blocks.modals import (
     TURNS_PER_PAGE,
@@ -27,6 +28,7 @@ from bot.compare import CompareView, Latency, Proposal, TargetFigures, best_mark
 from bot.expectations import Expected
 from bot.verdicts import Counts, Progress
 from storage.models import (
+    Alias,
     BatchItem,
     BatchPart,
     BatchRecord,
@@ -169,10 +171,15 @@ COMPARE_TARGETS = [
             "id": f"{n - 10}" * 32,
             "target_id": n,
             "target_label": label,
+            "target_name": name,
             "compare_id": COMPARE.id,
         }
     )
-    for n, label in ((12, "agent:12"), (13, "support <v2>"), (14, "agent:14"))
+    for n, label, name in (
+        (12, "agent:12", "Support agent"),
+        (13, "support <v2>", "Support & XL"),
+        (14, "agent:14", ""),
+    )
 ]
 
 
@@ -424,3 +431,120 @@ def test_a_grading_that_ended_without_a_score_says_so() -> None:
     )
     pending = GradeRecord(call_id=987654321, status="pending")
     assert "grading…" in run_card(make_run(), pending, THRESHOLD)["text"]
+
+
+NAMED = "Support agent (agent 12)"
+
+
+def test_a_target_is_named_one_way() -> None:
+    assert target_plain("agent", 12, "Support agent") == NAMED
+    assert target_plain("agent", 12) == "agent 12"
+    assert target_plain("phone_number", 34, "Main line") == "Main line (number 34)"
+    assert target_text("agent", 12, "Support <b> & co") == "Support &lt;b&gt; &amp; co (agent 12)"
+    assert target_text("agent", 12, "Support agent", alias="support") == f"{NAMED}, alias support"
+    assert target_text("agent", 12, alias="support") == "agent 12, alias support"
+    # What the person typed adds nothing when it is the command syntax or the name itself.
+    assert target_text("agent", 12, "Support agent", alias="agent:12") == NAMED
+    assert target_text("agent", 12, "Support agent", alias="support AGENT") == NAMED
+
+
+def test_the_target_reads_the_same_on_every_surface() -> None:
+    card = run_card(make_run(), GRADE, THRESHOLD)
+    assert card["blocks"][0]["text"]["text"].startswith(f"*🧪 Test call · {NAMED} · outbound")
+    assert card["text"].startswith(f"Test call on {NAMED}:")
+    assert "agent 12 (Support agent)" not in str(card)
+
+    confirmation = replies.confirmation(LAUNCH, [16], name="Support agent", tier="spark")
+    assert f"*Target*  {NAMED}, alias support · spark" in confirmation["blocks"][0]["text"]["text"]
+    assert confirmation["text"].startswith(f"Start a test call on {NAMED}, alias support?")
+    plain = replies.confirmation(LAUNCH.model_copy(update={"target_label": "agent:12"}), [])
+    assert "*Target*  agent 12\n" in plain["blocks"][0]["text"]["text"]
+
+    batch_confirmation = batches.confirmation(BATCH, ITEMS, [], tier="spark")
+    assert f"*Target*  {NAMED} · spark" in batch_confirmation["blocks"][0]["text"]["text"]
+    unnamed = BATCH.model_copy(update={"target_name": "", "target_label": "support"})
+    named_now = batches.confirmation(unnamed, ITEMS, [], name="Support agent")
+    assert f"*Target*  {NAMED}, alias support" in named_now["blocks"][0]["text"]["text"]
+
+    # A batch card takes the name ThunderPhone gave its runs.
+    rows = [
+        Row(item, make_run(run_id=item.run_id) if item.run_id else None, None, None, Expected())
+        for item in ITEMS
+    ]
+    card = batches.batch_card(batch_report(batch=unnamed, rows=rows))
+    assert card["blocks"][0]["text"]["text"].startswith(f"*🧪 Suite refunds · {NAMED} ·")
+
+    compare = compare_examples()["compare_card_finished"]
+    table = next(b["text"]["text"] for b in compare["blocks"] if "```" in str(b.get("text")))
+    assert table.splitlines()[2].startswith(f"{NAMED}  spark")
+    long_name = compare_target(0, name="A support agent with a very long name indeed")
+    assert compare_blocks._row_label(long_name).endswith("… (agent 12)")
+
+    header = ci_report.header("refunds", target_plain("agent", 12, "Support agent"), 5, 1, None, "")
+    assert header.startswith(f"refunds · {NAMED} · 5 cases · baseline: ")
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (
+            1,
+            {
+                "plural": "1 run",
+                "calls": "Start 1 test call?",
+                "size": "1 case ·",
+                "estimate": "the average of the last run",
+                "started": "Started 1 run —",
+                "aliases": "1 alias",
+                "suites": "1 suite",
+                "cases": "· 1 case",
+                "ci": "refunds · agent 12 · 1 case ·",
+                "ci_estimate": "estimate: 1 run ×",
+                "compare": "1 scored run on 1 target",
+            },
+        ),
+        (
+            2,
+            {
+                "plural": "2 runs",
+                "calls": "Start 2 test calls?",
+                "size": "2 cases ·",
+                "estimate": "the average of the last 2 runs",
+                "started": "Started 2 runs —",
+                "aliases": "2 aliases",
+                "suites": "2 suites",
+                "cases": "· 2 cases",
+                "ci": "refunds · agent 12 · 2 cases ·",
+                "ci_estimate": "estimate: 2 runs ×",
+                "compare": "2 scored runs on 2 targets",
+            },
+        ),
+    ],
+)
+def test_counts_read_right_for_one_and_for_two(count: int, expected: dict[str, str]) -> None:
+    assert plural(count, "run") == expected["plural"]
+    items = ITEMS[:count]
+    confirmation = batches.confirmation(BATCH, items, [16] * count)
+    text = str(confirmation["blocks"])
+    assert expected["calls"].replace("Start", "Run suite refunds:") in text
+    assert f"*Runs*  {expected['size']}" in text
+    assert expected["estimate"] in text
+    assert replies.started_runs("U0MARIA", count, count, None)["text"].startswith(
+        expected["started"]
+    )
+    aliases = [
+        Alias(team_id="T1", name=f"a{n}", target_type="agent", target_id=12) for n in range(count)
+    ]
+    assert replies.alias_list(aliases)["text"] == expected["aliases"]
+    summaries = [
+        SuiteSummary(name=f"s{n}", case_count=count, target_type="agent", target_id=12)
+        for n in range(count)
+    ]
+    listed = suite_replies.suite_list(summaries)
+    assert listed["text"] == expected["suites"]
+    assert expected["cases"] in str(listed["blocks"])
+    assert ci_report.header("refunds", "agent 12", count, 1, None, "").startswith(expected["ci"])
+    assert ci_report.estimate_line(count, [16]).startswith(expected["ci_estimate"])
+    targets = [compare_target(i, points=((40, 0.9),)) for i in range(count)]
+    comment = compare_blocks.chart_comment(CompareView(COMPARE, targets, 1, True))
+    assert expected["compare"] in comment

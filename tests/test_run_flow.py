@@ -60,7 +60,7 @@ async def test_happy_path_from_command_to_graded_result(live_stack: LocalStack) 
     score = f"{round(grade['score'])}%"
 
     [card] = cards(stack)
-    assert "🧪 Test call · agent 12 (Support agent) · outbound · bot-to-bot" in shown(card)
+    assert "🧪 Test call · Support agent (agent 12) · outbound · bot-to-bot" in shown(card)
     assert "Started by <@U0MARIA>" in shown(card)
     assert f"run {run['id']}" in shown(card)
     await wait_for_card(stack, f"✅ Completed · {score}")
@@ -161,7 +161,7 @@ async def test_an_alias_names_a_target(stack: LocalStack) -> None:
     assert "`support` now means agent 14 (was agent 12)" in moved.ephemeral.text
     await maria.slash("alias set support agent:12")
     confirmation = await confirm(maria, 'run support "Ask about refunds."')
-    assert "support (agent 12)" in shown(confirmation)
+    assert "*Target*  agent 12, alias support" in shown(confirmation)
     listed = await maria.slash("alias list")
     assert listed.ephemeral is not None and "`support` → agent 12" in shown(listed.ephemeral)
 
@@ -354,6 +354,8 @@ async def test_run_again_asks_for_consent_again(live_stack: LocalStack) -> None:
         )
     )
     assert PROMPT in shown(again)
+    assert "*Target*  Support agent (agent 12)" in shown(again), "named as on its card"
+    assert again.text.startswith("Start a test call on Support agent (agent 12)?")
     assert "about $" in shown(again), "the estimate now comes from the finished run"
     assert len(launches_posted(stack)) == 1
     await maria.click(again, ids.START_RUN)

@@ -1,4 +1,5 @@
-"""Formatting shared by the Block Kit builders: escaping, trimming, money, time, scores."""
+"""Formatting shared by the Block Kit builders: escaping, trimming, counts, money, time,
+scores and targets."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 SECTION_LIMIT = 3000
+NAME_LIMIT = 80  # a target's name as ThunderPhone gives it, however long
 _END_REASONS = {
     "caller_hangup": "caller hung up",
     "user_hangup": "caller hung up",
@@ -49,6 +51,16 @@ def clock(value: str | datetime | None) -> str:
     return f"<!date^{int(moment.timestamp())}^{{time}}|{fallback}>"
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 run`, `2 runs`, `0 runs`; `many` for a noun whose plural is not noun + s."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
+def last_runs(count: int) -> str:
+    """`the last run`, `the last 8 runs`: what an estimate is the average of."""
+    return "the last run" if count == 1 else f"the last {count} runs"
+
+
 def duration(seconds: int | None) -> str:
     if seconds is None:
         return ""
@@ -72,10 +84,24 @@ def end_reason(reason: str | None) -> str:
     return _END_REASONS.get(reason, reason.replace("_", " "))
 
 
-def target_text(target_type: str, target_id: int, name: str = "") -> str:
+def target_plain(target_type: str, target_id: int, name: str = "") -> str:
+    """`Support agent (agent 12)` when the name is known, `agent 12` when not, `Main line
+    (number 34)` for a phone number: the one way a target is named, as plain text (a terminal,
+    a chart, a refusal escaped later)."""
     noun = "agent" if target_type == "agent" else "number"
-    base = f"{noun} {target_id}"
-    return f"{base} ({escape(name)})" if name else base
+    reference = f"{noun} {target_id}"
+    name = trim(name, NAME_LIMIT) if name else ""
+    return f"{name} ({reference})" if name else reference
+
+
+def target_text(target_type: str, target_id: int, name: str = "", *, alias: str = "") -> str:
+    """`target_plain` as mrkdwn, the name escaped. `alias`, the short name the person typed,
+    follows when given and not the name itself: `Support agent (agent 12), alias support`."""
+    text = escape(target_plain(target_type, target_id, name))
+    alias = alias.strip()
+    if alias and ":" not in alias and alias.casefold() != " ".join(name.split()).casefold():
+        text += f", alias {escape(alias)}"
+    return text
 
 
 def direction_text(direction: str, mode: str) -> str:

@@ -12,9 +12,11 @@ from bot.blocks.common import (
     context,
     direction_text,
     escape,
+    last_runs,
     mention,
     message,
     money,
+    plural,
     section,
     target_text,
     trim,
@@ -41,22 +43,30 @@ def cost_note(recent_costs: list[int], target_type: str) -> str:
     if recent_costs:
         average = sum(recent_costs) / len(recent_costs)
         noun = "agent" if target_type == "agent" else "number"
-        runs = f"the last {len(recent_costs)} runs" if len(recent_costs) > 1 else "the last run"
-        note += f" · about {money(average)} (average of {runs} on this {noun})"
+        note += (
+            f" · about {money(average)} (average of {last_runs(len(recent_costs))} on this {noun})"
+        )
     else:
         note += " · no estimate yet: this target has no finished runs"
     return note
 
 
-def confirmation(launch: Launch, recent_costs: list[int]) -> dict[str, Any]:
-    """Ask before money is spent; only the Start button gives consent to charge."""
-    target = target_text(launch.target_type, launch.target_id)
-    if launch.target_label and ":" not in launch.target_label:
-        target = f"{escape(launch.target_label)} ({target})"
+def with_tier(target: str, tier: str) -> str:
+    """A confirmation's target and the agent's product tier when known:
+    `Support agent (agent 12), alias support · spark`."""
+    return f"{target} · {escape(trim(tier, 40))}" if tier.strip() else target
+
+
+def confirmation(
+    launch: Launch, recent_costs: list[int], *, name: str = "", tier: str = ""
+) -> dict[str, Any]:
+    """Ask before money is spent; only the Start button gives consent to charge. `name` and
+    `tier` are the agent's, as ThunderPhone gives them, when known."""
+    target = target_text(launch.target_type, launch.target_id, name, alias=launch.target_label)
     prompt = launch.scenario_prompt
     shown = escape(trim(prompt, PROMPT_PREVIEW_CHARS))
     lines = [
-        f"*Target*  {target}",
+        f"*Target*  {with_tier(target, tier)}",
         f"*Direction*  {direction_text(launch.direction, launch.mode)}"
         + (
             " (the test bot places the call)"
@@ -131,7 +141,7 @@ def already_decided(launch: Launch) -> dict[str, Any]:
 
 def started_runs(by: str, started: int, total: int, problem: str | None) -> dict[str, Any]:
     """What replaces a batch's or a compare's confirmation once runs started."""
-    count = f"{total} runs" if started == total else f"{started} of {total} runs"
+    count = plural(total, "run") if started == total else f"{started} of {plural(total, 'run')}"
     text = f"Started {count} — see the card below. ({mention(by)})"
     if problem:
         text += f"\nThe rest did not start: {escape(problem)}"
@@ -241,5 +251,6 @@ def alias_list(aliases: list[Alias]) -> dict[str, Any]:
         for a in aliases
     ]
     return message(
-        f"{len(aliases)} aliases", [section("*Aliases in this workspace*\n" + "\n".join(lines))]
+        plural(len(aliases), "alias", "aliases"),
+        [section("*Aliases in this workspace*\n" + "\n".join(lines))],
     )
