@@ -98,6 +98,7 @@ FLAG = FlagRecord(
     user_id="U0MARIA",
     severity="warning",
     title="Agent paused too long",
+    description="The agent waited six seconds before answering the refund question.",
     status="filed",
     created_at="2026-11-22T14:07:00+00:00",
 )
@@ -347,7 +348,7 @@ def test_user_and_transcript_text_is_escaped_everywhere() -> None:
         {"role": "tool_call", "content": {"name": hostile}},
     ]
     grade = GRADE.model_copy(update={"outcome_reasoning": hostile})
-    flag = FLAG.model_copy(update={"title": hostile})
+    flag = FLAG.model_copy(update={"title": hostile, "description": hostile})
     launch = LAUNCH.model_copy(update={"scenario_prompt": hostile, "target_label": hostile})
     rendered = [
         run_card(run, grade, THRESHOLD),
@@ -391,6 +392,19 @@ def test_a_flag_replaces_its_button_with_a_record() -> None:
     assert record.startswith(
         "🚩 Flagged for review by <@U0MARIA> · warning · “Agent paused too long”"
     )
+    assert record.endswith(
+        "\nThe agent waited six seconds before answering the refund question."
+    ), "the description the person typed is shown under the record"
+
+
+def test_a_long_flag_description_is_escaped_and_kept_within_the_limit() -> None:
+    long = FLAG.model_copy(update={"description": "Silence & " * 400})
+    result = run_result(make_run(), GRADE, TRANSCRIPT, THRESHOLD, long)
+    record = result["blocks"][-2]["elements"][0]["text"]
+    assert len(record) <= 2000
+    assert record.endswith("…") and "&amp;" in record
+    assert not record.removesuffix("…").rstrip().endswith(("&", "&a", "&am", "&amp"))
+    assert "& " not in record.split("\n", 1)[1], "every & is escaped"
 
 
 def test_long_transcripts_are_paged_within_limits() -> None:
