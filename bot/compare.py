@@ -317,6 +317,7 @@ class CompareStarted:
     started: int
     total: int
     problems: tuple[str, ...] = ()
+    card_ts: str | None = None  # the compare's card, in its channel
 
 
 @dataclass(frozen=True)
@@ -510,7 +511,7 @@ async def start(services: Services, compare_id: str, user_id: str) -> CompareOut
         return Unclear("; ".join(unclear))
     if not started:
         return Refused("; ".join(problems) or "ThunderPhone refused every target")
-    return CompareStarted(compare, started, total, tuple(problems + unclear))
+    return CompareStarted(compare, started, total, tuple(problems + unclear), shown.ts)
 
 
 def _status_of(batches: Sequence[BatchRecord]) -> CompareStatus:

@@ -14,7 +14,7 @@ from bot import ci_report, ids
 from bot.batch_report import BatchReport, Row
 from bot.blocks import batches, replies, suite_replies
 from bot.blocks import compare as compare_blocks
-from bot.blocks.common import plural, target_plain, target_text
+from bot.blocks.common import plural, target_plain, target_text, thread_link
 from bot.blocks.home import home_view
 from bot.blocks.modals import (
     TURNS_PER_PAGE,
@@ -50,6 +50,9 @@ TRANSCRIPT: list[dict[str, Any]] = [
     {"role": "user", "content": "Thanks, bye."},
     {"role": "assistant", "content": "Refunds go back to the card in 3 to 5 days."},
 ]
+
+
+CARD_LINK = "https://slack.com/archives/C0QA/p1763820120000100"
 
 
 def make_run(**changes: Any) -> RunRecord:
@@ -319,7 +322,9 @@ def view_examples() -> dict[str, dict[str, Any]]:
         "transcript": transcript_modal(make_run(), TRANSCRIPT),
         "transcript_long_page_2": transcript_modal(make_run(), long_transcript, page=1),
         "home": home_view(
-            [(make_run(), GRADE), (make_run(run_id=2, status="queued"), None)], THRESHOLD
+            [(make_run(), GRADE), (make_run(run_id=2, status="queued"), None)],
+            THRESHOLD,
+            {7110: CARD_LINK},
         ),
         "batch_form": batch_modal("C0QA", target="agent:12"),
         "suite_import": suite_import_modal("C0QA"),
@@ -562,3 +567,39 @@ def test_counts_read_right_for_one_and_for_two(count: int, expected: dict[str, s
     targets = [compare_target(i, points=((40, 0.9),)) for i in range(count)]
     comment = compare_blocks.chart_comment(CompareView(COMPARE, targets, 1, True))
     assert expected["compare"] in comment
+
+
+def test_app_home_rows_show_the_day_and_link_to_the_thread() -> None:
+    earlier = make_run(run_id=2, created_at="2026-11-21T09:30:00+00:00")
+    view = home_view([(make_run(), GRADE), (earlier, None)], THRESHOLD, {7110: CARD_LINK})
+    first, second = (b["text"]["text"] for b in view["blocks"][-2:])
+    stamp = 1795356120  # 2026-11-22 14:02 UTC
+    assert f"<!date^{stamp}^{{date_short_pretty}} {{time}}|Nov 22 14:02 UTC>" in first
+    assert f"<{CARD_LINK}|run 7110> · {NAMED} · <#C0QA>" in first
+    assert "Nov 21 09:30 UTC" in second, "each row says its own day"
+    assert "run 2 · " in second and "<https://" not in second, "no thread yet: no link"
+
+
+def test_run_ids_link_to_their_thread() -> None:
+    assert thread_link("C0QA", "1763820120.000100") == CARD_LINK
+    assert thread_link("C0QA", "1763820125.000200", "1763820120.000100") == (
+        "https://slack.com/archives/C0QA/p1763820125000200?thread_ts=1763820120.000100&cid=C0QA"
+    )
+    launch = LAUNCH.model_copy(
+        update={"decided_by": "U0MARIA", "decided_at": "2026-11-22T14:02:00+00:00"}
+    )
+    started = replies.started(launch, 7110, "1763820120.000100")
+    assert started["blocks"][0]["text"]["text"].startswith(
+        f"Started <{CARD_LINK}|run 7110> — see the card below."
+    )
+    assert started["text"].startswith("Started run 7110 — see the card below."), "plain fallback"
+    assert replies.started(launch, 7110)["text"] == replies.started(launch, 7110)["blocks"][0][
+        "text"
+    ]["text"].replace("*", ""), "no card yet: no link"
+    again = replies.already_decided(
+        launch.model_copy(update={"status": "launched", "run_id": 7110}), "1763820120.000100"
+    )
+    assert f"(<{CARD_LINK}|run 7110>)." in again["blocks"][0]["text"]["text"]
+    batch = replies.started_runs("U0MARIA", 5, 5, None, channel="C0QA", card_ts="1763820120.000100")
+    assert f"Started 5 runs — see <{CARD_LINK}|the card> below." in str(batch["blocks"])
+    assert batch["text"].startswith("Started 5 runs — see the card below.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from tests.helpers import (
     cards,
     confirm,
     launches_posted,
+    outbox_idle,
     results,
     rows,
     shown,
@@ -76,7 +77,12 @@ async def test_happy_path_from_command_to_graded_result(live_stack: LocalStack) 
     assert len(results(stack)) == 1
 
     assert confirmation.replaced >= 1
-    assert f"Started run {run['id']} — see the card below." in shown(confirmation)
+    assert confirmation.text.startswith(f"Started run {run['id']} — see the card below.")
+    link = f"https://slack.com/archives/{CHANNEL}/p{card.ts.replace('.', '')}"
+    started = confirmation.blocks[0]["text"]["text"]
+    assert started.startswith(f"Started <{link}|run {run['id']}> — see the card below."), (
+        "the run id links to the run's card, whose thread holds the result"
+    )
     [launch] = rows(stack, "launches")
     assert (launch["status"], launch["run_id"], launch["decided_by"]) == (
         "launched",
@@ -367,12 +373,22 @@ async def test_app_home_lists_recent_test_calls(live_stack: LocalStack) -> None:
     maria = live_stack.user()
     await maria.click(await confirm(maria), ids.START_RUN)
     await wait_for_graded_result(live_stack)
+    await outbox_idle(live_stack)
     assert await maria.open_home() == 200
     home = await live_stack.fake.wait_for(
         lambda: next((v for v in live_stack.fake.views.values() if v.type == "home"), None)
     )
     text = str(home.view["blocks"])
     assert "Recent test calls" in text and "✅ Completed" in text and f"<#{CHANNEL}>" in text
+    [run] = rows(live_stack, "runs")
+    [card] = cards(live_stack)
+    started = datetime.fromisoformat(run["created_at"])
+    day = f"{started:%b} {started.day} {started:%H:%M} UTC"
+    assert f"<!date^{int(started.timestamp())}^{{date_short_pretty}} {{time}}|{day}>" in text, (
+        "a date, not only a time of day"
+    )
+    link = f"https://slack.com/archives/{CHANNEL}/p{card.ts.replace('.', '')}"
+    assert f"<{link}|run {run['run_id']}>" in text, "the row links to the run's thread"
 
 
 async def test_requests_not_signed_by_slack_are_refused(stack: LocalStack) -> None:

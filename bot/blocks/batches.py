@@ -110,8 +110,11 @@ def confirmation(
 def outcome(result: BatchOutcome) -> dict[str, Any]:
     """What replaces the batch confirmation after Start or Cancel."""
     match result:
-        case BatchStarted(batch, started, total, problem):
-            return started_runs(batch.decided_by or batch.user_id, started, total, problem)
+        case BatchStarted(batch, started, total, problem, card_ts):
+            by = batch.decided_by or batch.user_id
+            return started_runs(
+                by, started, total, problem, channel=batch.channel_id, card_ts=card_ts
+            )
         case BatchAlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
         case BatchAlreadyDecided(batch):

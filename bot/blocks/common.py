@@ -1,8 +1,9 @@
 """Formatting shared by the Block Kit builders: escaping, trimming, counts, money, time,
-scores and targets."""
+scores, targets and links to messages."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +50,17 @@ def clock(value: str | datetime | None) -> str:
         return ""
     fallback = moment.astimezone(UTC).strftime("%H:%M UTC")
     return f"<!date^{int(moment.timestamp())}^{{time}}|{fallback}>"
+
+
+def when(value: str | datetime | None) -> str:
+    """A day and a time each reader sees in their own time zone: `today 14:05`, `yesterday
+    09:30`, `Dec 1 14:05` (in UTC in the fallback)."""
+    moment = parse_time(value)
+    if moment is None:
+        return ""
+    utc = moment.astimezone(UTC)
+    fallback = f"{utc:%b} {utc.day} {utc:%H:%M} UTC"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def plural(count: int, noun: str, many: str | None = None) -> str:
@@ -102,6 +114,35 @@ def target_text(target_type: str, target_id: int, name: str = "", *, alias: str 
     if alias and ":" not in alias and alias.casefold() != " ".join(name.split()).casefold():
         text += f", alias {escape(alias)}"
     return text
+
+
+def thread_link(channel: str, ts: str, thread_ts: str | None = None) -> str:
+    """A link to a message, built without asking Slack: Slack sends
+    `https://slack.com/archives/…` on to the reader's workspace. A reply (`thread_ts`: its
+    thread's first message) opens in its thread."""
+    link = f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel}"
+    return link
+
+
+def linked(text: str, url: str | None) -> str:
+    """`text` (mrkdwn without links of its own) as a link to `url` (its `&` escaped, as Slack
+    writes links), or as it is without one."""
+    return f"<{escape(url)}|{text}>" if url else text
+
+
+_LINK = re.compile(r"<https?://[^|<>]*\|([^<>]*)>")
+
+
+def unlinked(text: str) -> str:
+    """mrkdwn with each link written as its words, for a notification's plain fallback."""
+    return _LINK.sub(r"\1", text)
+
+
+def run_ref(run_id: int | None, url: str | None = None) -> str:
+    """`run 7110`, a link to the run's thread when there is one."""
+    return linked(f"run {run_id}", url)
 
 
 def direction_text(direction: str, mode: str) -> str:

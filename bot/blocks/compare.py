@@ -154,9 +154,12 @@ def confirmation(proposal: Proposal) -> dict[str, Any]:
 def outcome(result: CompareOutcome) -> dict[str, Any]:
     """What replaces the compare's confirmation after Start or Cancel."""
     match result:
-        case CompareStarted(compare, started, total, problems):
+        case CompareStarted(compare, started, total, problems, card_ts):
             by = compare.decided_by or compare.user_id
-            return started_runs(by, started, total, "; ".join(problems) or None)
+            problem = "; ".join(problems) or None
+            return started_runs(
+                by, started, total, problem, channel=compare.channel_id, card_ts=card_ts
+            )
         case CompareAlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
         case CompareAlreadyDecided(compare):

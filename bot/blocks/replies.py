@@ -13,13 +13,17 @@ from bot.blocks.common import (
     direction_text,
     escape,
     last_runs,
+    linked,
     mention,
     message,
     money,
     plural,
+    run_ref,
     section,
     target_text,
+    thread_link,
     trim,
+    unlinked,
 )
 from bot.commands import USAGE
 from bot.outcomes import (
@@ -96,14 +100,18 @@ def confirmation(
 
 def decided(text: str) -> dict[str, Any]:
     """What replaces the confirmation once a button has done its job."""
-    return message(text.replace("*", ""), [section(text)])
+    return message(unlinked(text).replace("*", ""), [section(text)])
 
 
-def started(launch: Launch, run_id: int) -> dict[str, Any]:
+def _card_link(channel: str, card_ts: str | None) -> str | None:
+    return thread_link(channel, card_ts) if channel and card_ts else None
+
+
+def started(launch: Launch, run_id: int, card_ts: str | None = None) -> dict[str, Any]:
+    """`card_ts`: the run's card, which the run id then links to."""
     who = mention(launch.decided_by or launch.user_id)
-    return decided(
-        f"Started run {run_id} — see the card below. ({who} at {clock(launch.decided_at)})"
-    )
+    run = run_ref(run_id, _card_link(launch.channel_id, card_ts))
+    return decided(f"Started {run} — see the card below. ({who} at {clock(launch.decided_at)})")
 
 
 def decided_earlier(
@@ -121,12 +129,12 @@ def decided_earlier(
     return decided(f"Already started by {who} at {clock(at)}.")
 
 
-def already_decided(launch: Launch) -> dict[str, Any]:
+def already_decided(launch: Launch, card_ts: str | None = None) -> dict[str, Any]:
+    """`card_ts`: the card of the run it started, which the run id then links to."""
     if launch.status == "launched":
         who = mention(launch.decided_by) if launch.decided_by else "someone"
-        return decided(
-            f"Already started by {who} at {clock(launch.decided_at)} (run {launch.run_id})."
-        )
+        run = run_ref(launch.run_id, _card_link(launch.channel_id, card_ts))
+        return decided(f"Already started by {who} at {clock(launch.decided_at)} ({run}).")
     if launch.status in ("launching", "unknown"):
         who = mention(launch.decided_by) if launch.decided_by else "someone"
         return decided(f"Already being started by {who} at {clock(launch.decided_at)}.")
@@ -139,10 +147,20 @@ def already_decided(launch: Launch) -> dict[str, Any]:
     )
 
 
-def started_runs(by: str, started: int, total: int, problem: str | None) -> dict[str, Any]:
-    """What replaces a batch's or a compare's confirmation once runs started."""
+def started_runs(
+    by: str,
+    started: int,
+    total: int,
+    problem: str | None,
+    *,
+    channel: str = "",
+    card_ts: str | None = None,
+) -> dict[str, Any]:
+    """What replaces a batch's or a compare's confirmation once runs started; `card_ts`, its
+    card in `channel`, which the words "the card" then link to."""
     count = plural(total, "run") if started == total else f"{started} of {plural(total, 'run')}"
-    text = f"Started {count} — see the card below. ({mention(by)})"
+    card = linked("the card", _card_link(channel, card_ts))
+    text = f"Started {count} — see {card} below. ({mention(by)})"
     if problem:
         text += f"\nThe rest did not start: {escape(problem)}"
     return decided(text)
@@ -183,13 +201,13 @@ def not_started(outcome: object, what: str) -> dict[str, Any] | None:
 def launch_outcome(outcome: LaunchOutcome) -> dict[str, Any]:
     """What replaces the confirmation after Start or Cancel."""
     match outcome:
-        case Started(launch, run_id):
-            return started(launch, run_id)
+        case Started(launch, run_id, card_ts):
+            return started(launch, run_id, card_ts)
         case AlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
-        case AlreadyDecided(launch):
+        case AlreadyDecided(launch, card_ts):
             assert launch is not None
-            return already_decided(launch)
+            return already_decided(launch, card_ts)
     answer = not_started(outcome, "the test call")
     assert answer is not None, outcome
     return answer
