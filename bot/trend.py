@@ -201,10 +201,11 @@ async def post(
     user_id: str,
     name: str,
     target: Target | None,
+    response_url: str | None = None,
 ) -> None:
     """Post the trend chart of suite `name` in the channel (on `target` only, when given), with
-    a comment on the latest run; a note only to `user_id` when there is nothing to draw or the
-    file cannot be shared."""
+    a comment on the latest run; a note only to `user_id` (through the command's
+    `response_url` when given) when there is nothing to draw or the file cannot be shared."""
     db = services.db
     where = ""
     try:
@@ -216,13 +217,20 @@ async def post(
             user_id,
             f'I don\'t know the alias "{escape(error.name)}". Name the target directly, like '
             f"`/testcall suite trend {escape(name)} agent:12`.",
+            response_url=response_url,
         )
         return
     if resolved is not None:
         where = f" on {target_text(*resolved)}"
     record = suite_store.get_suite(db, name)
     if record is None:
-        await tell(services, channel_id, user_id, f"There is no suite `{escape(name)}` any more.")
+        await tell(
+            services,
+            channel_id,
+            user_id,
+            f"There is no suite `{escape(name)}` any more.",
+            response_url=response_url,
+        )
         return
     points = series(db, record.name, threshold=services.threshold, target=resolved)
     if not points:
@@ -232,6 +240,7 @@ async def post(
             user_id,
             f"Suite `{escape(record.name)}` has no finished runs{where} yet, so there is no trend "
             f"to draw. Run it with `/testcall suite run {escape(record.name)}`.",
+            response_url=response_url,
         )
         return
     # Drawing takes a moment of CPU: off the event loop, on data already read from storage.
@@ -251,6 +260,7 @@ async def post(
             user_id,
             f"I couldn't share the chart here ({escape(problem)}). `thunderbot suite trend "
             f"{escape(record.name)} -o trend.png` on the bot's host writes it too.",
+            response_url=response_url,
         )
 
 

@@ -92,6 +92,7 @@ async def handle_testcall(
             user_id=command["user_id"],
             name=trending.name,
             target=trending.target,
+            response_url=command.get("response_url"),
         )
 
 
@@ -170,6 +171,7 @@ async def _export(services: Services, command: dict[str, Any], name: str) -> Non
             command["user_id"],
             f"I couldn't share the file here ({problem}). `thunderbot suite export {suite.name}` "
             "on the bot's host writes it too.",
+            response_url=command.get("response_url"),
         )
 
 

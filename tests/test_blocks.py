@@ -12,7 +12,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from bot import ci_report, ids
 from bot.batch_report import BatchReport, Row
-from bot.blocks import batches, replies, suite_replies
+from bot.blocks import batches, notes, replies, suite_replies
 from bot.blocks import compare as compare_blocks
 from bot.blocks.common import plural, target_plain, target_text, thread_link
 from bot.blocks.home import home_view
@@ -307,6 +307,9 @@ def message_examples() -> dict[str, dict[str, Any]]:
             "⏳ Starting…",
         ),
         "refusal": replies.refusal('I couldn\'t read "agent:twelve".', "/testcall run <target>"),
+        "note_in_a_direct_message": notes.direct_note(
+            "C0QA", "I couldn't share the file here (not_in_channel). `thunderbot suite export`."
+        ),
         "help": replies.help_message(),
         **compare_examples(),
     }
