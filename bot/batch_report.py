@@ -54,6 +54,12 @@ class BatchReport:
         return sum(1 for row in self.rows if row.item.run_id is not None)
 
     @property
+    def target_name(self) -> str:
+        """The target's name as ThunderPhone gave it for one of the runs, when it did."""
+        named = (row.run.target_name for row in self.rows if row.run and row.run.target_name)
+        return next(named, self.batch.target_name)
+
+    @property
     def not_started(self) -> list[BatchPart]:
         return [part for part in self.parts if part.status in ("refused", "skipped")]
 

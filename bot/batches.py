@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlite_utils import Database
@@ -279,6 +279,8 @@ async def start(services: Services, batch_id: str, user_id: str) -> BatchOutcome
         return CannotPost(cannot)
     outcome = await launch_claimed(db, services.thunderphone, batch)
     publish_batch(services, batch_id)
+    if isinstance(outcome, BatchStarted):
+        return replace(outcome, card_ts=shown.ts)
     return outcome
 
 

@@ -30,6 +30,7 @@ from sqlite_utils import Database
 
 from bot import batches
 from bot.batch_report import BatchReport, build_report
+from bot.blocks.common import plural, target_plain
 from bot.ci_report import (
     USAGE,
     CaseResult,
@@ -46,7 +47,6 @@ from bot.ci_report import (
     run_result,
     summary_line,
     summary_table,
-    target_label,
 )
 from bot.cli import DatabaseSettings
 from bot.commands import MAX_REPEAT, MAX_STAGGER_SECONDS, CommandError
@@ -318,7 +318,7 @@ async def _gate(args: argparse.Namespace, out: TextIO, stack: AsyncExitStack) ->
         created_at=now_iso(),
     )
     baseline = batch_store.baseline_of(db, probe, choice)
-    label = target_label(target[0], target[1], _target_name(db, baseline))
+    label = target_plain(target[0], target[1], _target_name(db, baseline))
     print(header(suite.name, label, len(shape.cases), shape.repeat, baseline, choice), file=out)
     print(estimate_line(shape.runs, run_store.recent_costs(db, target[0], target[1])), file=out)
     if not (args.yes or settings.thunderbot_consent_to_charge):
@@ -551,7 +551,8 @@ def _say_launched(out: TextIO, outcome: BatchOutcome, channel: str | None) -> No
                 "to the channel, or check SLACK_BOT_TOKEN.",
             )
         case BatchStarted(_, started, total, problem):
-            line = f"started {started} of {total} runs" if problem else f"started {total} runs"
+            runs = plural(total, "run")
+            line = f"started {started} of {runs}" if problem else f"started {runs}"
             print(line + (f"; the rest did not start: {problem}" if problem else ""), file=out)
         case Refused(reason):
             print(f"ThunderPhone refused the runs: {reason}", file=sys.stderr)

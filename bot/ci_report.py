@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from statistics import fmean
 
 from bot.batch_report import BatchReport, Row
-from bot.blocks.common import duration, money, percent
+from bot.blocks.common import duration, money, percent, plural
 from bot.expectations import Expected
 from bot.verdicts import CaseChange, Divergence, Verdict, check
 from storage.models import BatchItem, BatchPart, BatchRecord
@@ -181,7 +181,8 @@ def _with_against(result: CaseResult, has_baseline: bool) -> CaseResult:
         if missing:
             against = missing[0].reasons[0]
             if len(result.runs) > 1:
-                against = f"{len(missing)} of {len(result.runs)} runs not measured: {against}"
+                runs = plural(len(result.runs), "run")
+                against = f"{len(missing)} of {runs} not measured: {against}"
     return CaseResult(result.name, result.runs, result.change, result.verdict, against)
 
 
@@ -241,12 +242,6 @@ def exit_code(results: Sequence[CaseResult]) -> int:
 # The terminal
 
 
-def target_label(target_type: str, target_id: int, name: str = "") -> str:
-    """`Support agent (agent 12)`, or `agent 12` when the name is not known."""
-    noun = "agent" if target_type == "agent" else "number"
-    return f"{name} ({noun} {target_id})" if name else f"{noun} {target_id}"
-
-
 def baseline_text(baseline: BatchRecord | None, choice: str) -> str:
     """What the run is compared with, for the header."""
     if baseline is None:
@@ -263,7 +258,7 @@ def baseline_text(baseline: BatchRecord | None, choice: str) -> str:
 def header(
     suite: str, target: str, cases: int, repeat: int, baseline: BatchRecord | None, choice: str
 ) -> str:
-    size = f"{cases} case{'' if cases == 1 else 's'}"
+    size = plural(cases, "case")
     if repeat > 1:
         size += f" × {repeat}"
     return f"{suite} · {target} · {size} · baseline: {baseline_text(baseline, choice)}"
@@ -271,7 +266,7 @@ def header(
 
 def estimate_line(runs: int, costs: Sequence[int]) -> str:
     """`estimate: 5 runs × $0.16 = $0.80, billed at 2×`, from the target's recent runs."""
-    noun = f"{runs} run{'' if runs == 1 else 's'}"
+    noun = plural(runs, "run")
     if not costs:
         return f"estimate: {noun}, no estimate yet (no finished runs on this target), billed at 2×"
     each = sum(costs) / len(costs)

@@ -392,6 +392,7 @@ def _suite(args: argparse.Namespace) -> int:
 
 def _suite_trend(db_path: str, name: str, target: str | None, output: str) -> int:
     from bot.batches import UnknownSuite
+    from bot.blocks.common import plural
     from bot.commands import CommandError
     from bot.trend import write_trend
 
@@ -412,7 +413,7 @@ def _suite_trend(db_path: str, name: str, target: str | None, output: str) -> in
     if count == 0:
         print(f'Suite "{name}" has no finished runs yet; nothing written.', file=sys.stderr)
         return 1
-    print(f'Wrote the trend of suite "{name}" ({count} runs) to {output}.')
+    print(f'Wrote the trend of suite "{name}" ({plural(count, "run")}) to {output}.')
     return 0
 
 
@@ -465,7 +466,9 @@ def _suite_import(db_path: str, file: str, *, name: str | None, target: str | No
 
 
 def _cases(count: int) -> str:
-    return f"{count} case{'' if count == 1 else 's'}"
+    from bot.blocks.common import plural
+
+    return plural(count, "case")
 
 
 def _suite_export(db_path: str, name: str, output: str | None) -> int:

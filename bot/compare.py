@@ -42,7 +42,7 @@ from sqlite_utils import Database
 
 from bot.batch_report import BatchReport, build_report
 from bot.batches import PART_ANSWER_TIMEOUT, UnknownSuite, launch_claimed, plan_on
-from bot.blocks.common import target_text
+from bot.blocks.common import target_plain, target_text
 from bot.commands import MAX_RUNS_PER_REQUEST, CommandError, CompareCommand
 from bot.launch import CARD_WAIT, CONFIRMATION_LIFETIME, resolve_target
 from bot.outcomes import (
@@ -148,7 +148,7 @@ class TargetFigures:
     batch_id: str
     target_type: str
     target_id: int
-    label: str  # what the person called it: an alias, else "agent 12"
+    label: str  # `Support agent (agent 12)`, or `agent 12` until ThunderPhone names it
     name: str  # the agent's (or number's) name, when ThunderPhone gave one
     tier: str | None  # the call log's `product`; None until read
     planned: int
@@ -171,11 +171,10 @@ class TargetFigures:
         return target_text(self.target_type, self.target_id)
 
 
-def target_label(batch: BatchRecord) -> str:
-    """What the person called a target: an alias, else `agent 12`."""
-    if batch.target_label and ":" not in batch.target_label:
-        return batch.target_label
-    return target_text(batch.target_type, batch.target_id)
+def target_label(batch: BatchRecord, name: str = "") -> str:
+    """A target as plain text: `Support agent (agent 12)` when its name is known (`name`, else
+    the batch's), else `agent 12`."""
+    return target_plain(batch.target_type, batch.target_id, name or batch.target_name)
 
 
 def target_figures(report: BatchReport, tier: str | None = None) -> TargetFigures:
@@ -195,15 +194,12 @@ def target_figures(report: BatchReport, tier: str | None = None) -> TargetFigure
         left_out += missing
     p50, p95 = percentile(gaps, 50), percentile(gaps, 95)
     d50, d95 = percentile(durations, 50), percentile(durations, 95)
-    name = next(
-        (row.run.target_name for row in report.rows if row.run and row.run.target_name),
-        batch.target_name,
-    )
+    name = report.target_name
     return TargetFigures(
         batch_id=batch.id,
         target_type=batch.target_type,
         target_id=batch.target_id,
-        label=target_label(batch),
+        label=target_label(batch, name),
         name=name,
         tier=tier,
         planned=len(report.rows),
@@ -321,6 +317,7 @@ class CompareStarted:
     started: int
     total: int
     problems: tuple[str, ...] = ()
+    card_ts: str | None = None  # the compare's card, in its channel
 
 
 @dataclass(frozen=True)
@@ -378,8 +375,8 @@ def plan_compare(
         earlier = seen.setdefault((target_type, target_id), label)
         if earlier != label:
             raise CommandError(
-                f"{earlier} and {label} are the same target ({target_text(target_type, target_id)})"
-                ". Name each target once.",
+                f"{earlier} and {label} are the same target "
+                f"({target_plain(target_type, target_id)}). Name each target once.",
                 "compare",
             )
     cases: list[tuple[str | None, str, str | None]]
@@ -514,7 +511,7 @@ async def start(services: Services, compare_id: str, user_id: str) -> CompareOut
         return Unclear("; ".join(unclear))
     if not started:
         return Refused("; ".join(problems) or "ThunderPhone refused every target")
-    return CompareStarted(compare, started, total, tuple(problems + unclear))
+    return CompareStarted(compare, started, total, tuple(problems + unclear), shown.ts)
 
 
 def _status_of(batches: Sequence[BatchRecord]) -> CompareStatus:
@@ -554,11 +551,12 @@ def _settle_stalled(db: Database, compare: CompareRecord) -> bool:
 # Showing
 
 
-def reply_heading(batch: BatchRecord, heading: str | None) -> str:
-    """What heads a run's reply in a compare's thread: its target, then its case."""
+def reply_heading(batch: BatchRecord, heading: str | None, name: str = "") -> str:
+    """What heads a run's reply in a compare's thread: its target (named `name` when
+    ThunderPhone gave the run one), then its case."""
     from bot.blocks.compare import target_heading
 
-    return target_heading(target_label(batch), heading)
+    return target_heading(target_label(batch, name), heading)
 
 
 def _reports(services: Services, compare_id: str) -> list[BatchReport]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bot.blocks.common import thread_link
 from bot.blocks.home import home_view
 from bot.interactive import publish_home as publish_view
+from bot.publish import run_place
 from bot.services import Services
 from storage import runs as run_store
 
@@ -11,4 +13,6 @@ from storage import runs as run_store
 async def publish_home(services: Services, *, team_id: str, user_id: str) -> None:
     recent = run_store.recent_runs(services.db, team_id, limit=10)
     rows = [(run, run_store.get_grade(services.db, run.call_id)) for run in recent]
-    await publish_view(services, user_id, home_view(rows, services.threshold))
+    places = {run.run_id: run_place(services.db, run) for run in recent}
+    links = {run_id: thread_link(*place) for run_id, place in places.items() if place}
+    await publish_view(services, user_id, home_view(rows, services.threshold, links))

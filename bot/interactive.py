@@ -7,12 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from typing import Any
 
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.blocks.notes import direct_note
 from bot.services import Services
-from bot.slack_errors import SLACK_EXCEPTIONS, classify
+from bot.slack_errors import SLACK_EXCEPTIONS, Problem, classify
 
 log = logging.getLogger(__name__)
+
+RESPONSE_URL_TIMEOUT = 10  # seconds
 
 
 def _failed(what: str, error: BaseException) -> None:
@@ -21,15 +27,56 @@ def _failed(what: str, error: BaseException) -> None:
 
 
 async def tell(
-    services: Services, channel: str, user: str, text: str, *, thread_ts: str | None = None
+    services: Services,
+    channel: str,
+    user: str,
+    text: str,
+    *,
+    thread_ts: str | None = None,
+    response_url: str | None = None,
 ) -> bool:
-    """An ephemeral note to one person; text is mrkdwn, so callers escape what they quote."""
+    """A note only `user` sees; text is mrkdwn, so callers escape what they quote.
+
+    It goes through the response URL of the person's command or click when there is one (that
+    reaches them in any channel, the bot a member or not), else as an ephemeral message in
+    `channel`. Where Slack won't show one there (a channel the bot is not in, or one gone), it
+    becomes a direct message, through the outbox."""
+    if response_url and await _respond(services, response_url, text, thread_ts=thread_ts):
+        return True
     try:
         await services.slack.chat_postEphemeral(
             channel=channel, user=user, text=text, thread_ts=thread_ts
         )
     except SLACK_EXCEPTIONS as error:
-        _failed(f"tell {user} {text!r}", error)
+        failure = classify(error)
+        if failure.problem is not Problem.NO_CHANNEL and failure.code != "user_not_in_channel":
+            _failed(f"tell {user} {text!r}", error)
+            return False
+        log.info("telling %s directly: no ephemeral in %s (%s)", user, channel, failure.code)
+        services.outbox.show(("note", uuid.uuid4().hex, "note"), user, direct_note(channel, text))
+    return True
+
+
+async def _respond(
+    services: Services, response_url: str, text: str, *, thread_ts: str | None
+) -> bool:
+    """Post an ephemeral note through a response URL; whether Slack took it (a URL is good
+    for five posts within 30 minutes of the command or click)."""
+    body: dict[str, Any] = {"response_type": "ephemeral", "replace_original": False, "text": text}
+    if thread_ts:
+        body["thread_ts"] = thread_ts
+    client = AsyncWebhookClient(
+        response_url, timeout=RESPONSE_URL_TIMEOUT, session=services.slack.session
+    )
+    try:
+        response = await client.send_dict(body)
+    except SLACK_EXCEPTIONS as error:
+        _failed("answer through a response URL", error)
+        return False
+    if response.status_code != 200:
+        log.warning(
+            "a response URL answered HTTP %s: %s", response.status_code, response.body[:200]
+        )
         return False
     return True
 

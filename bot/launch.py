@@ -88,14 +88,15 @@ def propose(
 def propose_again(
     services: Services, run: RunRecord, *, user_id: str, channel_id: str
 ) -> tuple[Launch, list[int]]:
-    """The same test call again, through the same consent step."""
+    """The same test call again, through the same consent step. Nobody typed a target this
+    time, so the launch has no label; the confirmation names the run's target."""
     return _propose(
         services,
         run.spec,
         team_id=run.team_id,
         channel_id=channel_id,
         user_id=user_id,
-        label=run.target_name,
+        label="",
     )
 
 
@@ -117,7 +118,15 @@ def _propose(
 def cancel(services: Services, launch_id: str, user_id: str) -> LaunchOutcome:
     if launches.claim_launch(services.db, launch_id, to="cancelled", by=user_id):
         return Cancelled()
-    return AlreadyDecided(launches.get_launch(services.db, launch_id))
+    return _decided_earlier(services, launch_id)
+
+
+def _decided_earlier(services: Services, launch_id: str) -> AlreadyDecided:
+    """A launch someone already decided, with the card of the run it started, if any."""
+    launch = launches.get_launch(services.db, launch_id)
+    run_id = launch.run_id if launch is not None else None
+    card_ts = services.outbox.ts_of(run_card_key(run_id)) if run_id is not None else None
+    return AlreadyDecided(launch, card_ts)
 
 
 async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutcome:
@@ -128,7 +137,7 @@ async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutco
     ):
         if launches.claim_launch(db, launch_id, to="expired", by=user_id):
             return ConfirmationExpired()
-        return AlreadyDecided(launches.get_launch(db, launch_id))
+        return _decided_earlier(services, launch_id)
     launch = launches.get_launch(db, launch_id)
     assert launch is not None
     card = launch_card_key(launch.id)
@@ -158,7 +167,7 @@ async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutco
     await adopt(services, launch, created)
     launch = launches.get_launch(db, launch_id)
     assert launch is not None
-    return Started(launch, created.id)
+    return Started(launch, created.id, shown.ts)
 
 
 def test_call_request(spec: CallSpec) -> TestCallRequest:

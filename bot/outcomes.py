@@ -11,6 +11,7 @@ from storage.models import BatchRecord, Launch
 class Started:
     launch: Launch
     run_id: int
+    card_ts: str | None = None  # the run's card, in the launch's channel
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Cancelled:
 @dataclass(frozen=True)
 class AlreadyDecided:
     launch: Launch | None  # None: the confirmation is no longer on record
+    card_ts: str | None = None  # the card of the run it started, if any
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class BatchStarted:
     started: int
     total: int
     problem: str | None = None
+    card_ts: str | None = None  # the batch's card, in its channel
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlite_utils import Database
+
 from bot.batch_report import BatchReport, build_report
 from bot.blocks.batches import batch_card, run_heading, suite_summary
 from bot.blocks.runs import run_card, run_result, verdict_of
 from bot.expectations import Expected
 from bot.services import Services
 from storage import batches as batch_store
+from storage import messages
 from storage import runs as run_store
 from storage.db import now_iso
 from storage.models import GradeRecord, MessageKey, RunRecord
+
+# Where a message is in Slack: (channel, ts, the ts of its thread's first message or None).
+Place = tuple[str, str, str | None]
 
 
 def launch_card_key(launch_id: str) -> MessageKey:
@@ -35,6 +41,29 @@ def batch_card_key(batch_id: str) -> MessageKey:
 
 def batch_summary_key(batch_id: str) -> MessageKey:
     return ("batch", batch_id, "summary")
+
+
+def run_place(db: Database, run: RunRecord) -> Place | None:
+    """Where a run is in Slack, once Slack shows it: its card (the result is in the card's
+    thread); for a run of a batch or a compare, its reply in their card's thread, else that
+    card. None while Slack shows none of them."""
+    if run.batch_id is None:
+        return _place(db, run_card_key(run.run_id))
+    reply = messages.get_message(db, run_result_key(run.run_id))
+    parent = messages.get_message_by_id(db, reply.parent_id) if reply and reply.parent_id else None
+    if reply is not None and reply.ts and parent is not None and parent.ts:
+        return reply.channel, reply.ts, parent.ts
+    batch = batch_store.get_batch(db, run.batch_id)
+    if batch is not None and batch.compare_id is not None:
+        from bot.compare import compare_card_key  # imports this module
+
+        return _place(db, compare_card_key(batch.compare_id))
+    return _place(db, batch_card_key(run.batch_id))
+
+
+def _place(db: Database, key: MessageKey) -> Place | None:
+    row = messages.get_message(db, key)
+    return (row.channel, row.ts, None) if row is not None and row.ts else None
 
 
 async def refresh(services: Services, run_id: int) -> None:
@@ -108,7 +137,7 @@ def _publish_batch_run(services: Services, run: RunRecord) -> None:
         if report.batch.compare_id is not None:  # one target of a compare: under its card
             from bot import compare  # imports this module
 
-            heading = compare.reply_heading(report.batch, heading)
+            heading = compare.reply_heading(report.batch, heading, run.target_name)
             thread = compare.compare_card_key(report.batch.compare_id)
         services.outbox.show(
             run_result_key(run.run_id),

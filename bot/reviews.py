@@ -75,26 +75,41 @@ def check_flag(
 
 
 async def _open(
-    services: Services, run: RunRecord, user_id: str, trigger_id: str, view: dict[str, Any]
+    services: Services,
+    run: RunRecord,
+    user_id: str,
+    trigger_id: str,
+    view: dict[str, Any],
+    response_url: str | None,
 ) -> str | None:
     """Open a modal; the view id, or None after telling the person it could not be opened."""
     view_id = await open_view(services, trigger_id, view)
     if view_id is None:
-        await _tell(services, run, user_id, notes.window_not_opened())
+        await _tell(services, run, user_id, notes.window_not_opened(), response_url)
     return view_id
 
 
-async def _tell(services: Services, run: RunRecord, user_id: str, text: str) -> None:
-    """A note to one person in the run's thread."""
+async def _tell(
+    services: Services, run: RunRecord, user_id: str, text: str, response_url: str | None = None
+) -> None:
+    """A note to one person in the run's thread, through the response URL of their click when
+    there is one."""
     thread_ts = services.outbox.ts_of(run_card_key(run.run_id))
-    await tell(services, run.channel_id, user_id, text, thread_ts=thread_ts)
+    await tell(
+        services, run.channel_id, user_id, text, thread_ts=thread_ts, response_url=response_url
+    )
 
 
 async def open_flag_modal(
-    services: Services, run: RunRecord, *, user_id: str, trigger_id: str
+    services: Services,
+    run: RunRecord,
+    *,
+    user_id: str,
+    trigger_id: str,
+    response_url: str | None = None,
 ) -> None:
     view = flag_modal(run, turns=len(transcript_turns(services, run)))
-    await _open(services, run, user_id, trigger_id, view)
+    await _open(services, run, user_id, trigger_id, view, response_url)
 
 
 async def file_flag(services: Services, run: RunRecord, form: FlagForm, user_id: str) -> None:
@@ -169,16 +184,22 @@ async def _permalink(services: Services, run: RunRecord) -> str | None:
 
 
 async def open_transcript(
-    services: Services, run: RunRecord, *, user_id: str, trigger_id: str
+    services: Services,
+    run: RunRecord,
+    *,
+    user_id: str,
+    trigger_id: str,
+    response_url: str | None = None,
 ) -> None:
     """Open the transcript modal; when it was never stored, open first and fill it in."""
     entries = run_store.get_transcript(services.db, run.call_id)
     if entries is not None or run.call_id is None:
-        await _open(services, run, user_id, trigger_id, transcript_modal(run, entries or []))
+        view = transcript_modal(run, entries or [])
+        await _open(services, run, user_id, trigger_id, view, response_url)
         return
     # The trigger expires 3 s after the click: open a placeholder before asking ThunderPhone.
     view_id = await _open(
-        services, run, user_id, trigger_id, transcript_modal(run, [], loading=True)
+        services, run, user_id, trigger_id, transcript_modal(run, [], loading=True), response_url
     )
     if view_id is None:
         return

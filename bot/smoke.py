@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from bot.batches import UnknownSuite, plan
-from bot.blocks.common import escape, target_text
+from bot.blocks.common import escape, plural, target_plain, target_text
 from bot.blocks.replies import decided
 from bot.commands import CommandError, Target
 from bot.launch import resolve_target
@@ -79,7 +79,7 @@ def propose(
         if record is None:
             suite_store.unmark_smoke_suite(db, target_type, target_id)
             raise CommandError(
-                f'The smoke suite of {target_text(target_type, target_id)}, "{mark.suite}", no '
+                f'The smoke suite of {target_plain(target_type, target_id)}, "{mark.suite}", no '
                 "longer exists, so I removed the mark. Import it again and mark it with "
                 f"/testcall suite smoke {mark.suite} {target.label}, or run /testcall smoke "
                 f"{target.label} again for the five built-in scenarios.",
@@ -124,12 +124,10 @@ def mark(
         suite=record.name,
         user_id=user_id,
     )
-    where = target_text(target_type, target_id)
-    if target.kind == "alias":
-        where = f"{escape(label)} ({where})"
+    where = target_text(target_type, target_id, alias=label if target.kind == "alias" else "")
     cases = len(record.cases)
     text = (
-        f"Suite `{escape(record.name)}` ({cases} case{'s' if cases != 1 else ''}) is now the "
+        f"Suite `{escape(record.name)}` ({plural(cases, 'case')}) is now the "
         f"smoke suite of {where}: `/testcall smoke {escape(target.label)}` runs it, each case "
         "once with no stagger."
     )

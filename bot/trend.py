@@ -27,7 +27,7 @@ from sqlite_utils import Database
 
 from bot.batch_report import build_report
 from bot.batches import UnknownSuite
-from bot.blocks.common import escape, mention, target_text
+from bot.blocks.common import escape, mention, plural, target_text
 from bot.charts import TrendChartPoint, trend_png
 from bot.commands import Target, parse_target
 from bot.config import Settings
@@ -151,8 +151,7 @@ def _percent(value: float) -> str:
 
 def _run_line(point: TrendPoint, *, with_target: bool) -> str:
     parts = [
-        f"{point.passed} of {point.cases} case{'s' if point.cases != 1 else ''} passed "
-        f"({_percent(point.pass_rate)})"
+        f"{point.passed} of {plural(point.cases, 'case')} passed ({_percent(point.pass_rate)})"
     ]
     parts.append(
         f"mean score {_percent(point.mean_score)}" if point.mean_score is not None else "no grades"
@@ -168,7 +167,7 @@ def _run_line(point: TrendPoint, *, with_target: bool) -> str:
 def summary(points: list[TrendPoint], *, name: str, user_id: str) -> str:
     """The comment the chart is posted with: what it covers, and the latest run."""
     first, latest = points[0], points[-1]
-    runs = f"{len(points)} run{'s' if len(points) != 1 else ''}"
+    runs = plural(len(points), "run")
     span = (
         _day(first.when)
         if _day(first.when) == _day(latest.when)
@@ -186,9 +185,10 @@ def alt_text(points: list[TrendPoint], *, name: str) -> str:
     latest = points[-1]
     score = f"{_percent(latest.mean_score)}" if latest.mean_score is not None else "none"
     return (
-        f"Line chart of suite {name}'s pass rate and mean score over {len(points)} runs from "
-        f"{_day(points[0].when)} to {_day(latest.when)}, with flaky cases as bars below. Latest "
-        f"run: {_percent(latest.pass_rate)} of cases passed, mean score {score}, "
+        f"Line chart of suite {name}'s pass rate and mean score over "
+        f"{plural(len(points), 'run')} from {_day(points[0].when)} to {_day(latest.when)}, "
+        f"with flaky cases as bars below. Latest run: {_percent(latest.pass_rate)} of cases "
+        f"passed, mean score {score}, "
         f"{latest.flaky} flaky."
     )
 
@@ -201,10 +201,11 @@ async def post(
     user_id: str,
     name: str,
     target: Target | None,
+    response_url: str | None = None,
 ) -> None:
     """Post the trend chart of suite `name` in the channel (on `target` only, when given), with
-    a comment on the latest run; a note only to `user_id` when there is nothing to draw or the
-    file cannot be shared."""
+    a comment on the latest run; a note only to `user_id` (through the command's
+    `response_url` when given) when there is nothing to draw or the file cannot be shared."""
     db = services.db
     where = ""
     try:
@@ -216,13 +217,20 @@ async def post(
             user_id,
             f'I don\'t know the alias "{escape(error.name)}". Name the target directly, like '
             f"`/testcall suite trend {escape(name)} agent:12`.",
+            response_url=response_url,
         )
         return
     if resolved is not None:
         where = f" on {target_text(*resolved)}"
     record = suite_store.get_suite(db, name)
     if record is None:
-        await tell(services, channel_id, user_id, f"There is no suite `{escape(name)}` any more.")
+        await tell(
+            services,
+            channel_id,
+            user_id,
+            f"There is no suite `{escape(name)}` any more.",
+            response_url=response_url,
+        )
         return
     points = series(db, record.name, threshold=services.threshold, target=resolved)
     if not points:
@@ -232,6 +240,7 @@ async def post(
             user_id,
             f"Suite `{escape(record.name)}` has no finished runs{where} yet, so there is no trend "
             f"to draw. Run it with `/testcall suite run {escape(record.name)}`.",
+            response_url=response_url,
         )
         return
     # Drawing takes a moment of CPU: off the event loop, on data already read from storage.
@@ -251,6 +260,7 @@ async def post(
             user_id,
             f"I couldn't share the chart here ({escape(problem)}). `thunderbot suite trend "
             f"{escape(record.name)} -o trend.png` on the bot's host writes it too.",
+            response_url=response_url,
         )
 
 

@@ -93,7 +93,11 @@ async def handle_flag(
     run = await _clicked_run(body, respond, context)
     if run is not None and run.call_id is not None:
         await reviews.open_flag_modal(
-            services_of(context), run, user_id=body["user"]["id"], trigger_id=body["trigger_id"]
+            services_of(context),
+            run,
+            user_id=body["user"]["id"],
+            trigger_id=body["trigger_id"],
+            response_url=body.get("response_url"),
         )
 
 
@@ -104,7 +108,11 @@ async def handle_transcript(
     run = await _clicked_run(body, respond, context)
     if run is not None:
         await reviews.open_transcript(
-            services_of(context), run, user_id=body["user"]["id"], trigger_id=body["trigger_id"]
+            services_of(context),
+            run,
+            user_id=body["user"]["id"],
+            trigger_id=body["trigger_id"],
+            response_url=body.get("response_url"),
         )
 
 
@@ -136,7 +144,9 @@ async def handle_run_again(
         services_of(context), run, user_id=body["user"]["id"], channel_id=channel_id
     )
     await respond(
-        response_type="ephemeral", replace_original=False, **replies.confirmation(proposed, costs)
+        response_type="ephemeral",
+        replace_original=False,
+        **replies.confirmation(proposed, costs, name=run.target_name),
     )
 
 

@@ -3,7 +3,7 @@ open a form when the command asked for one."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -12,6 +12,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot import batches, compare, launch, lookup, smoke, targets, trend
 from bot.blocks import batches as batch_blocks
 from bot.blocks import replies, suite_replies
+from bot.blocks.common import plural
 from bot.blocks.modals import batch_modal, suite_import_modal
 from bot.commands import (
     USAGE,
@@ -95,6 +96,7 @@ async def handle_testcall(
             user_id=command["user_id"],
             name=trending.name,
             target=trending.target,
+            response_url=command.get("response_url"),
         )
 
 
@@ -130,6 +132,21 @@ def _targets_named(
     return keys
 
 
+class _Shown(TypedDict, total=False):
+    name: str
+    tier: str
+    unchecked: str
+
+
+def _as_shown(checked: dict[lookup.TargetKey, lookup.TargetInfo]) -> _Shown:
+    """What a confirmation says about its one target: ThunderPhone's name and tier, or why it
+    could not be asked."""
+    if len(checked) != 1:
+        return {}
+    [info] = checked.values()
+    return {"name": info.name, "tier": info.tier, "unchecked": info.unchecked}
+
+
 def _answer(
     services: Services,
     command: dict[str, Any],
@@ -138,16 +155,18 @@ def _answer(
 ) -> dict[str, Any]:
     team_id, user_id = command.get("team_id", ""), command["user_id"]
     where = {"team_id": team_id, "channel_id": command["channel_id"], "user_id": user_id}
+    target = _as_shown(checked)
     if isinstance(parsed, RunCommand):
-        return replies.confirmation(*launch.propose(services, **where, command=parsed))
+        return replies.confirmation(*launch.propose(services, **where, command=parsed), **target)
     if isinstance(parsed, BatchCommand):
-        return batch_blocks.confirmation(*batches.propose_batch(services, **where, command=parsed))
+        proposal = batches.propose_batch(services, **where, command=parsed)
+        return batch_blocks.confirmation(*proposal, **target)
     if isinstance(parsed, SuiteRun):
-        return batch_blocks.confirmation(
-            *batches.propose_suite_run(services, **where, command=parsed)
-        )
+        proposal = batches.propose_suite_run(services, **where, command=parsed)
+        return batch_blocks.confirmation(*proposal, **target)
     if isinstance(parsed, SmokeCommand):
-        return batch_blocks.confirmation(*smoke.propose(services, **where, target=parsed.target))
+        proposal = smoke.propose(services, **where, target=parsed.target)
+        return batch_blocks.confirmation(*proposal, **target)
     if isinstance(parsed, SuiteSmoke):
         return smoke.mark(
             services, team_id=team_id, user_id=user_id, name=parsed.name, target=parsed.target
@@ -191,7 +210,7 @@ async def _export(services: Services, command: dict[str, Any], name: str) -> Non
         command["channel_id"],
         filename=f"{suite.name}.json",
         content=dump_suite(suite),
-        comment=f"Suite {suite.name}: {len(suite.cases)} cases, exported by "
+        comment=f"Suite {suite.name}: {plural(len(suite.cases), 'case')}, exported by "
         f"<@{command['user_id']}>.",
     )
     if problem is not None:
@@ -201,6 +220,7 @@ async def _export(services: Services, command: dict[str, Any], name: str) -> Non
             command["user_id"],
             f"I couldn't share the file here ({problem}). `thunderbot suite export {suite.name}` "
             "on the bot's host writes it too.",
+            response_url=command.get("response_url"),
         )
 
 

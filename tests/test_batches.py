@@ -15,7 +15,7 @@ from bot.sandbox.stack import LocalStack
 from bot.suites import parse_suite, suite_record
 from storage import suites as suite_store
 from storage.db import now_iso
-from tests.helpers import CHANNEL, cards, rows, shown
+from tests.helpers import CHANNEL, cards, outbox_idle, rows, shown
 
 BATCHES = "/v1/test-call-batches"
 
@@ -259,3 +259,34 @@ async def test_a_batch_left_starting_by_a_stop_says_which_runs_never_went(
     assert batch_posts(stack) == []
     assert [p["status"] for p in rows(stack, "batch_parts")] == ["skipped", "skipped"]
     assert rows(stack, "batches")[0]["status"] == "failed" and batch["id"]
+
+
+async def test_app_home_links_a_batch_run_to_its_reply(stack: LocalStack) -> None:
+    confirmation = await confirm(stack, 'batch agent:12 "[score: 90] One." "[score: 91] Two."')
+    await stack.user().click(confirmation, ids.START_BATCH)
+    await card_showing(stack, "0/2")
+    link = f"https://slack.com/archives/{CHANNEL}/p{cards(stack)[0].ts.replace('.', '')}"
+    await stack.fake.wait_for(lambda: "Started 2 runs" in shown(confirmation) or None)
+    assert f"Started 2 runs — see <{link}|the card> below." in shown(confirmation)
+    for run_id in sorted(stack.sandbox.runs):
+        for _ in range(3):
+            await stack.sandbox.advance(run_id)
+    card = await card_showing(stack, "✅ All 2 passed")
+    thread = await stack.fake.wait_for(lambda: replies(stack) if len(replies(stack)) == 2 else None)
+    await outbox_idle(stack)
+
+    maria = stack.user()
+    assert await maria.open_home() == 200
+    home = await stack.fake.wait_for(
+        lambda: next((v for v in stack.fake.views.values() if v.type == "home"), None)
+    )
+    text = str(home.view["blocks"])
+    for run in rows(stack, "runs"):
+        [reply] = [m for m in thread if f"[score: {run['scenario_prompt'][8:10]}]" in shown(m)]
+        reply_link = (
+            f"https://slack.com/archives/{CHANNEL}/p{reply.ts.replace('.', '')}"
+            f"?thread_ts={card.ts}&amp;cid={CHANNEL}"
+        )
+        assert f"<{reply_link}|run {run['run_id']}>" in text, (
+            "each row opens its run's reply in the batch's thread"
+        )

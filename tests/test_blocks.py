@@ -10,10 +10,11 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from syrupy.assertion import SnapshotAssertion
 
-from bot import ids
+from bot import ci_report, ids
 from bot.batch_report import BatchReport, Row
-from bot.blocks import batches, replies, suite_replies
+from bot.blocks import batches, notes, replies, suite_replies
 from bot.blocks import compare as compare_blocks
+from bot.blocks.common import plural, target_plain, target_text, thread_link
 from bot.blocks.home import home_view
 from bot.blocks.modals import (
     TURNS_PER_PAGE,
@@ -27,6 +28,7 @@ from bot.compare import CompareView, Latency, Proposal, TargetFigures, best_mark
 from bot.expectations import Expected
 from bot.verdicts import Counts, Progress, ResultKind, ResultVerdict
 from storage.models import (
+    Alias,
     BatchItem,
     BatchPart,
     BatchRecord,
@@ -48,6 +50,9 @@ TRANSCRIPT: list[dict[str, Any]] = [
     {"role": "user", "content": "Thanks, bye."},
     {"role": "assistant", "content": "Refunds go back to the card in 3 to 5 days."},
 ]
+
+
+CARD_LINK = "https://slack.com/archives/C0QA/p1763820120000100"
 
 
 def make_run(**changes: Any) -> RunRecord:
@@ -96,6 +101,7 @@ FLAG = FlagRecord(
     user_id="U0MARIA",
     severity="warning",
     title="Agent paused too long",
+    description="The agent waited six seconds before answering the refund question.",
     status="filed",
     created_at="2026-11-22T14:07:00+00:00",
 )
@@ -169,10 +175,15 @@ COMPARE_TARGETS = [
             "id": f"{n - 10}" * 32,
             "target_id": n,
             "target_label": label,
+            "target_name": name,
             "compare_id": COMPARE.id,
         }
     )
-    for n, label in ((12, "agent:12"), (13, "support <v2>"), (14, "agent:14"))
+    for n, label, name in (
+        (12, "agent:12", "Support agent"),
+        (13, "support <v2>", "Support & XL"),
+        (14, "agent:14", ""),
+    )
 ]
 
 
@@ -296,6 +307,9 @@ def message_examples() -> dict[str, dict[str, Any]]:
             "⏳ Starting…",
         ),
         "refusal": replies.refusal('I couldn\'t read "agent:twelve".', "/testcall run <target>"),
+        "note_in_a_direct_message": notes.direct_note(
+            "C0QA", "I couldn't share the file here (not_in_channel). `thunderbot suite export`."
+        ),
         "help": replies.help_message(),
         **compare_examples(),
     }
@@ -311,7 +325,9 @@ def view_examples() -> dict[str, dict[str, Any]]:
         "transcript": transcript_modal(make_run(), TRANSCRIPT),
         "transcript_long_page_2": transcript_modal(make_run(), long_transcript, page=1),
         "home": home_view(
-            [(make_run(), GRADE), (make_run(run_id=2, status="queued"), None)], THRESHOLD
+            [(make_run(), GRADE), (make_run(run_id=2, status="queued"), None)],
+            THRESHOLD,
+            {7110: CARD_LINK},
         ),
         "batch_form": batch_modal("C0QA", target="agent:12"),
         "suite_import": suite_import_modal("C0QA"),
@@ -340,7 +356,7 @@ def test_user_and_transcript_text_is_escaped_everywhere() -> None:
         {"role": "tool_call", "content": {"name": hostile}},
     ]
     grade = GRADE.model_copy(update={"outcome_reasoning": hostile})
-    flag = FLAG.model_copy(update={"title": hostile})
+    flag = FLAG.model_copy(update={"title": hostile, "description": hostile})
     launch = LAUNCH.model_copy(update={"scenario_prompt": hostile, "target_label": hostile})
     rendered = [
         run_card(run, grade, THRESHOLD),
@@ -398,6 +414,19 @@ def test_a_flag_replaces_its_button_with_a_record() -> None:
     assert record.startswith(
         "🚩 Flagged for review by <@U0MARIA> · warning · “Agent paused too long”"
     )
+    assert record.endswith(
+        "\nThe agent waited six seconds before answering the refund question."
+    ), "the description the person typed is shown under the record"
+
+
+def test_a_long_flag_description_is_escaped_and_kept_within_the_limit() -> None:
+    long = FLAG.model_copy(update={"description": "Silence & " * 400})
+    result = run_result(make_run(), GRADE, TRANSCRIPT, THRESHOLD, long)
+    record = result["blocks"][-2]["elements"][0]["text"]
+    assert len(record) <= 2000
+    assert record.endswith("…") and "&amp;" in record
+    assert not record.removesuffix("…").rstrip().endswith(("&", "&a", "&am", "&amp"))
+    assert "& " not in record.split("\n", 1)[1], "every & is escaped"
 
 
 def test_long_transcripts_are_paged_within_limits() -> None:
@@ -438,3 +467,156 @@ def test_a_grading_that_ended_without_a_score_says_so() -> None:
     assert "waiting for the grade" in run_card(make_run(), pending, THRESHOLD)["text"]
     waiting = run_result(make_run(), pending, TRANSCRIPT, THRESHOLD)
     assert waiting["text"].startswith("⏳ Not graded yet · 0:54 · $0.16")
+
+
+NAMED = "Support agent (agent 12)"
+
+
+def test_a_target_is_named_one_way() -> None:
+    assert target_plain("agent", 12, "Support agent") == NAMED
+    assert target_plain("agent", 12) == "agent 12"
+    assert target_plain("phone_number", 34, "Main line") == "Main line (number 34)"
+    assert target_text("agent", 12, "Support <b> & co") == "Support &lt;b&gt; &amp; co (agent 12)"
+    assert target_text("agent", 12, "Support agent", alias="support") == f"{NAMED}, alias support"
+    assert target_text("agent", 12, alias="support") == "agent 12, alias support"
+    # What the person typed adds nothing when it is the command syntax or the name itself.
+    assert target_text("agent", 12, "Support agent", alias="agent:12") == NAMED
+    assert target_text("agent", 12, "Support agent", alias="support AGENT") == NAMED
+
+
+def test_the_target_reads_the_same_on_every_surface() -> None:
+    card = run_card(make_run(), GRADE, THRESHOLD)
+    assert card["blocks"][0]["text"]["text"].startswith(f"*🧪 Test call · {NAMED} · outbound")
+    assert card["text"].startswith(f"Test call on {NAMED}:")
+    assert "agent 12 (Support agent)" not in str(card)
+
+    confirmation = replies.confirmation(LAUNCH, [16], name="Support agent", tier="spark")
+    assert f"*Target*  {NAMED}, alias support · spark" in confirmation["blocks"][0]["text"]["text"]
+    assert confirmation["text"].startswith(f"Start a test call on {NAMED}, alias support?")
+    plain = replies.confirmation(LAUNCH.model_copy(update={"target_label": "agent:12"}), [])
+    assert "*Target*  agent 12\n" in plain["blocks"][0]["text"]["text"]
+
+    batch_confirmation = batches.confirmation(BATCH, ITEMS, [], tier="spark")
+    assert f"*Target*  {NAMED} · spark" in batch_confirmation["blocks"][0]["text"]["text"]
+    unnamed = BATCH.model_copy(update={"target_name": "", "target_label": "support"})
+    named_now = batches.confirmation(unnamed, ITEMS, [], name="Support agent")
+    assert f"*Target*  {NAMED}, alias support" in named_now["blocks"][0]["text"]["text"]
+
+    # A batch card takes the name ThunderPhone gave its runs.
+    rows = [
+        Row(item, make_run(run_id=item.run_id) if item.run_id else None, None, None, Expected())
+        for item in ITEMS
+    ]
+    card = batches.batch_card(batch_report(batch=unnamed, rows=rows))
+    assert card["blocks"][0]["text"]["text"].startswith(f"*🧪 Suite refunds · {NAMED} ·")
+
+    compare = compare_examples()["compare_card_finished"]
+    table = next(b["text"]["text"] for b in compare["blocks"] if "```" in str(b.get("text")))
+    assert table.splitlines()[2].startswith(f"{NAMED}  spark")
+    long_name = compare_target(0, name="A support agent with a very long name indeed")
+    assert compare_blocks._row_label(long_name).endswith("… (agent 12)")
+
+    header = ci_report.header("refunds", target_plain("agent", 12, "Support agent"), 5, 1, None, "")
+    assert header.startswith(f"refunds · {NAMED} · 5 cases · baseline: ")
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (
+            1,
+            {
+                "plural": "1 run",
+                "calls": "Start 1 test call?",
+                "size": "1 case ·",
+                "estimate": "the average of the last run",
+                "started": "Started 1 run —",
+                "aliases": "1 alias",
+                "suites": "1 suite",
+                "cases": "· 1 case",
+                "ci": "refunds · agent 12 · 1 case ·",
+                "ci_estimate": "estimate: 1 run ×",
+                "compare": "1 scored run on 1 target",
+            },
+        ),
+        (
+            2,
+            {
+                "plural": "2 runs",
+                "calls": "Start 2 test calls?",
+                "size": "2 cases ·",
+                "estimate": "the average of the last 2 runs",
+                "started": "Started 2 runs —",
+                "aliases": "2 aliases",
+                "suites": "2 suites",
+                "cases": "· 2 cases",
+                "ci": "refunds · agent 12 · 2 cases ·",
+                "ci_estimate": "estimate: 2 runs ×",
+                "compare": "2 scored runs on 2 targets",
+            },
+        ),
+    ],
+)
+def test_counts_read_right_for_one_and_for_two(count: int, expected: dict[str, str]) -> None:
+    assert plural(count, "run") == expected["plural"]
+    items = ITEMS[:count]
+    confirmation = batches.confirmation(BATCH, items, [16] * count)
+    text = str(confirmation["blocks"])
+    assert expected["calls"].replace("Start", "Run suite refunds:") in text
+    assert f"*Runs*  {expected['size']}" in text
+    assert expected["estimate"] in text
+    assert replies.started_runs("U0MARIA", count, count, None)["text"].startswith(
+        expected["started"]
+    )
+    aliases = [
+        Alias(team_id="T1", name=f"a{n}", target_type="agent", target_id=12) for n in range(count)
+    ]
+    assert replies.alias_list(aliases)["text"] == expected["aliases"]
+    summaries = [
+        SuiteSummary(name=f"s{n}", case_count=count, target_type="agent", target_id=12)
+        for n in range(count)
+    ]
+    listed = suite_replies.suite_list(summaries)
+    assert listed["text"] == expected["suites"]
+    assert expected["cases"] in str(listed["blocks"])
+    assert ci_report.header("refunds", "agent 12", count, 1, None, "").startswith(expected["ci"])
+    assert ci_report.estimate_line(count, [16]).startswith(expected["ci_estimate"])
+    targets = [compare_target(i, points=((40, 0.9),)) for i in range(count)]
+    comment = compare_blocks.chart_comment(CompareView(COMPARE, targets, 1, True))
+    assert expected["compare"] in comment
+
+
+def test_app_home_rows_show_the_day_and_link_to_the_thread() -> None:
+    earlier = make_run(run_id=2, created_at="2026-11-21T09:30:00+00:00")
+    view = home_view([(make_run(), GRADE), (earlier, None)], THRESHOLD, {7110: CARD_LINK})
+    first, second = (b["text"]["text"] for b in view["blocks"][-2:])
+    stamp = 1795356120  # 2026-11-22 14:02 UTC
+    assert f"<!date^{stamp}^{{date_short_pretty}} {{time}}|Nov 22 14:02 UTC>" in first
+    assert f"<{CARD_LINK}|run 7110> · {NAMED} · <#C0QA>" in first
+    assert "Nov 21 09:30 UTC" in second, "each row says its own day"
+    assert "run 2 · " in second and "<https://" not in second, "no thread yet: no link"
+
+
+def test_run_ids_link_to_their_thread() -> None:
+    assert thread_link("C0QA", "1763820120.000100") == CARD_LINK
+    assert thread_link("C0QA", "1763820125.000200", "1763820120.000100") == (
+        "https://slack.com/archives/C0QA/p1763820125000200?thread_ts=1763820120.000100&cid=C0QA"
+    )
+    launch = LAUNCH.model_copy(
+        update={"decided_by": "U0MARIA", "decided_at": "2026-11-22T14:02:00+00:00"}
+    )
+    started = replies.started(launch, 7110, "1763820120.000100")
+    assert started["blocks"][0]["text"]["text"].startswith(
+        f"Started <{CARD_LINK}|run 7110> — see the card below."
+    )
+    assert started["text"].startswith("Started run 7110 — see the card below."), "plain fallback"
+    assert replies.started(launch, 7110)["text"] == replies.started(launch, 7110)["blocks"][0][
+        "text"
+    ]["text"].replace("*", ""), "no card yet: no link"
+    again = replies.already_decided(
+        launch.model_copy(update={"status": "launched", "run_id": 7110}), "1763820120.000100"
+    )
+    assert f"(<{CARD_LINK}|run 7110>)." in again["blocks"][0]["text"]["text"]
+    batch = replies.started_runs("U0MARIA", 5, 5, None, channel="C0QA", card_ts="1763820120.000100")
+    assert f"Started 5 runs — see <{CARD_LINK}|the card> below." in str(batch["blocks"])
+    assert batch["text"].startswith("Started 5 runs — see the card below.")

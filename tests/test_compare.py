@@ -114,6 +114,14 @@ def expected_figures(stack: LocalStack, target_id: int) -> dict[str, Any]:
     }
 
 
+# The sandbox's agents, as the card names them once ThunderPhone has named them.
+NAMED = {
+    12: "Support agent (agent 12)",
+    13: "Support XL (agent 13)",
+    14: "Sales agent (agent 14)",
+}
+
+
 def starred(cell: str) -> bool:
     return cell.endswith("★")
 
@@ -157,8 +165,9 @@ async def test_a_suite_compared_across_three_agents(quick_stack: LocalStack) -> 
         return table if all(cells[0] != "…" for cells in table.values()) else None
 
     table = await stack.fake.wait_for(finished_table, timeout=15)
-    assert list(table) == ["agent 12", "agent 13", "agent 14"]
-    expected = {target: expected_figures(stack, int(target[-2:])) for target in table}
+    assert list(table) == [NAMED[12], NAMED[13], NAMED[14]]
+    ids_of = {label: target_id for target_id, label in NAMED.items()}
+    expected = {target: expected_figures(stack, ids_of[target]) for target in table}
     assert [expected[t]["tier"] for t in table] == [{"spark"}, {"storm-base"}, {"bolt"}]
     assert [expected[t]["failed"] for t in table] == [1, 2, 1], "the flaky case alternates"
     for target, (tier, runs, score, durations, latency, cost, failed) in table.items():
@@ -180,15 +189,14 @@ async def test_a_suite_compared_across_three_agents(quick_stack: LocalStack) -> 
         for index, column in enumerate(["tier", "runs", "score", "duration", "latency", "cost"])
     }
     marks["failed"] = [t for t, cells in table.items() if starred(cells[6])]
-    assert marks["score"] == ["agent 12", "agent 14"]
-    assert marks["failed"] == ["agent 12", "agent 14"]
-    assert marks["cost"] == ["agent 12"], "spark bills least"
+    assert marks["score"] == [NAMED[12], NAMED[14]]
+    assert marks["failed"] == [NAMED[12], NAMED[14]]
+    assert marks["cost"] == [NAMED[12]], "spark bills least"
     assert marks["duration"] == [] and marks["tier"] == [] and marks["runs"] == []
     shown_latency = {t: tuple(round(v / 10) for v in expected[t]["latency"]) for t in table}
     fastest = min(shown_latency.values())
     alike = len(set(shown_latency.values())) == 1
     assert marks["latency"] == ([] if alike else [t for t in table if shown_latency[t] == fastest])
-    assert "Support XL" in shown(cards(stack)[0]), "the agents' names are given"
 
     # One reply per run in the card's thread, each headed by its target; the chart once.
     uploads = await stack.fake.wait_for(
@@ -197,7 +205,7 @@ async def test_a_suite_compared_across_three_agents(quick_stack: LocalStack) -> 
     replies = [m for m in thread(stack) if not m.files]
     assert len(replies) == 18
     headings = [m.blocks[0]["text"]["text"].split(" · ")[0] for m in replies]
-    assert sorted(headings) == sorted(f"*agent {n}*" for n in (12, 13, 14) for _ in range(6))
+    assert sorted(headings) == sorted(f"*{NAMED[n]}*" for n in (12, 13, 14) for _ in range(6))
     [upload_message] = uploads
     assert upload_message.thread_ts == card.ts
     [upload] = stack.fake.files.values()
@@ -205,7 +213,7 @@ async def test_a_suite_compared_across_three_agents(quick_stack: LocalStack) -> 
     assert upload.completed and upload.content is not None
     assert upload.content.startswith(PNG_SIGNATURE)
     assert struct.unpack(">II", upload.content[16:24]) == (720, 500)
-    assert upload.alt_txt is not None and "agent 13 (storm-base)" in upload.alt_txt
+    assert upload.alt_txt is not None and "Support XL (agent 13) · storm-base" in upload.alt_txt
     assert upload_message.files[0]["mimetype"] == "image/png"
     assert "Score against duration" in upload_message.text
     await stack.fake.wait_for(lambda: rows(stack, "compares")[0]["chart_at"] or None)
@@ -255,10 +263,11 @@ async def test_a_prompt_compared_on_a_number_and_an_agent(stack: LocalStack) -> 
             else None
         )
     )
-    assert list(table) == ["agent 14", "number 34"]
+    assert list(table) == [NAMED[14], "Main line (number 34)"]
     assert [cells[:3] for cells in table.values()] == [["bolt", "1", "85%"], ["spark", "1", "85%"]]
-    assert plain(table["number 34"][5]) == "$0.16" and starred(table["number 34"][5])
-    assert plain(table["agent 14"][5]) == "$0.20" and not starred(table["agent 14"][5])
+    number = table["Main line (number 34)"]
+    assert plain(number[5]) == "$0.16" and starred(number[5])
+    assert plain(table[NAMED[14]][5]) == "$0.20" and not starred(table[NAMED[14]][5])
     await stack.fake.wait_for(lambda: any(m.files for m in thread(stack)) or None)
     assert [bool(m.files) for m in thread(stack)] == [False, False, True], "the chart comes last"
 
@@ -440,7 +449,11 @@ def test_target_figures_read_runs_grades_and_transcripts() -> None:
         finished=False,
     )
     figures = target_figures(report, "storm-base")
-    assert (figures.label, figures.name, figures.tier) == ("xl", "Support XL", "storm-base")
+    assert (figures.label, figures.name, figures.tier) == (
+        "Support XL (agent 13)",
+        "Support XL",
+        "storm-base",
+    )
     assert (figures.planned, figures.started, figures.done) == (6, 5, 4)
     assert figures.mean_score == pytest.approx(0.8)
     assert (figures.duration_p50, figures.duration_p95) == (60, 90)
@@ -493,7 +506,7 @@ async def test_a_refused_target_is_told_and_the_others_run(stack: LocalStack) ->
         )
     )
     assert table["agent 13"][:3] == ["–", "0/1", "–"], "no call: no tier, no figures"
-    assert table["agent 12"][0] == "spark" and table["agent 14"][0] == "bolt"
+    assert table[NAMED[12]][0] == "spark" and table[NAMED[14]][0] == "bolt"
     assert [row["status"] for row in rows(stack, "compares")] == ["partial"]
     assert len(batch_posts(stack)) == 3, "the refused request is not sent again"
 

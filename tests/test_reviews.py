@@ -63,7 +63,7 @@ async def test_flagging_files_an_issue_report_and_leaves_a_record(
         {
             ids.FLAG_TITLE: text_input("Agent paused too long"),
             ids.FLAG_SEVERITY: severity("critical"),
-            ids.FLAG_DESCRIPTION: text_input("Five seconds of silence."),
+            ids.FLAG_DESCRIPTION: text_input("Five seconds of <silence> &\n after the question."),
             ids.FLAG_TURN: text_input("2"),
         },
     )
@@ -78,7 +78,7 @@ async def test_flagging_files_an_issue_report_and_leaves_a_record(
     assert permalink, "the report links back to the thread"
     assert report == {
         "title": "Agent paused too long",
-        "description": "Five seconds of silence.",
+        "description": "Five seconds of <silence> &\n after the question.",
         "severity": "critical",
         "source": "user",
         "timestamp_seconds": report["timestamp_seconds"],  # type: ignore[index]
@@ -94,7 +94,14 @@ async def test_flagging_files_an_issue_report_and_leaves_a_record(
     assert report["timestamp_seconds"] == transcript[1]["start_ms"] // 1000  # type: ignore[index]
 
     record = "🚩 Flagged for review by <@U0MARIA> · critical · “Agent paused too long”"
-    assert record in shown(flagged)
+    [line] = [
+        element["text"]
+        for block in flagged.blocks
+        if block["type"] == "context"
+        for element in block["elements"]
+        if record in element["text"]
+    ]
+    assert line.endswith("\nFive seconds of &lt;silence&gt; &amp; after the question."), line
     buttons = [e["action_id"] for e in flagged.blocks[-1]["elements"]]
     assert ids.FLAG_RUN not in buttons and ids.RUN_AGAIN in buttons
     [flag] = rows(stack, "flags")

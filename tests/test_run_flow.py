@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -62,7 +62,7 @@ async def test_happy_path_from_command_to_graded_result(live_stack: LocalStack) 
     score = f"{round(grade['score'])}%"
 
     [card] = cards(stack)
-    assert "🧪 Test call · agent 12 (Support agent) · outbound · bot-to-bot" in shown(card)
+    assert "🧪 Test call · Support agent (agent 12) · outbound · bot-to-bot" in shown(card)
     assert "Started by <@U0MARIA>" in shown(card)
     assert f"run {run['id']}" in shown(card)
     await wait_for_card(stack, f"✅ Passed · {score}")
@@ -78,7 +78,12 @@ async def test_happy_path_from_command_to_graded_result(live_stack: LocalStack) 
     assert len(results(stack)) == 1
 
     assert confirmation.replaced >= 1
-    assert f"Started run {run['id']} — see the card below." in shown(confirmation)
+    assert confirmation.text.startswith(f"Started run {run['id']} — see the card below.")
+    link = f"https://slack.com/archives/{CHANNEL}/p{card.ts.replace('.', '')}"
+    started = confirmation.blocks[0]["text"]["text"]
+    assert started.startswith(f"Started <{link}|run {run['id']}> — see the card below."), (
+        "the run id links to the run's card, whose thread holds the result"
+    )
     [launch] = rows(stack, "launches")
     assert (launch["status"], launch["run_id"], launch["decided_by"]) == (
         "launched",
@@ -218,7 +223,7 @@ async def test_an_alias_names_a_target(stack: LocalStack) -> None:
     assert "`support` now means agent 14 (was agent 12)" in moved.ephemeral.text
     await maria.slash("alias set support agent:12")
     confirmation = await confirm(maria, 'run support "Ask about refunds."')
-    assert "support (agent 12)" in shown(confirmation)
+    assert "*Target*  agent 12, alias support" in shown(confirmation)
     listed = await maria.slash("alias list")
     assert listed.ephemeral is not None and "`support` → agent 12" in shown(listed.ephemeral)
 
@@ -411,6 +416,8 @@ async def test_run_again_asks_for_consent_again(live_stack: LocalStack) -> None:
         )
     )
     assert PROMPT in shown(again)
+    assert "*Target*  Support agent (agent 12)" in shown(again), "named as on its card"
+    assert again.text.startswith("Start a test call on Support agent (agent 12)?")
     assert "about $" in shown(again), "the estimate now comes from the finished run"
     assert len(launches_posted(stack)) == 1
     await maria.click(again, ids.START_RUN)
@@ -422,12 +429,22 @@ async def test_app_home_lists_recent_test_calls(live_stack: LocalStack) -> None:
     maria = live_stack.user()
     await maria.click(await confirm(maria), ids.START_RUN)
     await wait_for_graded_result(live_stack)
+    await outbox_idle(live_stack)
     assert await maria.open_home() == 200
     home = await live_stack.fake.wait_for(
         lambda: next((v for v in live_stack.fake.views.values() if v.type == "home"), None)
     )
     text = str(home.view["blocks"])
     assert "Recent test calls" in text and "✅ Passed" in text and f"<#{CHANNEL}>" in text
+    [run] = rows(live_stack, "runs")
+    [card] = cards(live_stack)
+    started = datetime.fromisoformat(run["created_at"])
+    day = f"{started:%b} {started.day} {started:%H:%M} UTC"
+    assert f"<!date^{int(started.timestamp())}^{{date_short_pretty}} {{time}}|{day}>" in text, (
+        "a date, not only a time of day"
+    )
+    link = f"https://slack.com/archives/{CHANNEL}/p{card.ts.replace('.', '')}"
+    assert f"<{link}|run {run['run_id']}>" in text, "the row links to the run's thread"
 
 
 async def test_requests_not_signed_by_slack_are_refused(stack: LocalStack) -> None:

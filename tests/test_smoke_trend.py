@@ -51,7 +51,9 @@ async def test_a_marked_smoke_suite_runs_once_per_case_with_no_stagger(stack: Lo
     maria = stack.user()
     await maria.slash("alias set support agent:12")
     marked = await confirm(stack, "suite smoke happy support")
-    assert "Suite `happy` (3 cases) is now the smoke suite of support (agent 12)" in shown(marked)
+    assert "Suite `happy` (3 cases) is now the smoke suite of agent 12, alias support" in shown(
+        marked
+    )
     [mark] = rows(stack, "smoke_suites")
     assert (mark["target_type"], mark["target_id"], mark["suite"]) == ("agent", 12, "happy")
     assert mark["marked_by"] == "U0MARIA"
@@ -97,7 +99,7 @@ async def test_without_a_marked_suite_five_built_in_happy_paths_run(stack: Local
         for _ in range(3):
             await stack.sandbox.advance(run_id)
     finished = await card_showing(stack, "5/5")
-    assert "Smoke test on agent 12" in finished.text
+    assert "Smoke test on Support agent (agent 12)" in finished.text
 
 
 async def test_marking_an_unknown_suite_is_refused_and_nothing_is_stored(

@@ -210,7 +210,7 @@ async def test_list_show_export_and_delete(stack: LocalStack) -> None:
     import_suite(stack, "refunds", CASES_V1, target="agent:12")
     maria = stack.user()
     listed = await maria.slash("suite list")
-    assert listed.ephemeral is not None and "refunds* · 4 cases · agent:12" in shown(
+    assert listed.ephemeral is not None and "refunds* · 4 cases · agent 12" in shown(
         listed.ephemeral
     )
     details = await maria.slash("suite show refunds")

@@ -8,7 +8,7 @@ from bot import ids
 from bot.sandbox.stack import LocalStack
 from storage import aliases
 from storage.models import Alias
-from tests.helpers import PROMPT, confirm, rows
+from tests.helpers import PROMPT, confirm, rows, shown
 
 
 def creates(stack: LocalStack) -> list[str]:
@@ -57,6 +57,33 @@ async def test_an_alias_to_a_target_that_is_gone_is_refused(stack: LocalStack) -
     assert reply.ephemeral is not None
     assert "ThunderPhone has no agent 77" in reply.ephemeral.text
     assert rows(stack, "launches") == []
+
+
+async def test_a_target_that_could_not_be_checked_still_asks_the_person(
+    stack: LocalStack,
+) -> None:
+    for _ in range(3):  # every attempt of the lookup fails
+        stack.sandbox.fail_next("GET", "/v1/agents/13", 503, {"detail": "busy"})
+    maria = stack.user()
+    confirmation = await confirm(maria, f'run agent:13 "{PROMPT}"')
+    assert "I couldn't check agent 13 with ThunderPhone (ThunderPhone said HTTP 503)" in shown(
+        confirmation
+    )
+    await maria.click(confirmation, ids.START_RUN)
+    await stack.fake.wait_for(lambda: creates(stack) or None)
+    assert creates(stack) == ["/v1/test-calls"]
+
+
+async def test_a_target_is_shown_with_its_name_and_tier(stack: LocalStack) -> None:
+    maria = stack.user()
+    confirmation = await confirm(maria, f'run agent:14 "{PROMPT}"')
+    assert "*Target*  Sales agent (agent 14) · bolt" in shown(confirmation)
+    assert confirmation.text.startswith("Start a test call on Sales agent (agent 14)?")
+    await confirm(maria, "alias set support agent:13")
+    by_alias = await confirm(maria, 'batch support "One." "Two."')
+    assert "*Target*  Support XL (agent 13), alias support · storm-base" in shown(by_alias)
+    number = await confirm(maria, f'run number:34 "{PROMPT}"')
+    assert "*Target*  Main line (number 34)" in shown(number)
 
 
 async def test_a_found_target_is_not_asked_for_again_at_once(stack: LocalStack) -> None:

@@ -14,14 +14,23 @@ from bot.blocks.common import (
     context,
     direction_text,
     escape,
+    last_runs,
     mention,
     message,
     money,
+    plural,
     section,
     target_text,
     trim,
 )
-from bot.blocks.replies import decided, decided_earlier, not_started, started_runs
+from bot.blocks.replies import (
+    decided,
+    decided_earlier,
+    not_started,
+    started_runs,
+    unchecked_note,
+    with_tier,
+)
 from bot.blocks.suites import baseline_label, counts_text, progress_line
 from bot.blocks.suites import regression_summary as _regression_summary
 from bot.outcomes import (
@@ -35,24 +44,29 @@ from storage.models import BatchItem, BatchPart, BatchRecord
 PROMPTS_SHOWN = 3
 
 
-def _target(batch: BatchRecord) -> str:
-    target = target_text(batch.target_type, batch.target_id, batch.target_name)
-    if batch.target_label and ":" not in batch.target_label:
-        target = f"{escape(batch.target_label)} ({target})"
-    return target
-
-
 def _size(batch: BatchRecord, items: list[BatchItem]) -> str:
     cases = len(items) // max(batch.repeat, 1)
-    noun = "cases" if batch.suite else "scenarios"
-    size = f"{cases} {noun if cases != 1 else noun[:-1]}"
+    size = plural(cases, "case" if batch.suite else "scenario")
     return f"{size} × {batch.repeat}" if batch.repeat > 1 else size
 
 
-def confirmation(batch: BatchRecord, items: list[BatchItem], costs: list[int]) -> dict[str, Any]:
-    """Ask once for the whole batch, with its total; only Start gives consent to charge."""
+def confirmation(
+    batch: BatchRecord,
+    items: list[BatchItem],
+    costs: list[int],
+    *,
+    name: str = "",
+    tier: str = "",
+    unchecked: str = "",
+) -> dict[str, Any]:
+    """Ask once for the whole batch, with its total; only Start gives consent to charge.
+    `name` and `tier` are the agent's, as ThunderPhone gives them, when known; `unchecked`
+    says why the target could not be looked up."""
     runs = len(items)
-    calls = f"{runs} test call{'s' if runs != 1 else ''}"
+    calls = plural(runs, "test call")
+    target = target_text(
+        batch.target_type, batch.target_id, name or batch.target_name, alias=batch.target_label
+    )
     what = f"Run suite {escape(batch.suite)}: {calls}?" if batch.suite else f"Start {calls}?"
     if batch.kind == "smoke":
         what = f"Start a smoke test of {calls}?"
@@ -62,12 +76,12 @@ def confirmation(batch: BatchRecord, items: list[BatchItem], costs: list[int]) -
     if costs:
         each = sum(costs) / len(costs)
         estimate = f" · about {money(each * runs)} in all ({runs} × {money(each)}, the average "
-        estimate += f"of the last {len(costs)} runs on this target)"
+        estimate += f"of {last_runs(len(costs))} on this target)"
     else:
         estimate = " · no estimate yet: this target has no finished runs"
     lines = [
         f"*{what}*",
-        f"*Target*  {_target(batch)}",
+        f"*Target*  {with_tier(target, tier)}",
         f"*Direction*  {direction_text(batch.direction, 'bot')}",
         f"*Runs*  {_size(batch, items)} · stagger {batch.stagger} s between launches"
         + (" (within each group of 20)" if runs > 20 else ""),
@@ -88,6 +102,7 @@ def confirmation(batch: BatchRecord, items: list[BatchItem], costs: list[int]) -
     route = encode(Route(batch_id=batch.id))
     blocks = [
         section("\n".join(lines)),
+        *([unchecked_note(batch.target_type, batch.target_id, unchecked)] if unchecked else []),
         section("*Scenarios*\n" + "\n".join(shown)),
         actions(
             f"batch:{batch.id}",
@@ -95,19 +110,20 @@ def confirmation(batch: BatchRecord, items: list[BatchItem], costs: list[int]) -
             button("Cancel", ids.CANCEL_BATCH, route),
         ),
     ]
-    fallback = f"Start {runs} test calls on {_target(batch)}? Billed at 2× the normal rate."
+    fallback = f"Start {calls} on {target}? Billed at 2× the normal rate."
     if batch.kind == "smoke":
-        fallback = (
-            f"Start a smoke test of {calls} on {_target(batch)}? Billed at 2× the normal rate."
-        )
+        fallback = f"Start a smoke test of {calls} on {target}? Billed at 2× the normal rate."
     return message(fallback, blocks)
 
 
 def outcome(result: BatchOutcome) -> dict[str, Any]:
     """What replaces the batch confirmation after Start or Cancel."""
     match result:
-        case BatchStarted(batch, started, total, problem):
-            return started_runs(batch.decided_by or batch.user_id, started, total, problem)
+        case BatchStarted(batch, started, total, problem, card_ts):
+            by = batch.decided_by or batch.user_id
+            return started_runs(
+                by, started, total, problem, channel=batch.channel_id, card_ts=card_ts
+            )
         case BatchAlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
         case BatchAlreadyDecided(batch):
@@ -136,18 +152,17 @@ def batch_card(report: BatchReport) -> dict[str, Any]:
     """The one message in the channel for a batch, edited in place as its runs land."""
     batch = report.batch
     items = [row.item for row in report.rows]
+    target = target_text(batch.target_type, batch.target_id, report.target_name)
     title = f"Suite {escape(batch.suite)}" if batch.suite else "Batch"
     if batch.kind == "smoke":
         title = f"Smoke test · suite {escape(batch.suite)}" if batch.suite else "Smoke test"
-    headline = (
-        f"*🧪 {title} · {_target(batch)} · {_size(batch, items)} · stagger {batch.stagger} s*"
-    )
+    headline = f"*🧪 {title} · {target} · {_size(batch, items)} · stagger {batch.stagger} s*"
     started = (
         f"Started by {mention(batch.decided_by or batch.user_id)} at {clock(batch.decided_at)}"
     )
     blocks: list[dict[str, Any]] = [section(headline), context(started, f"batch {batch.id[:8]}")]
     if batch.status == "launching" and not report.started:
-        status = f"⏳ Starting {len(items)} runs…"
+        status = f"⏳ Starting {plural(len(items), 'run')}…"
     else:
         status = progress_line(report.progress)
     blocks.append(section(status))
@@ -174,7 +189,7 @@ def batch_card(report: BatchReport) -> dict[str, Any]:
             blocks.append(
                 actions(f"bless:{batch.id}", button("Bless as baseline", ids.BLESS_BATCH, route))
             )
-    fallback = f"{title} on {_target(batch)}: {verdict or status}"
+    fallback = f"{title} on {target}: {verdict or status}"
     return message(fallback.replace("*", ""), blocks)
 
 
@@ -186,10 +201,10 @@ def _verdict(report: BatchReport) -> str:
         counts = report.counts
         head = "❌" if counts.regressed or counts.failed else "✅"
         against = counts_text(counts) if report.baseline else "the first run: no baseline yet"
-        return f"{head} {counts.passed} of {counts.cases} cases passed · {against}"
+        return f"{head} {counts.passed} of {plural(counts.cases, 'case')} passed · {against}"
     if tally.failed:
         return f"❌ {tally.failed} of {tally.done} failed"
-    return f"✅ All {tally.done} passed"
+    return f"✅ All {tally.done} passed" if tally.done != 1 else "✅ Passed"
 
 
 def run_heading(row: Row, repeat: int) -> str:
@@ -212,8 +227,8 @@ def suite_summary(report: BatchReport) -> dict[str, Any]:
         counts = report.counts
         text = (
             f"First run of suite {escape(report.batch.suite or '')} on this target: "
-            f"{counts.passed} of {counts.cases} cases passed. Press *Bless as baseline* to "
-            "compare later runs with it."
+            f"{counts.passed} of {plural(counts.cases, 'case')} passed. Press *Bless as "
+            "baseline* to compare later runs with it."
         )
         return message(text.replace("*", ""), [section(text)])
     label = baseline_label(

@@ -1,11 +1,14 @@
-"""Formatting shared by the Block Kit builders: escaping, trimming, money, time, scores."""
+"""Formatting shared by the Block Kit builders: escaping, trimming, counts, money, time,
+scores, targets and links to messages."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 SECTION_LIMIT = 3000
+NAME_LIMIT = 80  # a target's name as ThunderPhone gives it, however long
 _END_REASONS = {
     "caller_hangup": "caller hung up",
     "user_hangup": "caller hung up",
@@ -49,6 +52,27 @@ def clock(value: str | datetime | None) -> str:
     return f"<!date^{int(moment.timestamp())}^{{time}}|{fallback}>"
 
 
+def when(value: str | datetime | None) -> str:
+    """A day and a time each reader sees in their own time zone: `today 14:05`, `yesterday
+    09:30`, `Dec 1 14:05` (in UTC in the fallback)."""
+    moment = parse_time(value)
+    if moment is None:
+        return ""
+    utc = moment.astimezone(UTC)
+    fallback = f"{utc:%b} {utc.day} {utc:%H:%M} UTC"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 run`, `2 runs`, `0 runs`; `many` for a noun whose plural is not noun + s."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
+def last_runs(count: int) -> str:
+    """`the last run`, `the last 8 runs`: what an estimate is the average of."""
+    return "the last run" if count == 1 else f"the last {count} runs"
+
+
 def duration(seconds: int | None) -> str:
     if seconds is None:
         return ""
@@ -72,10 +96,53 @@ def end_reason(reason: str | None) -> str:
     return _END_REASONS.get(reason, reason.replace("_", " "))
 
 
-def target_text(target_type: str, target_id: int, name: str = "") -> str:
+def target_plain(target_type: str, target_id: int, name: str = "") -> str:
+    """`Support agent (agent 12)` when the name is known, `agent 12` when not, `Main line
+    (number 34)` for a phone number: the one way a target is named, as plain text (a terminal,
+    a chart, a refusal escaped later)."""
     noun = "agent" if target_type == "agent" else "number"
-    base = f"{noun} {target_id}"
-    return f"{base} ({escape(name)})" if name else base
+    reference = f"{noun} {target_id}"
+    name = trim(name, NAME_LIMIT) if name else ""
+    return f"{name} ({reference})" if name else reference
+
+
+def target_text(target_type: str, target_id: int, name: str = "", *, alias: str = "") -> str:
+    """`target_plain` as mrkdwn, the name escaped. `alias`, the short name the person typed,
+    follows when given and not the name itself: `Support agent (agent 12), alias support`."""
+    text = escape(target_plain(target_type, target_id, name))
+    alias = alias.strip()
+    if alias and ":" not in alias and alias.casefold() != " ".join(name.split()).casefold():
+        text += f", alias {escape(alias)}"
+    return text
+
+
+def thread_link(channel: str, ts: str, thread_ts: str | None = None) -> str:
+    """A link to a message, built without asking Slack: Slack sends
+    `https://slack.com/archives/…` on to the reader's workspace. A reply (`thread_ts`: its
+    thread's first message) opens in its thread."""
+    link = f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel}"
+    return link
+
+
+def linked(text: str, url: str | None) -> str:
+    """`text` (mrkdwn without links of its own) as a link to `url` (its `&` escaped, as Slack
+    writes links), or as it is without one."""
+    return f"<{escape(url)}|{text}>" if url else text
+
+
+_LINK = re.compile(r"<https?://[^|<>]*\|([^<>]*)>")
+
+
+def unlinked(text: str) -> str:
+    """mrkdwn with each link written as its words, for a notification's plain fallback."""
+    return _LINK.sub(r"\1", text)
+
+
+def run_ref(run_id: int | None, url: str | None = None) -> str:
+    """`run 7110`, a link to the run's thread when there is one."""
+    return linked(f"run {run_id}", url)
 
 
 def direction_text(direction: str, mode: str) -> str:

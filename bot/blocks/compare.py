@@ -14,11 +14,15 @@ from bot.blocks.common import (
     direction_text,
     duration,
     escape,
+    last_runs,
     mention,
     message,
     money,
     percent,
+    plural,
     section,
+    target_plain,
+    target_text,
     trim,
 )
 from bot.blocks.replies import decided, decided_earlier, not_started, started_runs
@@ -36,7 +40,7 @@ from storage.models import BatchRecord, CompareRecord
 PROMPTS_SHOWN = 3
 PART_SIZE = 20
 STAR = "★"
-LABEL_WIDTH = 22
+LABEL_WIDTH = 32  # `Support agent (agent 12)`: a longer name is shortened, never its id
 # The table's columns: heading, and the `best_marks` column it is starred on (if any).
 TABLE_COLUMNS: tuple[tuple[str, str | None], ...] = (
     ("target", None),
@@ -51,22 +55,17 @@ TABLE_COLUMNS: tuple[tuple[str, str | None], ...] = (
 NONE = "–"
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' if count != 1 else ''}"
-
-
 def _batch_target(batch: BatchRecord) -> str:
-    target = ("agent" if batch.target_type == "agent" else "number") + f" {batch.target_id}"
-    if batch.target_label and ":" not in batch.target_label:
-        return f"{escape(batch.target_label)} ({target})"
-    return target
+    return target_text(
+        batch.target_type, batch.target_id, batch.target_name, alias=batch.target_label
+    )
 
 
 def _what(compare: CompareRecord, cases: int) -> str:
     """`suite refunds (2 cases × 3)` or `“Ask about refunds.” × 3`, escaped."""
     repeat = f" × {compare.repeat}" if compare.repeat > 1 else ""
     if compare.suite is not None:
-        return f"suite {escape(compare.suite)} ({_plural(cases, 'case')}{repeat})"
+        return f"suite {escape(compare.suite)} ({plural(cases, 'case')}{repeat})"
     return f"“{escape(trim(compare.prompt or '', 120))}”{repeat}"
 
 
@@ -80,7 +79,7 @@ def _estimate(batch: BatchRecord, runs: int, costs: list[int]) -> tuple[float | 
     each = sum(costs) / len(costs)
     return each * runs, (
         f"{_batch_target(batch)}: about {money(each * runs)} ({runs} × {money(each)}, the "
-        f"average of its last {_plural(len(costs), 'run')})"
+        f"average of {last_runs(len(costs))})"
     )
 
 
@@ -89,7 +88,7 @@ def confirmation(proposal: Proposal) -> dict[str, Any]:
     compare, items = proposal.compare, proposal.items
     per_target, targets = len(items), len(proposal.targets)
     total = per_target * targets
-    calls = _plural(total, "test call")
+    calls = plural(total, "test call")
     cases = len(items) // max(compare.repeat, 1)
     first = proposal.targets[0][0]
     estimates = [_estimate(batch, per_target, costs) for batch, costs in proposal.targets]
@@ -98,24 +97,24 @@ def confirmation(proposal: Proposal) -> dict[str, Any]:
         overall = f"about {money(sum(known))} in all"
     elif known:
         overall = (
-            f"about {money(sum(known))} for the {_plural(len(known), 'target')} with finished "
+            f"about {money(sum(known))} for the {plural(len(known), 'target')} with finished "
             "runs, more for the rest"
         )
     else:
         overall = "no estimate yet: none of these targets has finished runs"
     what = (
-        f"*Suite*  {escape(compare.suite)} · {_plural(cases, 'case')}"
+        f"*Suite*  {escape(compare.suite)} · {plural(cases, 'case')}"
         + (f" × {compare.repeat}" if compare.repeat > 1 else "")
         if compare.suite is not None
         else f"*Scenario*  “{escape(trim(compare.prompt or '', 300))}”"
         + (f" × {compare.repeat}" if compare.repeat > 1 else "")
     )
     lines = [
-        f"*Compare {targets} targets: {calls}?*",
+        f"*Compare {plural(targets, 'target')}: {calls}?*",
         what,
         "*Targets*  " + " · ".join(_batch_target(batch) for batch, _ in proposal.targets),
-        f"*Runs*  {per_target} per target × {targets} targets = {calls} · no stagger between "
-        "launches",
+        f"*Runs*  {per_target} per target × {plural(targets, 'target')} = {calls} · no stagger "
+        "between launches",
         f"*Direction*  {direction_text(first.direction, 'bot')}",
     ]
     if first.caller_number:
@@ -146,8 +145,8 @@ def confirmation(proposal: Proposal) -> dict[str, Any]:
         )
     )
     fallback = (
-        f"Compare {targets} targets: start {calls} ({per_target} on each)? Billed at 2× the "
-        "normal rate."
+        f"Compare {plural(targets, 'target')}: start {calls} ({per_target} on each)? Billed at "
+        "2× the normal rate."
     )
     return message(fallback, blocks)
 
@@ -155,9 +154,12 @@ def confirmation(proposal: Proposal) -> dict[str, Any]:
 def outcome(result: CompareOutcome) -> dict[str, Any]:
     """What replaces the compare's confirmation after Start or Cancel."""
     match result:
-        case CompareStarted(compare, started, total, problems):
+        case CompareStarted(compare, started, total, problems, card_ts):
             by = compare.decided_by or compare.user_id
-            return started_runs(by, started, total, "; ".join(problems) or None)
+            problem = "; ".join(problems) or None
+            return started_runs(
+                by, started, total, problem, channel=compare.channel_id, card_ts=card_ts
+            )
         case CompareAlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
         case CompareAlreadyDecided(compare):
@@ -205,11 +207,20 @@ def _tier(target: TargetFigures, view: CompareView) -> str:
     return NONE if view.compare.chart_at is not None else "…"
 
 
+def _row_label(target: TargetFigures) -> str:
+    """The target as the table names it, within LABEL_WIDTH: the name is shortened to fit,
+    never the `(agent 12)` that says which target it is."""
+    reference = target_plain(target.target_type, target.target_id)
+    room = LABEL_WIDTH - len(reference) - 3  # " (" and ")"
+    name = trim(target.name, room) if target.name and room > 1 else ""
+    return target_plain(target.target_type, target.target_id, name)
+
+
 def _cells(target: TargetFigures, view: CompareView) -> list[str]:
     """A target's row as plain text (escaped when the table is put together)."""
     finished = view.finished
     return [
-        trim(target.label, LABEL_WIDTH),
+        _row_label(target),
         trim(_tier(target, view), 20),
         _runs(target, finished),
         percent(target.mean_score) or NONE,
@@ -241,13 +252,15 @@ def table(view: CompareView) -> str:
 def _status(view: CompareView) -> str:
     compare = view.compare
     if compare.status == "launching" and not view.started:
-        return f"⏳ Starting {view.planned} runs on {len(view.targets)} targets…"
+        return (
+            f"⏳ Starting {plural(view.planned, 'run')} on {plural(len(view.targets), 'target')}…"
+        )
     if view.finished and not view.started:
         return "❌ No run started."
     spent = sum(target.spent_cents for target in view.targets)
     if view.finished:
         failed = sum(target.failures for target in view.targets)
-        text = f"🏁 Done · {_plural(view.done, 'run')} on {len(view.targets)} targets"
+        text = f"🏁 Done · {plural(view.done, 'run')} on {plural(len(view.targets), 'target')}"
         if failed:
             text += f" · {failed} failed"
         if spent:
@@ -255,7 +268,7 @@ def _status(view: CompareView) -> str:
         return text + f" · {STAR} the best on each column"
     cells = 5
     filled = min(view.done * cells // view.planned, cells) if view.planned else 0
-    text = f"{'█' * filled}{'░' * (cells - filled)} {view.done}/{view.planned} runs done"
+    text = f"{'█' * filled}{'░' * (cells - filled)} {view.done}/{plural(view.planned, 'run')} done"
     if spent:
         text += f" · {money(spent)} so far"
     return text
@@ -270,11 +283,11 @@ def _notes(view: CompareView) -> list[str]:
         if target.unclear:
             notes.append(f"⏳ Checking with ThunderPhone whether the runs on {label} started…")
         if target.grading:
-            notes.append(f"⏳ {_plural(target.grading, 'run')} on {label} still grading")
+            notes.append(f"⏳ {plural(target.grading, 'run')} on {label} still grading")
         left_out = target.latency.left_out
         if left_out:
             notes.append(
-                f"Latency on {label} leaves out {_plural(left_out, 'turn')} without timestamps "
+                f"Latency on {label} leaves out {plural(left_out, 'turn')} without timestamps "
                 f"({target.latency.replies} measured)"
             )
     return notes
@@ -284,7 +297,8 @@ def compare_card(view: CompareView) -> dict[str, Any]:
     """The one message in the channel for a compare, edited in place as runs land."""
     compare = view.compare
     what = _what(compare, view.cases)
-    headline = f"*⚖️ Compare · {what} · {len(view.targets)} targets*"
+    targets = plural(len(view.targets), "target")
+    headline = f"*⚖️ Compare · {what} · {targets}*"
     started = (
         f"Started by {mention(compare.decided_by or compare.user_id)} at "
         f"{clock(compare.decided_at)}"
@@ -296,29 +310,24 @@ def compare_card(view: CompareView) -> dict[str, Any]:
         section(status),
         section(f"```\n{table(view)}\n```"),
     ]
-    names = [
-        f"{escape(target.label)}: {escape(trim(target.name, 60))}"
-        for target in view.targets
-        if target.name and target.name != target.label
-    ]
     legend = (
         "score: mean of graded runs · duration, latency: p50 / p95 · latency: from the end of "
         "a caller turn to the start of the agent's reply · cost: mean billed per call · "
         "failed: runs that did not pass"
     )
-    blocks.append(context(*([" · ".join(names)] if names else []), legend))
+    blocks.append(context(legend))
     notes = _notes(view)
     if view.finished and compare.chart_error:
         notes.append(f"⚠️ I couldn't share the chart here ({escape(compare.chart_error)}).")
     if notes:
         blocks.append(context("\n".join(notes)))
-    fallback = f"Compare · {what} · {len(view.targets)} targets: {status}"
+    fallback = f"Compare · {what} · {targets}: {status}"
     return message(fallback.replace("*", ""), blocks)
 
 
 def target_heading(label: str, heading: str | None) -> str:
-    """A run's reply heading in a compare's thread: its target first."""
-    target = f"*{escape(trim(label, 60))}*"
+    """A run's reply heading in a compare's thread: its target (`target_plain`) first."""
+    target = f"*{escape(label)}*"
     return f"{target} · {heading}" if heading else target
 
 
@@ -337,8 +346,8 @@ def chart_comment(view: CompareView) -> str:
     runs = sum(len(target.points) for target in view.targets)
     return (
         f"⚖️ Score against duration · {_what(view.compare, view.cases)} · "
-        f"{_plural(runs, 'scored run')} on {len(view.targets)} targets. The large rings mark "
-        "each target's median duration and mean score."
+        f"{plural(runs, 'scored run')} on {plural(len(view.targets), 'target')}. The large "
+        "rings mark each target's median duration and mean score."
     )
 
 
@@ -349,8 +358,8 @@ def chart_alt_text(view: CompareView) -> str:
             parts.append(f"{target.label}: no scored runs")
             continue
         parts.append(
-            f"{target.label}{f' ({target.tier})' if target.tier else ''}: "
-            f"{_plural(len(target.points), 'run')}, mean score {percent(target.mean_score)}, "
+            f"{target.label}{f' · {target.tier}' if target.tier else ''}: "
+            f"{plural(len(target.points), 'run')}, mean score {percent(target.mean_score)}, "
             f"median duration {duration(target.duration_p50)}"
         )
     return "Scatter chart of each run's score against its call duration, a colour per target. " + (

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from bot.blocks.common import clock, escape, section, target_text, trim
+from bot.blocks.common import escape, run_ref, section, target_text, trim, when
 from bot.blocks.runs import status_line
 from bot.commands import USAGE
 from storage.models import GradeRecord, RunRecord
 
 
-def home_view(runs: list[tuple[RunRecord, GradeRecord | None]], threshold: float) -> dict[str, Any]:
+def home_view(
+    runs: list[tuple[RunRecord, GradeRecord | None]],
+    threshold: float,
+    links: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
+    """Recent test calls, each with the day and time it started (in the reader's time zone)
+    and its run id linked to its thread when `links` (by run id) has it."""
+    links = links or {}
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "thunderbot"}},
         section(
@@ -25,10 +33,17 @@ def home_view(runs: list[tuple[RunRecord, GradeRecord | None]], threshold: float
         blocks.append(section("_None yet._"))
     for run, grade in runs:
         target = target_text(run.target_type, run.target_id, run.target_name)
+        details = [
+            run_ref(run.run_id, links.get(run.run_id)),
+            target,
+            f"<#{run.channel_id}>",
+            when(run.created_at),
+            f"“{escape(trim(run.scenario_prompt, 140))}”",
+        ]
         blocks.append(
             section(
-                f"{status_line(run, grade, threshold)}\n{target} · <#{run.channel_id}> · "
-                f"{clock(run.created_at)} · “{escape(trim(run.scenario_prompt, 140))}”"
+                f"{status_line(run, grade, threshold)}\n"
+                + " · ".join(detail for detail in details if detail)
             )
         )
     return {"type": "home", "blocks": blocks[:100]}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bot.blocks.common import clock, escape, mention
+from typing import Any
+
+from bot.blocks.common import clock, context, escape, mention, message, section, unlinked
 
 NOT_STARTED = "ThunderPhone has no record of this run, so nothing was charged"
 
@@ -28,4 +30,14 @@ def called_off(decided_at: str | None) -> str:
     return (
         f"The test call you started at {clock(decided_at)} did not start: {NOT_STARTED}. "
         "Run the command again if you still need it."
+    )
+
+
+def direct_note(channel: str, text: str) -> dict[str, Any]:
+    """A note meant for one person in `channel`, sent to them directly because Slack would not
+    show it to them there (`text` is mrkdwn, already escaped)."""
+    where = f"<#{channel}>" if channel[:1] in {"C", "G"} else "the channel"
+    return message(
+        unlinked(text).replace("*", ""),
+        [section(text), context(f"About {where}: Slack wouldn't let me show you this there.")],
     )

@@ -12,12 +12,18 @@ from bot.blocks.common import (
     context,
     direction_text,
     escape,
+    last_runs,
+    linked,
     mention,
     message,
     money,
+    plural,
+    run_ref,
     section,
     target_text,
+    thread_link,
     trim,
+    unlinked,
 )
 from bot.commands import USAGE
 from bot.outcomes import (
@@ -41,22 +47,44 @@ def cost_note(recent_costs: list[int], target_type: str) -> str:
     if recent_costs:
         average = sum(recent_costs) / len(recent_costs)
         noun = "agent" if target_type == "agent" else "number"
-        runs = f"the last {len(recent_costs)} runs" if len(recent_costs) > 1 else "the last run"
-        note += f" · about {money(average)} (average of {runs} on this {noun})"
+        note += (
+            f" · about {money(average)} (average of {last_runs(len(recent_costs))} on this {noun})"
+        )
     else:
         note += " · no estimate yet: this target has no finished runs"
     return note
 
 
-def confirmation(launch: Launch, recent_costs: list[int]) -> dict[str, Any]:
-    """Ask before money is spent; only the Start button gives consent to charge."""
-    target = target_text(launch.target_type, launch.target_id)
-    if launch.target_label and ":" not in launch.target_label:
-        target = f"{escape(launch.target_label)} ({target})"
+def with_tier(target: str, tier: str) -> str:
+    """A confirmation's target and the agent's product tier when known:
+    `Support agent (agent 12), alias support · spark`."""
+    return f"{target} · {escape(trim(tier, 40))}" if tier.strip() else target
+
+
+def unchecked_note(target_type: str, target_id: int, reason: str) -> dict[str, Any]:
+    """Under a confirmation whose target ThunderPhone could not be asked about."""
+    return context(
+        f"⚠️ I couldn't check {target_text(target_type, target_id)} with ThunderPhone "
+        f"({escape(reason)}). Start only if you are sure it is the right target."
+    )
+
+
+def confirmation(
+    launch: Launch,
+    recent_costs: list[int],
+    *,
+    name: str = "",
+    tier: str = "",
+    unchecked: str = "",
+) -> dict[str, Any]:
+    """Ask before money is spent; only the Start button gives consent to charge. `name` and
+    `tier` are the agent's, as ThunderPhone gives them, when known; `unchecked` says why the
+    target could not be looked up."""
+    target = target_text(launch.target_type, launch.target_id, name, alias=launch.target_label)
     prompt = launch.scenario_prompt
     shown = escape(trim(prompt, PROMPT_PREVIEW_CHARS))
     lines = [
-        f"*Target*  {target}",
+        f"*Target*  {with_tier(target, tier)}",
         f"*Direction*  {direction_text(launch.direction, launch.mode)}"
         + (
             " (the test bot places the call)"
@@ -67,10 +95,10 @@ def confirmation(launch: Launch, recent_costs: list[int]) -> dict[str, Any]:
     if launch.caller_number:
         lines.append(f"*Caller id*  {escape(launch.caller_number)}")
     lines.append(f"*Cost*  {cost_note(recent_costs, launch.target_type)}")
-    blocks = [
-        section("*Start a test call?*\n" + "\n".join(lines)),
-        section(f"*Scenario*\n“{shown}”"),
-    ]
+    blocks = [section("*Start a test call?*\n" + "\n".join(lines))]
+    if unchecked:
+        blocks.append(unchecked_note(launch.target_type, launch.target_id, unchecked))
+    blocks.append(section(f"*Scenario*\n“{shown}”"))
     if len(prompt) > PROMPT_PREVIEW_CHARS:
         blocks.append(context(f"Shortened here; all {len(prompt):,} characters are sent."))
     route = encode(Route(launch_id=launch.id))
@@ -86,14 +114,18 @@ def confirmation(launch: Launch, recent_costs: list[int]) -> dict[str, Any]:
 
 def decided(text: str) -> dict[str, Any]:
     """What replaces the confirmation once a button has done its job."""
-    return message(text.replace("*", ""), [section(text)])
+    return message(unlinked(text).replace("*", ""), [section(text)])
 
 
-def started(launch: Launch, run_id: int) -> dict[str, Any]:
+def _card_link(channel: str, card_ts: str | None) -> str | None:
+    return thread_link(channel, card_ts) if channel and card_ts else None
+
+
+def started(launch: Launch, run_id: int, card_ts: str | None = None) -> dict[str, Any]:
+    """`card_ts`: the run's card, which the run id then links to."""
     who = mention(launch.decided_by or launch.user_id)
-    return decided(
-        f"Started run {run_id} — see the card below. ({who} at {clock(launch.decided_at)})"
-    )
+    run = run_ref(run_id, _card_link(launch.channel_id, card_ts))
+    return decided(f"Started {run} — see the card below. ({who} at {clock(launch.decided_at)})")
 
 
 def decided_earlier(
@@ -111,12 +143,12 @@ def decided_earlier(
     return decided(f"Already started by {who} at {clock(at)}.")
 
 
-def already_decided(launch: Launch) -> dict[str, Any]:
+def already_decided(launch: Launch, card_ts: str | None = None) -> dict[str, Any]:
+    """`card_ts`: the card of the run it started, which the run id then links to."""
     if launch.status == "launched":
         who = mention(launch.decided_by) if launch.decided_by else "someone"
-        return decided(
-            f"Already started by {who} at {clock(launch.decided_at)} (run {launch.run_id})."
-        )
+        run = run_ref(launch.run_id, _card_link(launch.channel_id, card_ts))
+        return decided(f"Already started by {who} at {clock(launch.decided_at)} ({run}).")
     if launch.status in ("launching", "unknown"):
         who = mention(launch.decided_by) if launch.decided_by else "someone"
         return decided(f"Already being started by {who} at {clock(launch.decided_at)}.")
@@ -129,10 +161,20 @@ def already_decided(launch: Launch) -> dict[str, Any]:
     )
 
 
-def started_runs(by: str, started: int, total: int, problem: str | None) -> dict[str, Any]:
-    """What replaces a batch's or a compare's confirmation once runs started."""
-    count = f"{total} runs" if started == total else f"{started} of {total} runs"
-    text = f"Started {count} — see the card below. ({mention(by)})"
+def started_runs(
+    by: str,
+    started: int,
+    total: int,
+    problem: str | None,
+    *,
+    channel: str = "",
+    card_ts: str | None = None,
+) -> dict[str, Any]:
+    """What replaces a batch's or a compare's confirmation once runs started; `card_ts`, its
+    card in `channel`, which the words "the card" then link to."""
+    count = plural(total, "run") if started == total else f"{started} of {plural(total, 'run')}"
+    card = linked("the card", _card_link(channel, card_ts))
+    text = f"Started {count} — see {card} below. ({mention(by)})"
     if problem:
         text += f"\nThe rest did not start: {escape(problem)}"
     return decided(text)
@@ -173,13 +215,13 @@ def not_started(outcome: object, what: str) -> dict[str, Any] | None:
 def launch_outcome(outcome: LaunchOutcome) -> dict[str, Any]:
     """What replaces the confirmation after Start or Cancel."""
     match outcome:
-        case Started(launch, run_id):
-            return started(launch, run_id)
+        case Started(launch, run_id, card_ts):
+            return started(launch, run_id, card_ts)
         case AlreadyDecided(None):
             return decided("This confirmation has expired. Run the command again.")
-        case AlreadyDecided(launch):
+        case AlreadyDecided(launch, card_ts):
             assert launch is not None
-            return already_decided(launch)
+            return already_decided(launch, card_ts)
     answer = not_started(outcome, "the test call")
     assert answer is not None, outcome
     return answer
@@ -241,5 +283,6 @@ def alias_list(aliases: list[Alias]) -> dict[str, Any]:
         for a in aliases
     ]
     return message(
-        f"{len(aliases)} aliases", [section("*Aliases in this workspace*\n" + "\n".join(lines))]
+        plural(len(aliases), "alias", "aliases"),
+        [section("*Aliases in this workspace*\n" + "\n".join(lines))],
     )

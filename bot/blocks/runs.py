@@ -167,13 +167,27 @@ def _grader_line(grade: GradeRecord | None, verdict: ResultVerdict) -> str | Non
 
 
 def flag_record(flag: FlagRecord) -> str:
+    """What replaces *Flag for review*: who flagged it, how severe, the title and when, then on
+    the next line the description as the person typed it (escaped, on one line, shortened so
+    the whole stays within a context element's 2000 characters)."""
     if flag.status != "filed":
         return f"🚩 {mention(flag.user_id)} is flagging this call for review…"
     title = escape(trim(flag.title, 120))
-    return (
+    record = (
         f"🚩 Flagged for review by {mention(flag.user_id)} · {flag.severity} · “{title}”"
         f" · {clock(flag.created_at)}"
     )
+    description = escape(" ".join(flag.description.split()))
+    if not description:
+        return record
+    room = 2000 - len(record) - 1
+    if len(description) > room:
+        cut = description[: room - 1]
+        entity = cut.rfind("&")
+        if entity != -1 and ";" not in cut[entity:]:  # never half of `&amp;`
+            cut = cut[:entity]
+        description = cut.rstrip() + "…"
+    return f"{record}\n{description}"
 
 
 def run_result(

@@ -6,10 +6,21 @@ import json
 from typing import Any
 
 from bot import ids
-from bot.blocks.common import actions, button, clock, context, escape, message, section, trim
+from bot.blocks.common import (
+    actions,
+    button,
+    clock,
+    context,
+    escape,
+    message,
+    plural,
+    section,
+    target_text,
+    trim,
+)
 from bot.blocks.replies import decided
 from bot.routing import Route, encode
-from bot.suites import Suite, SuiteFile, target_label
+from bot.suites import Suite, SuiteFile
 from storage.models import SuiteSummary
 
 CASES_SHOWN = 40
@@ -23,13 +34,17 @@ def suite_list(suites: list[SuiteSummary]) -> dict[str, Any]:
         )
         return message(text.replace("`", ""), [section(text)])
     lines = [
-        f"• *{escape(s.name)}* · {s.case_count} case{'s' if s.case_count != 1 else ''}"
-        + (f" · {escape(target_label(s.target_type, s.target_id))}" if s.target_type else "")
+        f"• *{escape(s.name)}* · {plural(s.case_count, 'case')}"
+        + (
+            f" · {target_text(s.target_type, s.target_id)}"
+            if s.target_type and s.target_id is not None
+            else ""
+        )
         + (f" · updated {clock(s.updated_at)}" if s.updated_at else "")
         for s in suites
     ]
     return message(
-        f"{len(suites)} suite{'s' if len(suites) != 1 else ''}",
+        plural(len(suites), "suite"),
         [
             section("*Suites*\n" + "\n".join(lines)),
             context("Run one with `/testcall suite run NAME [target]`."),
@@ -47,10 +62,11 @@ def _expectation(raw: str | None) -> str:
 
 
 def suite_details(suite: Suite) -> dict[str, Any]:
-    target = target_label(suite.target.kind, suite.target.id) if suite.target else "none"
-    head = (
-        f"*Suite {escape(suite.name)}* · {len(suite.cases)} cases · default target {escape(target)}"
-    )
+    target = "none"
+    if suite.target is not None and suite.target.id is not None:
+        target = target_text(suite.target.kind, suite.target.id)
+    cases = plural(len(suite.cases), "case")
+    head = f"*Suite {escape(suite.name)}* · {cases} · default target {target}"
     settings = suite.settings.as_dict()
     if settings:
         head += " · " + ", ".join(f"{key} {escape(str(value))}" for key, value in settings.items())
@@ -61,14 +77,15 @@ def suite_details(suite: Suite) -> dict[str, Any]:
     ]
     if len(suite.cases) > CASES_SHOWN:
         lines.append(f"_and {len(suite.cases) - CASES_SHOWN} more_")
-    return message(
-        f"Suite {suite.name}: {len(suite.cases)} cases", [section(head), section("\n".join(lines))]
-    )
+    return message(f"Suite {suite.name}: {cases}", [section(head), section("\n".join(lines))])
 
 
 def confirm_delete(name: str, cases: int) -> dict[str, Any]:
     route = encode(Route(suite=name))
-    text = f"Delete suite *{escape(name)}* and its {cases} cases? Past runs stay in their threads."
+    text = (
+        f"Delete suite *{escape(name)}* and its {plural(cases, 'case')}? Past runs stay in their "
+        "threads."
+    )
     return message(
         text.replace("*", ""),
         [
@@ -92,4 +109,4 @@ def kept(name: str) -> dict[str, Any]:
 
 def imported(suite: SuiteFile, replaced: bool) -> str:
     verb = "Replaced" if replaced else "Imported"
-    return f"{verb} suite `{escape(suite.name)}` with {len(suite.cases)} cases."
+    return f"{verb} suite `{escape(suite.name)}` with {plural(len(suite.cases), 'case')}."

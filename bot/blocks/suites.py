@@ -17,6 +17,7 @@ from bot.blocks.common import (
     money,
     parse_time,
     percent,
+    plural,
     section,
     trim,
 )
@@ -195,7 +196,7 @@ def regression_summary(
         blocks.append(section("\n".join(lines)))
     if shown < len(listed):
         left = len(listed) - shown
-        blocks.append(context(f"and {left} more changed case{'s' if left != 1 else ''}"))
+        blocks.append(context(f"and {plural(left, 'more changed case')}"))
     fallback = f"Compared with the baseline: {tally}"
     regressed = [escape(trim(c.case, NAME_LIMIT)) for c in listed if c.verdict is Verdict.REGRESSED]
     if regressed:

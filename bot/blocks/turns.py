@@ -6,7 +6,7 @@ import contextlib
 import json
 from typing import Any
 
-from bot.blocks.common import escape, trim
+from bot.blocks.common import escape, plural, trim
 
 _SPEAKERS = {"assistant": "Agent", "agent": "Agent", "user": "Caller", "caller": "Caller"}
 
@@ -52,6 +52,6 @@ def snippet(entries: list[dict[str, Any]], *, head: int = 2, tail: int = 2) -> s
         return "\n".join(turn_line(entry) for entry in entries)
     hidden = len(entries) - head - tail
     lines = [turn_line(entry) for entry in entries[:head]]
-    lines.append(f"    …  ({hidden} more turn{'s' if hidden != 1 else ''})")
+    lines.append(f"    …  ({plural(hidden, 'more turn')})")
     lines.extend(turn_line(entry) for entry in entries[-tail:])
     return "\n".join(lines)
