@@ -223,7 +223,7 @@ async def test_an_alias_names_a_target(stack: LocalStack) -> None:
     assert "`support` now means agent 14 (was agent 12)" in moved.ephemeral.text
     await maria.slash("alias set support agent:12")
     confirmation = await confirm(maria, 'run support "Ask about refunds."')
-    assert "*Target*  agent 12, alias support" in shown(confirmation)
+    assert "*Target*  Support agent (agent 12), alias support · spark" in shown(confirmation)
     listed = await maria.slash("alias list")
     assert listed.ephemeral is not None and "`support` → agent 12" in shown(listed.ephemeral)
 
