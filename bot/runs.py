@@ -28,10 +28,11 @@ async def apply_run(services: Services, report: Run) -> bool:
         return False
     async with services.run_lock(report.id):
         run, changed = run_store.merge_run(db, report.id, run_changes(report))
+        if changed or not services.shown_since_start(run.run_id):
+            # The card moves on at once; the call's cost and transcript follow.
+            publish_run(services, run.run_id)
         if run.is_terminal and run.call_id is not None and _missing_details(db, run):
             await fetch_call_details(services, run)
-            changed = True
-        if changed or not services.shown_since_start(run.run_id):
             publish_run(services, run.run_id)
     return True
 

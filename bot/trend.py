@@ -28,7 +28,6 @@ from sqlite_utils import Database
 from bot.batch_report import build_report
 from bot.batches import UnknownSuite
 from bot.blocks.common import escape, mention, plural, target_text
-from bot.charts import TrendChartPoint, trend_png
 from bot.commands import Target, parse_target
 from bot.config import Settings
 from bot.interactive import tell, upload_file
@@ -120,6 +119,9 @@ def _point(db: Database, batch: BatchRecord, threshold: float) -> TrendPoint | N
 
 def chart(points: list[TrendPoint], *, name: str) -> bytes:
     """The trend chart of suite `name` as PNG bytes."""
+    # matplotlib is loaded the first time a chart is drawn: it is half the process's memory.
+    from bot.charts import TrendChartPoint, trend_png
+
     return trend_png(
         [
             TrendChartPoint(

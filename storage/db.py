@@ -452,3 +452,15 @@ def m006_compares(db: Database) -> None:
     )
     db.table("batches").add_column("compare_id", str)
     db.table("batches").create_index(["compare_id"])
+
+
+@migrations()
+def m007_history_indexes(db: Database) -> None:
+    """Indexes that keep App Home and the background checks as fast with a year of history as
+    with a day: recent runs per workspace, runs still under way, and recently changed runs."""
+    db.execute("create index idx_runs_team_created on runs (team_id, created_at)")
+    db.execute(
+        "create index idx_runs_active on runs (created_at)"
+        " where status not in ('completed', 'failed')"
+    )
+    db.execute("create index idx_runs_status_updated on runs (status, updated_at)")

@@ -65,17 +65,23 @@ def merge_run(db: Database, run_id: int, changes: dict[str, Any]) -> tuple[RunRe
 
 
 def active_runs(db: Database) -> list[RunRecord]:
-    rows = db.table("runs").rows_where(
-        "status not in ('completed', 'failed')", order_by="created_at"
+    return _runs(
+        db, "select * from runs where status not in ('completed', 'failed') order by created_at"
     )
-    return [RunRecord.from_row(row) for row in rows]
 
 
 def recent_runs(db: Database, team_id: str, *, limit: int = 10) -> list[RunRecord]:
-    rows = db.table("runs").rows_where(
-        "team_id = ?", [team_id], order_by="created_at desc", limit=limit
+    return _runs(
+        db,
+        "select * from runs where team_id = ? order by created_at desc limit ?",
+        [team_id, limit],
     )
-    return [RunRecord.from_row(row) for row in rows]
+
+
+def _runs(db: Database, sql: str, params: list[Any] | None = None) -> list[RunRecord]:
+    cursor = db.execute(sql, params or [])
+    columns = [column[0] for column in cursor.description]
+    return [RunRecord.from_row(dict(zip(columns, row, strict=True))) for row in cursor]
 
 
 def recent_costs(db: Database, target_type: str, target_id: int, *, limit: int = 8) -> list[int]:
@@ -176,7 +182,7 @@ def finished_without_grade(db: Database, *, within_hours: int = 24) -> list[RunR
         "select runs.* from runs left join grades on grades.call_id = runs.call_id"
         " where runs.status = 'completed' and runs.call_id is not null"
         " and (grades.call_id is null or grades.status = 'provisional')"
-        " and coalesce(runs.completed_at, runs.updated_at) > ?",
+        " and runs.updated_at > ?",
         [now_iso(timedelta(hours=within_hours))],
     )
     return [RunRecord.from_row(row) for row in rows]

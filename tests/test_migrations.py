@@ -94,4 +94,5 @@ def test_upgrading_twice_changes_nothing(upgraded: Database, tmp_path: Path) -> 
         "m004_batches",
         "m005_batch_kinds",
         "m006_compares",
+        "m007_history_indexes",
     ]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
 
-from storage import inbox, launches
+from storage import inbox, launches, messages
 from storage import runs as run_store
-from storage.db import open_db
+from storage.db import now_iso, open_db
 from storage.models import FlagRecord, GradeRecord, Launch, RunRecord
 
 
@@ -80,3 +81,22 @@ def test_an_interrupted_flag_can_be_taken_over_but_a_live_one_cannot(db: Databas
     assert run_store.claim_flag(db, second, stale_before="9999-01-01") is True
     stored = run_store.get_flag(db, 1)
     assert stored is not None and stored.user_id == "U2"
+
+
+def test_history_queries_read_by_index_not_by_scanning_every_run(tmp_path: Path) -> None:
+    """App Home and the background checks stay fast however many runs are stored."""
+    db = open_db(str(tmp_path / "history.db"))
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    since = now_iso(timedelta(hours=24))
+    run_store.recent_runs(db, "T1")
+    run_store.active_runs(db)
+    run_store.runs_missing_details(db)
+    run_store.finished_without_grade(db)
+    messages.terminal_runs_without_result(db, since=since)
+    db.conn.set_trace_callback(None)
+    selects = [s for s in statements if s.lstrip().lower().startswith("select")]
+    assert len(selects) == 5, selects
+    for sql in selects:
+        plan = " / ".join(row[3] for row in db.execute("explain query plan " + sql))
+        assert "SCAN runs" not in plan or "USING INDEX" in plan, f"{sql}\n{plan}"
