@@ -20,6 +20,8 @@ from bot.config import Settings, describe_settings_error
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
+    from bot.audit import Where
+
 log = logging.getLogger("thunderbot")
 
 # `serve --sandbox`: the simulator stands in for ThunderPhone with its built-in key and secret.
@@ -415,9 +417,9 @@ def _suite_trend(db_path: str, name: str, target: str | None, output: str) -> in
 
 
 def _suite_import(db_path: str, file: str, *, name: str | None, target: str | None) -> int:
+    from bot.suite_admin import import_suite
     from bot.suites import SuiteError, parse_suite, suite_record, target_label
     from storage.db import open_db
-    from storage.suites import save_suite
 
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
@@ -437,7 +439,7 @@ def _suite_import(db_path: str, file: str, *, name: str | None, target: str | No
         return 1
     db = open_db(db_path)
     try:
-        stored, previous = save_suite(db, suite_record(suite, created_by="cli"))
+        stored, previous = import_suite(db, suite_record(suite, created_by="cli"), _cli_user())
     finally:
         db.close()
     details = [_cases(len(stored.cases))]
@@ -521,6 +523,18 @@ def _suite_list(db_path: str) -> int:
             f"{name:<{widths[0]}}  {cases:>{widths[1]}}  {target:<{widths[2]}}  {updated}".rstrip()
         )
     return 0
+
+
+def _cli_user() -> Where:
+    """Who changes settings from this command line: the login name, where there is one."""
+    import getpass
+
+    from bot.audit import Where
+
+    try:
+        return Where(f"cli:{getpass.getuser()}")
+    except (OSError, KeyError, ImportError):
+        return Where("cli")
 
 
 def _existing_db(path: str) -> Database | None:

@@ -150,7 +150,12 @@ def _answer(
         return batch_blocks.confirmation(*smoke.propose(services, **where, target=parsed.target))
     if isinstance(parsed, SuiteSmoke):
         return smoke.mark(
-            services, team_id=team_id, user_id=user_id, name=parsed.name, target=parsed.target
+            services,
+            team_id=team_id,
+            user_id=user_id,
+            name=parsed.name,
+            target=parsed.target,
+            channel_id=command["channel_id"],
         )
     if isinstance(parsed, CompareCommand):
         return compare.propose(services, **where, command=parsed)
@@ -170,13 +175,13 @@ def _answer(
             return suite_replies.confirm_delete(record.name, len(record.cases))
         return replies.decided(f"Exporting suite `{record.name}` as a file in this channel…")
     if isinstance(parsed, AliasSet):
-        return targets.set_alias(
-            services, team_id=team_id, name=parsed.name, target=parsed.target, user_id=user_id
-        )
+        return targets.set_alias(services, **where, name=parsed.name, target=parsed.target)
     if isinstance(parsed, AliasList):
         return targets.list_aliases(services, team_id)
     if isinstance(parsed, AliasRemove):
-        return targets.remove_alias(services, team_id, parsed.name)
+        return targets.remove_alias(
+            services, team_id, parsed.name, user_id=user_id, channel_id=command["channel_id"]
+        )
     assert isinstance(parsed, HelpCommand)
     return replies.help_message()
 

@@ -26,6 +26,7 @@ from bot.outcomes import (
     CannotPost,
     ConfirmationExpired,
     LaunchOutcome,
+    NotRecorded,
     Refused,
     Started,
     Unclear,
@@ -161,6 +162,11 @@ def not_started(outcome: object, what: str) -> dict[str, Any] | None:
             )
         case Refused(reason):
             return decided(f"Couldn't start {what}. {escape(reason)}")
+        case NotRecorded():
+            return decided(
+                f"I couldn't record your consent in the audit trail, so I didn't start {what}. "
+                "Nothing was charged; try again in a minute."
+            )
         case Unclear(reason):
             return decided(
                 f"{escape(reason)}, so I can't tell yet whether {what} started. I'm checking: "
