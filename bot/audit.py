@@ -5,6 +5,7 @@ The functions that record an event are called where the change happens, inside t
 transaction (`db.atomic()`) as the change, so a change is never made without its record: a
 consent that cannot be recorded launches nothing. Each event's `detail` is short plain words
 (the builders escape it); costs are in cents, an estimate at consent, billed elsewhere.
+`find_trail` is what `/testcall audit` shows; `thunderbot audit` exports `storage.audit.since`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Literal
 
 from sqlite_utils import Database
 
+from bot.commands import AuditCommand
 from storage import audit as audit_store
 from storage import batches as batch_store
 from storage import compares as compare_store
@@ -33,6 +35,7 @@ from storage.models import (
     SuiteRecord,
 )
 
+MAX_SHOWN = 20  # lines `/testcall audit` shows, newest first
 DETAIL_CHARS = 200
 Decision = Literal["consented", "cancelled", "expired"]
 
@@ -292,3 +295,104 @@ def smoke_suite_set(
 ) -> None:
     detail = f"smoke suite of {target_words(target_type, target_id)}"
     record(db, "smoke_suite_set", ("suite", suite), where, detail=detail)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the trail
+
+
+class AuditRefused(Exception):
+    """An id that names nothing the trail can show here; `problem` says which and why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Trail:
+    """What `/testcall audit` shows: the newest events about something, or in a channel."""
+
+    about: str  # "run 7110", "batch 3f9a0c12"…; "" for the channel's own events
+    events: list[AuditEvent]
+    more: bool  # older events exist beyond those shown
+
+
+def find_trail(
+    db: Database, command: AuditCommand, *, channel_id: str, limit: int = MAX_SHOWN
+) -> Trail:
+    """The events `command` asks for, newest first. Raises AuditRefused for an id that names
+    no run, batch or compare, names several, or belongs to another channel."""
+    if command.run_id is None and command.prefix is None:
+        events = audit_store.in_channel(db, channel_id, limit=limit + 1)
+        return Trail("", events[:limit], len(events) > limit)
+    about, home, subjects = _subjects(db, command)
+    if home and home != channel_id:
+        raise AuditRefused(
+            f"{about.capitalize()} was started in another channel: ask there, or export every "
+            "event with `thunderbot audit` on the bot's host."
+        )
+    events = audit_store.for_subjects(db, subjects, limit=limit + 1)
+    return Trail(about, events[:limit], len(events) > limit)
+
+
+def _subjects(db: Database, command: AuditCommand) -> tuple[str, str, list[tuple[str, str]]]:
+    """(what the id names, its channel, the subjects whose events are its trail)."""
+    if command.run_id is not None:
+        run = run_store.get_run(db, command.run_id)
+        if run is not None:
+            return f"run {run.run_id}", run.channel_id, _run_subjects(db, run)
+    prefix = command.prefix
+    if prefix is None:
+        raise AuditRefused(
+            f"I have no record of run {command.run_id}. A run's id is the number on its card, "
+            "like run 7110."
+        )
+    batches = batch_store.ids_starting(db, prefix)
+    compares = compare_store.ids_starting(db, prefix)
+    if len(batches) + len(compares) > 1:
+        raise AuditRefused(
+            f"More than one batch or compare starts with {prefix}: give more of its id."
+        )
+    if batches:
+        batch = batch_store.get_batch(db, batches[0])
+        assert batch is not None
+        subjects = _batch_subjects(db, batch)
+        if batch.compare_id is not None:
+            subjects.append(("compare", batch.compare_id))
+        return f"batch {batch.id[:8]}", batch.channel_id, subjects
+    if compares:
+        compare = compare_store.get_compare(db, compares[0])
+        assert compare is not None
+        subjects = [("compare", compare.id)]
+        for member in compare_store.batches_of(db, compare.id):
+            subjects += _batch_subjects(db, member)
+        return f"compare {compare.id[:8]}", compare.channel_id, subjects
+    either = f"run {command.run_id} or " if command.run_id is not None else ""
+    raise AuditRefused(
+        f"I have no record of {either}batch {prefix}. A batch's id is the one on its card, like "
+        "batch 3f9a0c12; a run's is the number on its card, like run 7110."
+    )
+
+
+def _run_subjects(db: Database, run: RunRecord) -> list[tuple[str, str]]:
+    """A run, the launch it came from, and the batch (and compare) it belongs to."""
+    subjects = [("run", str(run.run_id))]
+    if run.launch_id is not None:
+        subjects.append(("launch", run.launch_id))
+    if run.batch_id is not None:
+        subjects.append(("batch", run.batch_id))
+        batch = batch_store.get_batch(db, run.batch_id)
+        if batch is not None and batch.compare_id is not None:
+            subjects.append(("compare", batch.compare_id))
+    return subjects
+
+
+def _batch_subjects(db: Database, batch: BatchRecord) -> list[tuple[str, str]]:
+    """A batch and its runs (a flag is recorded on its run)."""
+    runs = [
+        ("run", str(item.run_id))
+        for item in batch_store.get_items(db, batch.id)
+        if item.run_id is not None
+    ]
+    return [("batch", batch.id), *runs]

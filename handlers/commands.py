@@ -9,15 +9,17 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import batches, compare, launch, lookup, smoke, targets, trend
+from bot import audit, batches, compare, launch, lookup, smoke, targets, trend
 from bot.blocks import batches as batch_blocks
 from bot.blocks import replies, suite_replies
+from bot.blocks.audit import audit_trail
 from bot.blocks.modals import batch_modal, suite_import_modal
 from bot.commands import (
     USAGE,
     AliasList,
     AliasRemove,
     AliasSet,
+    AuditCommand,
     BatchCommand,
     Command,
     CommandError,
@@ -78,6 +80,8 @@ async def handle_testcall(
         answer = replies.refusal(
             f'There is no suite "{error.name}". See /testcall suite list.', USAGE["suite"]
         )
+    except audit.AuditRefused as error:
+        answer = replies.refusal(error.problem, USAGE["audit"])
     except batches.SuiteNeedsTarget as error:
         answer = replies.refusal(
             f'Suite "{error.name}" has no default target: name one, like /testcall suite run '
@@ -182,6 +186,9 @@ def _answer(
         return targets.remove_alias(
             services, team_id, parsed.name, user_id=user_id, channel_id=command["channel_id"]
         )
+    if isinstance(parsed, AuditCommand):
+        trail = audit.find_trail(services.db, parsed, channel_id=command["channel_id"])
+        return audit_trail(trail)
     assert isinstance(parsed, HelpCommand)
     return replies.help_message()
 

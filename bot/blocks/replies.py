@@ -219,9 +219,13 @@ def help_message() -> dict[str, Any]:
         f"• `{escape(USAGE['compare'])}`: the same scenarios against several targets",
         '• `/testcall alias set support agent:12` then `/testcall run support "…"`',
         "• `/testcall alias list` · `/testcall alias remove support`",
+        f"• `{escape(USAGE['audit'])}`: who started, consented to, cancelled, flagged or "
+        "blessed what, and who changed which setting, with what it cost; with no id, this "
+        "channel's latest",
     ]
     return message(
-        "thunderbot: /testcall run, batch, suite, alias, help", [section("\n".join(lines))]
+        "thunderbot: /testcall run, batch, suite, alias, audit, help",
+        [section("\n".join(lines))],
     )
 
 
