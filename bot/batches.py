@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlite_utils import Database
 
+from bot import audit
 from bot.batch_report import build_report
 from bot.blocks.batches import batch_card
 from bot.commands import (
@@ -33,6 +35,7 @@ from bot.outcomes import (
     Cancelled,
     CannotPost,
     ConfirmationExpired,
+    NotRecorded,
     Refused,
     Unclear,
 )
@@ -238,17 +241,40 @@ def suite_run_shape(suite: Suite, *, repeat: int | None, stagger: int | None) ->
 def bless(services: Services, batch_id: str, user_id: str) -> bool:
     """Make a finished suite run its suite's baseline on its target; False if it cannot be
     (not finished, not a suite run, or blessed already)."""
-    batch = batch_store.get_batch(services.db, batch_id)
+    db = services.db
+    batch = batch_store.get_batch(db, batch_id)
     if batch is None or batch.finished_at is None:
         return False
-    if not batch_store.bless(services.db, batch, user_id):
-        return False
+    with db.atomic():
+        if not batch_store.bless(db, batch, user_id):
+            return False
+        audit.blessed(db, batch, user_id)
     publish_batch(services, batch_id)
     return True
 
 
+def decide(
+    db: Database, batch_id: str, to: BatchStatus, user_id: str, *, created_after: str = ""
+) -> bool:
+    """Claim a proposed batch and record who decided what (Start: consent, with the estimate),
+    in one transaction: True only for the one caller that did it. A decision that cannot be
+    recorded is not made (it raises)."""
+    with db.atomic():
+        if not batch_store.claim_batch(
+            db, batch_id, to=to, by=user_id, created_after=created_after
+        ):
+            return False
+        batch = batch_store.get_batch(db, batch_id)
+        assert batch is not None
+        action: audit.Decision = (
+            "consented" if to == "launching" else "cancelled" if to == "cancelled" else "expired"
+        )
+        audit.batch_decided(db, batch, action, user_id)
+    return True
+
+
 def cancel(services: Services, batch_id: str, user_id: str) -> BatchOutcome:
-    if batch_store.claim_batch(services.db, batch_id, to="cancelled", by=user_id):
+    if decide(services.db, batch_id, "cancelled", user_id):
         return Cancelled()
     return BatchAlreadyDecided(batch_store.get_batch(services.db, batch_id))
 
@@ -257,10 +283,15 @@ async def start(services: Services, batch_id: str, user_id: str) -> BatchOutcome
     """Send the batch behind a confirmation: one set of ThunderPhone batches, however often
     Start is pressed."""
     db = services.db
-    if not batch_store.claim_batch(
-        db, batch_id, to="launching", by=user_id, created_after=now_iso(CONFIRMATION_LIFETIME)
-    ):
-        if batch_store.claim_batch(db, batch_id, to="expired", by=user_id):
+    try:
+        consented = decide(
+            db, batch_id, "launching", user_id, created_after=now_iso(CONFIRMATION_LIFETIME)
+        )
+    except sqlite3.Error as error:
+        log.exception("consent to batch %s not recorded", batch_id)
+        return NotRecorded(str(error))
+    if not consented:
+        if decide(db, batch_id, "expired", user_id):
             return ConfirmationExpired()
         return BatchAlreadyDecided(batch_store.get_batch(db, batch_id))
     batch = batch_store.get_batch(db, batch_id)
@@ -274,8 +305,12 @@ async def start(services: Services, batch_id: str, user_id: str) -> BatchOutcome
     if shown.ts is None:
         cannot = shown.failed or "Slack did not answer in time"
         services.outbox.withdraw(card)
-        batch_store.set_batch_status(db, batch_id, "failed", error=f"cannot post: {cannot}")
-        batch_store.skip_pending_parts(db, batch_id, f"cannot post: {cannot}")
+        with db.atomic():
+            batch_store.set_batch_status(db, batch_id, "failed", error=f"cannot post: {cannot}")
+            skipped = batch_store.skip_pending_parts(db, batch_id, f"cannot post: {cannot}")
+            if skipped:
+                runs = len(batch_store.get_items(db, batch_id))
+                audit.batch_not_started(db, batch, f"cannot post: {cannot}", runs)
         return CannotPost(cannot)
     outcome = await launch_claimed(db, services.thunderphone, batch)
     publish_batch(services, batch_id)
@@ -334,14 +369,22 @@ async def send_parts(
                     created = await thunderphone.get_batch(created.id)
         except ThunderPhoneRejected as error:
             log.warning("ThunderPhone refused part %s of batch %s: %s", part.part, batch.id, error)
-            batch_store.finish_part(
-                db, batch.id, part.part, status="refused", error=error.user_message
-            )
+            with db.atomic():
+                if batch_store.finish_part(
+                    db, batch.id, part.part, status="refused", error=error.user_message
+                ):
+                    audit.part_settled(
+                        db, batch, part.part, "launch_failed", error=error.user_message
+                    )
             batch_store.skip_pending_parts(db, batch.id, NOT_SENT_AFTER_REFUSAL)
             return error.user_message
         except ThunderPhoneError as error:
             log.warning("unclear answer to part %s of batch %s: %s", part.part, batch.id, error)
-            batch_store.finish_part(db, batch.id, part.part, status="unknown", error=str(error))
+            with db.atomic():
+                if batch_store.finish_part(
+                    db, batch.id, part.part, status="unknown", error=str(error)
+                ):
+                    audit.part_settled(db, batch, part.part, "launch_unclear", error=str(error))
             batch_store.skip_pending_parts(db, batch.id, NOT_SENT_WHILE_UNCLEAR)
             return f"ThunderPhone didn't answer clearly about runs {_span(items, part.part)}"
         adopt_part(db, batch, part.part, created)
@@ -360,20 +403,19 @@ def adopt_part(db: Database, batch: BatchRecord, part: int, created: Batch) -> N
     if len(created.run_ids) < expected:
         # Created (and billed), but which runs are ours is not known yet: looked for again
         # by the poller, never sent again.
-        batch_store.finish_part(
-            db,
-            batch.id,
-            part,
-            status="unknown",
-            tp_batch_id=created.id,
-            error="ThunderPhone has not listed these runs yet",
-        )
+        unlisted = "ThunderPhone has not listed these runs yet"
+        with db.atomic():
+            if batch_store.finish_part(
+                db, batch.id, part, status="unknown", tp_batch_id=created.id, error=unlisted
+            ):
+                audit.part_settled(db, batch, part, "launch_unclear", error=unlisted)
         return
     with db.atomic():
         if not batch_store.finish_part(
             db, batch.id, part, status="launched", tp_batch_id=created.id
         ):
             return
+        audit.part_settled(db, batch, part, "launched")
         batch_store.assign_runs(db, batch.id, part, created.run_ids)
         for item in batch_store.get_items(db, batch.id):
             if item.part != part or item.run_id is None:
@@ -420,7 +462,12 @@ def settle_stalled(db: Database) -> list[str]:
     told on the card), the rest are settled as they stand. Returns their ids."""
     settled = []
     for batch in batch_store.stalled_batches(db, decided_before=now_iso(PART_ANSWER_TIMEOUT)):
-        batch_store.skip_pending_parts(db, batch.id, NOT_SENT_AFTER_STOP)
+        with db.atomic():
+            pending = [p.part for p in batch_store.get_parts(db, batch.id) if p.status == "pending"]
+            if batch_store.skip_pending_parts(db, batch.id, NOT_SENT_AFTER_STOP):
+                items = batch_store.get_items(db, batch.id)
+                runs = sum(1 for item in items if item.part in pending)
+                audit.batch_not_started(db, batch, NOT_SENT_AFTER_STOP, runs)
         _settle_status(db, batch.id)
         settled.append(batch.id)
     return settled
@@ -456,13 +503,12 @@ async def look_for_parts(
         ):
             # Called off only when the list reaches back past the part: a list that stops
             # short proves nothing.
-            batch_store.finish_part(
-                db,
-                batch.id,
-                part.part,
-                status="refused",
-                error="ThunderPhone has no record of these runs, so nothing was charged",
-            )
+            nothing = "ThunderPhone has no record of these runs, so nothing was charged"
+            with db.atomic():
+                if batch_store.finish_part(
+                    db, batch.id, part.part, status="refused", error=nothing
+                ):
+                    audit.part_settled(db, batch, part.part, "launch_failed", error=nothing)
             _settle_status(db, batch.id)
         looked_at.append(batch.id)
     return looked_at

@@ -28,7 +28,7 @@ from typing import TextIO
 from pydantic import Field, SecretStr, ValidationError
 from sqlite_utils import Database
 
-from bot import batches
+from bot import audit, batches, suite_admin
 from bot.batch_report import BatchReport, build_report
 from bot.blocks.common import plural, target_plain
 from bot.ci_report import (
@@ -51,7 +51,14 @@ from bot.ci_report import (
 from bot.cli import DatabaseSettings
 from bot.commands import MAX_REPEAT, MAX_STAGGER_SECONDS, CommandError
 from bot.config import describe_settings_error
-from bot.outcomes import BatchOutcome, BatchStarted, CannotPost, Refused, Unclear
+from bot.outcomes import (
+    BatchOutcome,
+    BatchStarted,
+    CannotPost,
+    NotRecorded,
+    Refused,
+    Unclear,
+)
 from bot.publish import publish_batch, publish_run
 from bot.runs import fetch_details, grade_record, run_changes
 from bot.services import Services
@@ -410,7 +417,9 @@ def _load_suite(db: Database, given: str, disk: str | None) -> tuple[Suite, str 
             parsed = parse_suite(text, name=None, filename=given)
         except SuiteError as error:
             raise _Stop(USAGE, f"cannot import {given}: {error.message}") from error
-        stored, previous = suite_store.save_suite(db, suite_record(parsed, created_by=CI_USER))
+        stored, previous = suite_admin.import_suite(
+            db, suite_record(parsed, created_by=CI_USER), audit.Where(CI_USER, CI_TEAM)
+        )
         count = len(stored.cases)
         verb = "Replaced" if previous else "Imported"
         note = f'{verb} suite "{stored.name}" from {given} ({count} case{"s" * (count != 1)}).'
@@ -535,7 +544,10 @@ async def _launch(
     goes up first; where it cannot, nothing starts)."""
     if services is not None:
         return await batches.start(services, batch.id, CI_USER)
-    claimed = batch_store.claim_batch(db, batch.id, to="launching", by=CI_USER)
+    try:
+        claimed = batches.decide(db, batch.id, "launching", CI_USER)
+    except sqlite3.Error as error:
+        return NotRecorded(str(error))
     assert claimed, "a batch recorded a moment ago is still proposed"
     current = batch_store.get_batch(db, batch.id)
     assert current is not None
@@ -561,6 +573,12 @@ def _say_launched(out: TextIO, outcome: BatchOutcome, channel: str | None) -> No
                 f"ThunderPhone's answer was unclear ({reason}); looking for the runs instead of "
                 "sending them again",
                 file=out,
+            )
+        case NotRecorded(problem):
+            raise _Stop(
+                USAGE,
+                f"cannot record the consent in the audit trail ({problem}), so nothing was "
+                "started: check the database (THUNDERBOT_DB).",
             )
         case _:
             raise AssertionError(outcome)

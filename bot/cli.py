@@ -1,4 +1,4 @@
-"""`thunderbot serve | demo | sandbox | suite | ci | doctor | webhooks`."""
+"""`thunderbot serve | demo | sandbox | suite | ci | doctor | webhooks | audit`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from bot.config import Settings, describe_settings_error
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
+
+    from bot.audit import Where
 
 log = logging.getLogger("thunderbot")
 
@@ -72,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument("--webhook-secret", default=SANDBOX_WEBHOOK_SECRET)
     sandbox.add_argument("--step-seconds", type=float, default=3.0, help="time per run stage")
     _add_suite_parser(commands)
+    _add_audit_parser(commands)
     _add_ci_parser(commands)
     _add_setup_parsers(commands)
     try:
@@ -83,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     if args.command == "suite":
         return _suite(args)
+    if args.command == "audit":
+        return _audit(args)
     if args.command == "ci":
         return _ci(args)
     if args.command in {"doctor", "webhooks"}:
@@ -281,6 +286,29 @@ def _add_suite_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     trend.add_argument("-o", "--output", metavar="PNG", required=True, help="the chart's file")
 
 
+def _add_audit_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = commands.add_parser(
+        "audit",
+        help="export the audit trail: who launched, consented, cancelled, flagged, blessed or "
+        "changed a setting, when, where and what it cost",
+        description="Export the audit trail in the bot's database (THUNDERBOT_DB), oldest "
+        "first: one event per row, with its time (UTC), team, channel, user, action, subject, "
+        "detail and cost in cents (an estimate at consent, else billed). No Slack needed.",
+    )
+    audit.add_argument(
+        "--since", metavar="YYYY-MM-DD", help="only events on or after this day, in UTC"
+    )
+    audit.add_argument(
+        "--format",
+        choices=("csv", "json"),
+        default="csv",
+        help="csv with a header row (default), or a json array of objects",
+    )
+    audit.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (default: standard output)"
+    )
+
+
 def _add_ci_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from bot import ci
 
@@ -418,9 +446,9 @@ def _suite_trend(db_path: str, name: str, target: str | None, output: str) -> in
 
 
 def _suite_import(db_path: str, file: str, *, name: str | None, target: str | None) -> int:
+    from bot.suite_admin import import_suite
     from bot.suites import SuiteError, parse_suite, suite_record, target_label
     from storage.db import open_db
-    from storage.suites import save_suite
 
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
@@ -440,7 +468,7 @@ def _suite_import(db_path: str, file: str, *, name: str | None, target: str | No
         return 1
     db = open_db(db_path)
     try:
-        stored, previous = save_suite(db, suite_record(suite, created_by="cli"))
+        stored, previous = import_suite(db, suite_record(suite, created_by="cli"), _cli_user())
     finally:
         db.close()
     details = [_cases(len(stored.cases))]
@@ -526,6 +554,80 @@ def _suite_list(db_path: str) -> int:
             f"{name:<{widths[0]}}  {cases:>{widths[1]}}  {target:<{widths[2]}}  {updated}".rstrip()
         )
     return 0
+
+
+AUDIT_COLUMNS = (
+    "id",
+    "at",
+    "team_id",
+    "channel_id",
+    "user_id",
+    "action",
+    "subject_kind",
+    "subject_id",
+    "detail",
+    "cost_cents",
+    "cost_estimated",
+)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """`audit`: every event since a day (default: all) as csv or json; 2 for a bad date, 1 for
+    a file that cannot be written."""
+    import csv
+    import io
+    import json
+    from datetime import date
+
+    from storage import audit
+
+    start = None
+    if args.since is not None:
+        try:
+            start = date.fromisoformat(args.since.strip()).isoformat()
+        except ValueError:
+            print(
+                f'thunderbot audit: --since "{args.since}" is not a date: give YYYY-MM-DD, '
+                "like 2026-12-01.",
+                file=sys.stderr,
+            )
+            return 2
+    db = _existing_db(DatabaseSettings().thunderbot_db)
+    events = audit.since(db, start) if db is not None else []
+    if db is not None:
+        db.close()
+    rows = [{**event.model_dump(), "cost_estimated": event.estimated} for event in events]
+    if args.format == "json":
+        text = json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=AUDIT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    if args.output is None or args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as error:
+        print(f"cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    count = len(rows)
+    print(f"Wrote {count} audit event{'' if count == 1 else 's'} to {args.output}.")
+    return 0
+
+
+def _cli_user() -> Where:
+    """Who changes settings from this command line: the login name, where there is one."""
+    import getpass
+
+    from bot.audit import Where
+
+    try:
+        return Where(f"cli:{getpass.getuser()}")
+    except (OSError, KeyError, ImportError):
+        return Where("cli")
 
 
 def _existing_db(path: str) -> Database | None:

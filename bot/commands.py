@@ -21,6 +21,7 @@ USAGE = {
     "compare": '/testcall compare <suite|"prompt"> <target> <target> … [--repeat K]',
     "alias": "/testcall alias set <name> agent:<id>  ·  /testcall alias list  ·  "
     "/testcall alias remove <name>",
+    "audit": "/testcall audit [run-id | batch-id]",
     "help": "/testcall help",
 }
 TARGET_HELP = "a target is agent:<id>, number:<id> or an alias, like agent:12"
@@ -34,6 +35,8 @@ _SUITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _ALIAS_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 _TARGET_KINDS = {"agent": "agent", "number": "phone_number", "phone_number": "phone_number"}
+_BATCH_ID = re.compile(r"^[0-9a-f]{8,32}$")
+MIN_BATCH_ID_CHARS = 8  # as a batch's card shows it
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"'})
 
 
@@ -165,6 +168,16 @@ class HelpCommand:
 
 
 @dataclass(frozen=True)
+class AuditCommand:
+    """The audit trail of a run (`run_id`), of a batch or compare (`prefix`: its id's start,
+    as its card shows it), or of the channel (neither). A number of 8 or more digits may be
+    either a run's id or a batch's, so it sets both."""
+
+    run_id: int | None = None
+    prefix: str | None = None
+
+
+@dataclass(frozen=True)
 class AliasSet:
     name: str
     target: Target
@@ -190,7 +203,9 @@ Command = (
     | AliasSet
     | AliasList
     | AliasRemove
+    | AuditCommand
 )
+VERBS = ("run", "batch", "suite", "smoke", "compare", "alias", "audit", "help")
 
 
 @dataclass(frozen=True)
@@ -219,9 +234,13 @@ def parse_command(text: str) -> Command:
         return _parse_compare(rest)
     if verb == "alias":
         return _parse_alias(rest)
+    if verb == "audit":
+        return _parse_audit(rest)
+    close = difflib.get_close_matches(verb, VERBS, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]}?" if close else ""
     raise CommandError(
-        f'Unknown command: "{tokens[0].text}". Try run, batch, suite, smoke, compare, alias or '
-        "help.",
+        f'Unknown command: "{tokens[0].text}".{hint} Try run, batch, suite, smoke, compare, '
+        "alias, audit or help.",
         "help",
     )
 
@@ -595,9 +614,7 @@ def _parse_alias(tokens: list[_Token]) -> Command:
     raise CommandError("I couldn't read that alias command.", "alias")
 
 
-RESERVED_NAMES = frozenset(
-    {"agent", "number", "help", "run", "alias", "batch", "suite", "smoke", "compare"}
-)
+RESERVED_NAMES = frozenset({"agent", "number", *VERBS})
 
 
 def _alias_name(text: str) -> str:
@@ -618,3 +635,35 @@ def _alias_name(text: str) -> str:
             "alias",
         )
     return name
+
+
+_AUDIT_KINDS = ("run", "batch", "compare")
+
+
+def _parse_audit(tokens: list[_Token]) -> AuditCommand:
+    if len(tokens) == 2 and tokens[0].text.lower() in _AUDIT_KINDS:
+        tokens = tokens[1:]  # `audit run 7110`, `audit batch 3f9a0c12`, as cards say them
+    if not tokens:
+        return AuditCommand()
+    if len(tokens) > 1:
+        raise CommandError("audit takes at most one id: a run's or a batch's.", "audit")
+    raw = tokens[0].text.strip()
+    text = raw.lower().removeprefix("#")
+    for word in _AUDIT_KINDS:
+        text = text.removeprefix(f"{word}:")
+    if text.isdigit() and int(text) > 0:
+        prefix = text if len(text) >= MIN_BATCH_ID_CHARS else None
+        return AuditCommand(run_id=int(text), prefix=prefix)
+    if _BATCH_ID.match(text):
+        return AuditCommand(prefix=text)
+    if re.fullmatch(r"[0-9a-f]+", text) and not text.isdigit():
+        problem = (
+            f'"{raw}" is too short for a batch id: give at least {MIN_BATCH_ID_CHARS} '
+            "characters, as its card shows them."
+        )
+    else:
+        problem = (
+            f'I couldn\'t read "{raw}": give a run id, like 7110, or a batch id from its card, '
+            "like 3f9a0c12."
+        )
+    raise CommandError(problem, "audit")

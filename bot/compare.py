@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -40,6 +41,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from bot import audit
 from bot.batch_report import BatchReport, build_report
 from bot.batches import PART_ANSWER_TIMEOUT, UnknownSuite, launch_claimed, plan_on
 from bot.blocks.common import target_plain, target_text
@@ -50,6 +52,7 @@ from bot.outcomes import (
     Cancelled,
     CannotPost,
     ConfirmationExpired,
+    NotRecorded,
     Refused,
     Unclear,
 )
@@ -333,6 +336,7 @@ CompareOutcome = (
     | CannotPost
     | Refused
     | Unclear
+    | NotRecorded
 )
 
 
@@ -437,9 +441,29 @@ def plan_compare(
 # Deciding
 
 
+def _decide(
+    db: Database, compare_id: str, to: CompareStatus, user_id: str, *, created_after: str = ""
+) -> bool:
+    """Claim a proposed compare and record who decided what (Start: consent, with the estimate
+    over every target), in one transaction: True only for the one caller that did it. A
+    decision that cannot be recorded is not made (it raises)."""
+    with db.atomic():
+        if not compare_store.claim_compare(
+            db, compare_id, to=to, by=user_id, created_after=created_after
+        ):
+            return False
+        compare = compare_store.get_compare(db, compare_id)
+        assert compare is not None
+        action: audit.Decision = (
+            "consented" if to == "launching" else "cancelled" if to == "cancelled" else "expired"
+        )
+        audit.compare_decided(db, compare, action, user_id)
+    return True
+
+
 def cancel(services: Services, compare_id: str, user_id: str) -> CompareOutcome:
     db = services.db
-    if compare_store.claim_compare(db, compare_id, to="cancelled", by=user_id):
+    if _decide(db, compare_id, "cancelled", user_id):
         _close_batches(db, compare_id, "cancelled", user_id)
         return Cancelled()
     return CompareAlreadyDecided(_settled(services, compare_id))
@@ -455,10 +479,15 @@ async def start(services: Services, compare_id: str, user_id: str) -> CompareOut
     """Send the compare behind a confirmation: one batch per target, however often Start is
     pressed."""
     db = services.db
-    if not compare_store.claim_compare(
-        db, compare_id, to="launching", by=user_id, created_after=now_iso(CONFIRMATION_LIFETIME)
-    ):
-        if compare_store.claim_compare(db, compare_id, to="expired", by=user_id):
+    try:
+        consented = _decide(
+            db, compare_id, "launching", user_id, created_after=now_iso(CONFIRMATION_LIFETIME)
+        )
+    except sqlite3.Error as error:
+        log.exception("consent to compare %s not recorded", compare_id)
+        return NotRecorded(str(error))
+    if not consented:
+        if _decide(db, compare_id, "expired", user_id):
             _close_batches(db, compare_id, "expired", user_id)
             return ConfirmationExpired()
         return CompareAlreadyDecided(_settled(services, compare_id))
@@ -477,7 +506,11 @@ async def start(services: Services, compare_id: str, user_id: str) -> CompareOut
                     db, closed.id, "failed", error=f"{CANNOT_POST}: {cannot}"
                 )
                 batch_store.skip_pending_parts(db, closed.id, f"{CANNOT_POST}: {cannot}")
-        compare_store.set_compare_status(db, compare_id, "failed", error=f"{CANNOT_POST}: {cannot}")
+        with db.atomic():
+            compare_store.set_compare_status(
+                db, compare_id, "failed", error=f"{CANNOT_POST}: {cannot}"
+            )
+            audit.compare_not_started(db, compare, f"{CANNOT_POST}: {cannot}")
         return CannotPost(cannot, refused=shown.failed is not None)
 
     started = total = 0

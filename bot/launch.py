@@ -8,8 +8,12 @@ unclear, the launch is marked `unknown` and the run is looked for instead (`reco
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import datetime, timedelta
 
+from sqlite_utils import Database
+
+from bot import audit
 from bot.blocks import notes
 from bot.blocks.runs import launch_card
 from bot.commands import RunCommand, Target
@@ -20,6 +24,7 @@ from bot.outcomes import (
     CannotPost,
     ConfirmationExpired,
     LaunchOutcome,
+    NotRecorded,
     Refused,
     Started,
     Unclear,
@@ -31,7 +36,7 @@ from bot.thunderphone import Run, TestCallRequest, ThunderPhoneError, ThunderPho
 from storage import aliases, launches
 from storage import runs as run_store
 from storage.db import now_iso
-from storage.models import CallSpec, Launch, RunRecord
+from storage.models import CallSpec, Launch, LaunchStatus, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +120,41 @@ def _propose(
     return stored, run_store.recent_costs(services.db, spec.target_type, spec.target_id)
 
 
+def _decide(
+    db: Database, launch_id: str, to: LaunchStatus, user_id: str, *, created_after: str = ""
+) -> bool:
+    """Claim a proposed launch and record who decided what, in one transaction: True only for
+    the one caller that did it. A decision that cannot be recorded is not made (it raises)."""
+    with db.atomic():
+        if not launches.claim_launch(db, launch_id, to=to, by=user_id, created_after=created_after):
+            return False
+        launch = launches.get_launch(db, launch_id)
+        assert launch is not None
+        action: audit.Decision = (
+            "consented" if to == "launching" else "cancelled" if to == "cancelled" else "expired"
+        )
+        audit.launch_decided(db, launch, action, user_id)
+    return True
+
+
+def finish(
+    db: Database,
+    launch: Launch,
+    *,
+    status: LaunchStatus,
+    run_id: int | None = None,
+    error: str | None = None,
+) -> bool:
+    """`launches.finish_launch` with its record in the trail, in one transaction."""
+    with db.atomic():
+        if not launches.finish_launch(db, launch.id, status=status, run_id=run_id, error=error):
+            return False
+        audit.launch_settled(db, launch, status, run_id=run_id, error=error)
+    return True
+
+
 def cancel(services: Services, launch_id: str, user_id: str) -> LaunchOutcome:
-    if launches.claim_launch(services.db, launch_id, to="cancelled", by=user_id):
+    if _decide(services.db, launch_id, "cancelled", user_id):
         return Cancelled()
     return _decided_earlier(services, launch_id)
 
@@ -132,10 +170,15 @@ def _decided_earlier(services: Services, launch_id: str) -> AlreadyDecided:
 async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutcome:
     """Launch the run behind a confirmation, at most once however often Start is pressed."""
     db = services.db
-    if not launches.claim_launch(
-        db, launch_id, to="launching", by=user_id, created_after=now_iso(CONFIRMATION_LIFETIME)
-    ):
-        if launches.claim_launch(db, launch_id, to="expired", by=user_id):
+    try:
+        consented = _decide(
+            db, launch_id, "launching", user_id, created_after=now_iso(CONFIRMATION_LIFETIME)
+        )
+    except sqlite3.Error as error:
+        log.exception("consent to launch %s not recorded", launch_id)
+        return NotRecorded(str(error))
+    if not consented:
+        if _decide(db, launch_id, "expired", user_id):
             return ConfirmationExpired()
         return _decided_earlier(services, launch_id)
     launch = launches.get_launch(db, launch_id)
@@ -147,13 +190,13 @@ async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutco
     if shown.ts is None:
         problem = shown.failed or "Slack has not taken the card yet"
         services.outbox.withdraw(card)
-        launches.finish_launch(db, launch_id, status="failed", error=f"cannot post: {problem}")
+        finish(db, launch, status="failed", error=f"cannot post: {problem}")
         return CannotPost(problem, refused=shown.failed is not None)
     try:
         created = await services.thunderphone.create_test_call(test_call_request(launch.spec))
     except ThunderPhoneRejected as error:
         log.warning("ThunderPhone refused launch %s: %s", launch_id, error)
-        launches.finish_launch(db, launch_id, status="failed", error=error.user_message)
+        finish(db, launch, status="failed", error=error.user_message)
         services.outbox.withdraw(card)
         await services.outbox.wait(card, timeout=CARD_WAIT.total_seconds())
         return Refused(error.user_message)
@@ -161,7 +204,7 @@ async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutco
         # The request may have reached ThunderPhone: look for the run rather than invite a
         # second paid one.
         log.warning("unclear answer to launch %s: %s", launch_id, error)
-        if launches.finish_launch(db, launch_id, status="unknown", error=str(error)):
+        if finish(db, launch, status="unknown", error=str(error)):
             services.outbox.show(card, launch.channel_id, launch_card(launch, CHECKING))
         return Unclear(f"ThunderPhone didn't answer clearly ({_reason(error)})")
     await adopt(services, launch, created)
@@ -210,8 +253,8 @@ async def adopt(services: Services, launch: Launch, created: Run) -> None:
     )
     async with services.run_lock(run.run_id):
         with services.db.atomic():
-            if run_store.get_run(services.db, run.run_id) is None and launches.finish_launch(
-                services.db, launch.id, status="launched", run_id=run.run_id
+            if run_store.get_run(services.db, run.run_id) is None and finish(
+                services.db, launch, status="launched", run_id=run.run_id
             ):
                 run_store.save_run(services.db, run)
                 services.outbox.transfer(
@@ -269,7 +312,7 @@ def _same_call(spec: CallSpec, run: Run) -> bool:
 
 
 async def _call_off(services: Services, launch: Launch) -> None:
-    launches.finish_launch(services.db, launch.id, status="failed", error=notes.NOT_STARTED)
+    finish(services.db, launch, status="failed", error=notes.NOT_STARTED)
     card = launch_card_key(launch.id)
     if services.outbox.channel_of(card) is not None:
         services.outbox.show(

@@ -54,6 +54,13 @@ class Unclear:
 
 
 @dataclass(frozen=True)
+class NotRecorded:
+    """The consent could not be recorded in the audit trail, so nothing was started."""
+
+    problem: str
+
+
+@dataclass(frozen=True)
 class BatchStarted:
     """Some or all runs of a batch started; `problem` says why the others did not."""
 
@@ -70,7 +77,14 @@ class BatchAlreadyDecided:
 
 
 LaunchOutcome = (
-    Started | Cancelled | AlreadyDecided | ConfirmationExpired | CannotPost | Refused | Unclear
+    Started
+    | Cancelled
+    | AlreadyDecided
+    | ConfirmationExpired
+    | CannotPost
+    | Refused
+    | Unclear
+    | NotRecorded
 )
 BatchOutcome = (
     BatchStarted
@@ -80,4 +94,5 @@ BatchOutcome = (
     | CannotPost
     | Refused
     | Unclear
+    | NotRecorded
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from bot import ids
+from bot import audit, ids
 from bot.blocks import notes
 from bot.blocks.modals import SEVERITIES, flag_modal, transcript_modal
 from bot.interactive import open_view, permalink, tell, update_view
@@ -144,16 +144,18 @@ async def file_flag(services: Services, run: RunRecord, form: FlagForm, user_id:
     except BaseException:
         run_store.delete_flag(db, run.run_id)
         raise
-    run_store.update_flag(
-        db,
-        run.run_id,
-        {
-            "status": "filed",
-            "issue_id": report.id,
-            "trace_id": report.trace_id,
-            "permalink": permalink,
-        },
-    )
+    with db.atomic():
+        filed = run_store.update_flag(
+            db,
+            run.run_id,
+            {
+                "status": "filed",
+                "issue_id": report.id,
+                "trace_id": report.trace_id,
+                "permalink": permalink,
+            },
+        )
+        audit.flagged(db, run_store.get_run(db, run.run_id) or run, filed)
     await refresh(services, run.run_id)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot import audit
 from bot.batches import UnknownSuite, plan
 from bot.blocks.common import escape, plural, target_plain, target_text
 from bot.blocks.replies import decided
@@ -109,7 +110,13 @@ def propose(
 
 
 def mark(
-    services: Services, *, team_id: str, user_id: str, name: str, target: Target
+    services: Services,
+    *,
+    team_id: str,
+    user_id: str,
+    name: str,
+    target: Target,
+    channel_id: str = "",
 ) -> dict[str, Any]:
     """Make suite `name` the smoke suite of `target`; the ephemeral reply. Raises
     `bot.batches.UnknownSuite` (nothing is stored) or `bot.launch.UnknownAlias`."""
@@ -117,13 +124,13 @@ def mark(
     if record is None:
         raise UnknownSuite(name)
     target_type, target_id, label = resolve_target(services, team_id, target)
-    previous = suite_store.mark_smoke_suite(
-        services.db,
-        target_type=target_type,
-        target_id=target_id,
-        suite=record.name,
-        user_id=user_id,
-    )
+    db = services.db
+    with db.atomic():
+        previous = suite_store.mark_smoke_suite(
+            db, target_type=target_type, target_id=target_id, suite=record.name, user_id=user_id
+        )
+        done_by = audit.Where(user_id, team_id, channel_id)
+        audit.smoke_suite_set(db, record.name, target_type, target_id, done_by)
     where = target_text(target_type, target_id, alias=label if target.kind == "alias" else "")
     cases = len(record.cases)
     text = (

@@ -12,7 +12,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import batches, compare, ids, launch, reviews
+from bot import audit, batches, compare, ids, launch, reviews, suite_admin
 from bot.blocks import batches as batch_blocks
 from bot.blocks import compare as compare_blocks
 from bot.blocks import replies, suite_replies
@@ -20,7 +20,6 @@ from bot.outcomes import AlreadyDecided, BatchAlreadyDecided
 from bot.routing import Route, decode
 from handlers.context import services_of
 from storage import runs as run_store
-from storage import suites as suite_store
 from storage.models import RunRecord
 
 GONE = "I have no record of that test call any more."
@@ -168,7 +167,12 @@ async def handle_delete_suite(
 ) -> None:
     await ack()
     name = _route(body).suite
-    if name is not None and suite_store.delete_suite(services_of(context).db, name):
+    where = audit.Where(
+        body["user"]["id"],
+        (body.get("team") or {}).get("id", ""),
+        (body.get("channel") or {}).get("id", ""),
+    )
+    if name is not None and suite_admin.delete_suite(services_of(context).db, name, where):
         await respond(replace_original=True, **suite_replies.deleted(name, body["user"]["id"]))
     else:
         await respond(replace_original=True, **replies.decided("That suite no longer exists."))

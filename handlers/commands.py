@@ -9,9 +9,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import batches, compare, launch, lookup, smoke, targets, trend
+from bot import audit, batches, compare, launch, lookup, smoke, targets, trend
 from bot.blocks import batches as batch_blocks
 from bot.blocks import replies, suite_replies
+from bot.blocks.audit import audit_trail
 from bot.blocks.common import plural
 from bot.blocks.modals import batch_modal, suite_import_modal
 from bot.commands import (
@@ -19,6 +20,7 @@ from bot.commands import (
     AliasList,
     AliasRemove,
     AliasSet,
+    AuditCommand,
     BatchCommand,
     Command,
     CommandError,
@@ -79,6 +81,8 @@ async def handle_testcall(
         answer = replies.refusal(
             f'There is no suite "{error.name}". See /testcall suite list.', USAGE["suite"]
         )
+    except audit.AuditRefused as error:
+        answer = replies.refusal(error.problem, USAGE["audit"])
     except batches.SuiteNeedsTarget as error:
         answer = replies.refusal(
             f'Suite "{error.name}" has no default target: name one, like /testcall suite run '
@@ -169,7 +173,12 @@ def _answer(
         return batch_blocks.confirmation(*proposal, **target)
     if isinstance(parsed, SuiteSmoke):
         return smoke.mark(
-            services, team_id=team_id, user_id=user_id, name=parsed.name, target=parsed.target
+            services,
+            team_id=team_id,
+            user_id=user_id,
+            name=parsed.name,
+            target=parsed.target,
+            channel_id=command["channel_id"],
         )
     if isinstance(parsed, CompareCommand):
         return compare.propose(services, **where, command=parsed)
@@ -189,13 +198,16 @@ def _answer(
             return suite_replies.confirm_delete(record.name, len(record.cases))
         return replies.decided(f"Exporting suite `{record.name}` as a file in this channel…")
     if isinstance(parsed, AliasSet):
-        return targets.set_alias(
-            services, team_id=team_id, name=parsed.name, target=parsed.target, user_id=user_id
-        )
+        return targets.set_alias(services, **where, name=parsed.name, target=parsed.target)
     if isinstance(parsed, AliasList):
         return targets.list_aliases(services, team_id)
     if isinstance(parsed, AliasRemove):
-        return targets.remove_alias(services, team_id, parsed.name)
+        return targets.remove_alias(
+            services, team_id, parsed.name, user_id=user_id, channel_id=command["channel_id"]
+        )
+    if isinstance(parsed, AuditCommand):
+        trail = audit.find_trail(services.db, parsed, channel_id=command["channel_id"])
+        return audit_trail(trail)
     assert isinstance(parsed, HelpCommand)
     return replies.help_message()
 

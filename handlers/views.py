@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import batches, ids, launch, lookup, reviews
+from bot import audit, batches, ids, launch, lookup, reviews, suite_admin
 from bot.blocks import batches as batch_blocks
 from bot.blocks import suite_replies
 from bot.blocks.common import trim
@@ -18,7 +18,6 @@ from bot.routing import Route, decode
 from bot.suites import SuiteError, parse_suite, suite_record
 from handlers.context import services_of
 from storage import runs as run_store
-from storage import suites as suite_store
 
 
 def _route(view: dict[str, Any]) -> Route:
@@ -170,9 +169,12 @@ async def handle_suite_import(
             block = ids.SUITE_NAME
         await ack(response_action="errors", errors={block: trim(str(error), 2000)})
         return
-    _, replaced = suite_store.save_suite(services.db, suite_record(suite, created_by=user_id))
-    await ack()
     channel = _route(view).channel
+    where = audit.Where(user_id, body.get("team", {}).get("id", ""), channel or "")
+    _, replaced = suite_admin.import_suite(
+        services.db, suite_record(suite, created_by=user_id), where
+    )
+    await ack()
     if channel is not None:
         note = suite_replies.imported(suite, replaced is not None)
         await tell(services, channel, user_id, note)

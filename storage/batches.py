@@ -276,3 +276,13 @@ def finished_suite_runs(
         params += [target_type, target_id]
     rows = db.table("batches").rows_where(where, params, order_by="created_at, id")
     return [BatchRecord.from_row(row) for row in rows]
+
+
+def ids_starting(db: Database, prefix: str, *, limit: int = 2) -> list[str]:
+    """The ids of batches starting with `prefix` (as a card shows them: the first 8), up to
+    `limit` of them: more than one means the prefix is too short to tell them apart."""
+    rows = db.execute(
+        "select id from batches where substr(id, 1, ?) = ? order by created_at limit ?",
+        [len(prefix), prefix, limit],
+    ).fetchall()
+    return [str(row[0]) for row in rows]

@@ -99,3 +99,12 @@ def tiers_of(db: Database, compare_id: str) -> dict[str, str]:
     """Each target's product tier (by batch id), as read off one of its calls."""
     rows = db.table("compare_tiers").rows_where("compare_id = ?", [compare_id])
     return {str(row["batch_id"]): str(row["product"] or "") for row in rows}
+
+
+def ids_starting(db: Database, prefix: str, *, limit: int = 2) -> list[str]:
+    """The ids of compares starting with `prefix` (as a card shows them), up to `limit`."""
+    rows = db.execute(
+        "select id from compares where substr(id, 1, ?) = ? order by created_at limit ?",
+        [len(prefix), prefix, limit],
+    ).fetchall()
+    return [str(row[0]) for row in rows]

@@ -455,7 +455,32 @@ def m006_compares(db: Database) -> None:
 
 
 @migrations()
-def m007_history_indexes(db: Database) -> None:
+def m007_audit_events(db: Database) -> None:
+    """The audit trail: every launch, consent, cancel, flag, bless and settings change, with
+    who, when, where and what it cost. Rows are only ever added."""
+    db.table("audit_events").create(
+        {
+            "id": int,
+            "at": str,
+            "team_id": str,
+            "channel_id": str,
+            "user_id": str,
+            "action": str,
+            "subject_kind": str,
+            "subject_id": str,
+            "detail": str,
+            "cost_cents": int,
+        },
+        pk="id",
+        not_null={"at", "user_id", "action", "subject_kind", "subject_id"},
+    )
+    db.table("audit_events").create_index(["at"])
+    db.table("audit_events").create_index(["subject_kind", "subject_id", "at"])
+    db.table("audit_events").create_index(["channel_id", "at"])
+
+
+@migrations()
+def m008_history_indexes(db: Database) -> None:
     """Indexes that keep App Home and the background checks as fast with a year of history as
     with a day: recent runs per workspace, runs still under way, and recently changed runs."""
     db.execute("create index idx_runs_team_created on runs (team_id, created_at)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -299,3 +299,54 @@ class CompareRecord(Record):
     finished_at: str | None = None  # every run of every target done; the chart is drawn once
     chart_at: str | None = None  # the chart was shared (or could not be)
     chart_error: str | None = None
+
+
+# What an audit event records: the actions the trail knows, each done by someone (or by the bot
+# on someone's behalf). Budgets will add their approvals here ("approved", "declined": a spend
+# over a limit, decided by an admin), shown and exported like the rest.
+AuditAction = Literal[
+    "consented",  # Start pressed: consent to charge; cost_cents is the estimate then
+    "launched",  # ThunderPhone started the run (or a batch's runs)
+    "launch_failed",  # nothing (more) started; detail says why
+    "launch_unclear",  # ThunderPhone's answer was unclear: the runs are looked for
+    "cancelled",  # Cancel pressed: nothing started
+    "expired",  # Start pressed on a confirmation too old to start
+    "flagged",  # a call flagged for review: an issue report filed with ThunderPhone
+    "blessed",  # a suite run made its suite's baseline on its target
+    "alias_set",  # settings changes from here on
+    "alias_removed",
+    "suite_imported",
+    "suite_deleted",
+    "smoke_suite_set",
+]
+AUDIT_ACTIONS: tuple[str, ...] = get_args(AuditAction)
+SETTINGS_CHANGES = frozenset(
+    {"alias_set", "alias_removed", "suite_imported", "suite_deleted", "smoke_suite_set"}
+)
+# The actions whose cost is an estimate (made at consent); any other cost was billed.
+ESTIMATED_COSTS = frozenset({"consented"})
+AuditSubject = Literal["launch", "run", "batch", "compare", "suite", "alias"]
+
+
+class AuditEvent(Record):
+    """Who did what, when, where, to what, and what it cost. Only ever added, never changed."""
+
+    id: int | None = None
+    at: str = ""
+    team_id: str = ""
+    channel_id: str = ""
+    user_id: str
+    action: AuditAction
+    subject_kind: AuditSubject
+    subject_id: str
+    detail: str = ""
+    cost_cents: int | None = None
+
+    @property
+    def estimated(self) -> bool:
+        """Whether `cost_cents` is an estimate rather than what was billed."""
+        return self.action in ESTIMATED_COSTS
+
+    @property
+    def settings_change(self) -> bool:
+        return self.action in SETTINGS_CHANGES

@@ -7,9 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.commands import (
+    USAGE,
     AliasList,
     AliasRemove,
     AliasSet,
+    AuditCommand,
     CommandError,
     HelpCommand,
     RunCommand,
@@ -104,7 +106,8 @@ def test_alias_commands() -> None:
     [
         (
             "deploy now",
-            'Unknown command: "deploy". Try run, batch, suite, smoke, compare, alias or help.',
+            'Unknown command: "deploy". Try run, batch, suite, smoke, compare, alias, audit or '
+            "help.",
         ),
         ("run", "Which agent or number should I call? Name a target, like agent:12."),
         ('run "Ask about refunds."', "Which agent or number should I call?"),
@@ -160,3 +163,45 @@ def test_any_quoted_prompt_survives_parsing(prompt: str) -> None:
     command = parse_command(f'run agent:7 "{cleaned}"')
     assert isinstance(command, RunCommand)
     assert command.prompt == cleaned
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("audit", AuditCommand()),
+        ("audit 7110", AuditCommand(run_id=7110)),
+        ("audit run 7110", AuditCommand(run_id=7110)),
+        ("audit #7110", AuditCommand(run_id=7110)),
+        ("audit 3F9A0C12", AuditCommand(prefix="3f9a0c12")),
+        ("audit batch 3f9a0c12d4", AuditCommand(prefix="3f9a0c12d4")),
+        ("audit compare:3f9a0c12", AuditCommand(prefix="3f9a0c12")),
+        # Eight digits may be a run's id or the start of a batch's: both are looked for.
+        ("audit 12345678", AuditCommand(run_id=12345678, prefix="12345678")),
+    ],
+)
+def test_audit_takes_a_run_id_a_batch_id_or_nothing(text: str, command: AuditCommand) -> None:
+    assert parse_command(text) == command
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("audit 3f9a", '"3f9a" is too short for a batch id: give at least 8 characters'),
+        ("audit yesterday", 'I couldn\'t read "yesterday": give a run id, like 7110, or a batch'),
+        ("audit 7110 7111", "audit takes at most one id"),
+        ("audit 0", 'I couldn\'t read "0": give a run id'),
+        ("audti 7110", 'Unknown command: "audti". Did you mean audit?'),
+        ("aduit", 'Unknown command: "aduit". Did you mean audit?'),
+    ],
+)
+def test_a_bad_audit_command_names_the_problem(text: str, problem: str) -> None:
+    with pytest.raises(CommandError) as raised:
+        parse_command(text)
+    assert raised.value.problem.startswith(problem)
+    expected = USAGE["help"] if text.startswith(("audti", "aduit")) else USAGE["audit"]
+    assert raised.value.usage == expected
+
+
+def test_audit_is_no_alias_name() -> None:
+    with pytest.raises(CommandError, match="it is a word /testcall itself uses"):
+        parse_command("alias set audit agent:12")

@@ -9,9 +9,10 @@ import pytest
 from sqlite_utils import Database
 
 from bot.outbox import digest
-from storage import messages
+from storage import audit, messages
 from storage import runs as run_store
 from storage.db import open_db
+from storage.models import AuditEvent
 
 RELEASE_0_1 = Path(__file__).parent / "fixtures" / "thunderbot-0.1.0.sql"
 
@@ -82,6 +83,27 @@ def test_a_migrated_card_is_edited_in_place_not_posted_again(upgraded: Database)
     assert messages.work_in_channel(upgraded, "C0QA") == [row]
 
 
+def test_the_upgrade_starts_an_empty_audit_trail_that_takes_events(upgraded: Database) -> None:
+    assert _count(upgraded, "audit_events") == 0
+    indexes = {tuple(index.columns) for index in upgraded.table("audit_events").indexes}
+    assert {("at",), ("subject_kind", "subject_id", "at"), ("channel_id", "at")} <= indexes
+    event = audit.record(
+        upgraded,
+        AuditEvent(
+            team_id="T0SANDBOX",
+            channel_id="C0QA",
+            user_id="U0MARIA",
+            action="flagged",
+            subject_kind="run",
+            subject_id="7110",
+            detail="warning · “Agent paused too long”",
+            cost_cents=16,
+        ),
+    )
+    assert event.id is not None and event.at.endswith("+00:00")
+    assert audit.for_subjects(upgraded, [("run", "7110")], limit=5) == [event]
+
+
 def test_upgrading_twice_changes_nothing(upgraded: Database, tmp_path: Path) -> None:
     before = list(upgraded.table("slack_messages").rows)
     again = open_db(str(tmp_path / "thunderbot.db"))
@@ -94,5 +116,6 @@ def test_upgrading_twice_changes_nothing(upgraded: Database, tmp_path: Path) -> 
         "m004_batches",
         "m005_batch_kinds",
         "m006_compares",
-        "m007_history_indexes",
+        "m007_audit_events",
+        "m008_history_indexes",
     ]

@@ -87,6 +87,8 @@ async def test_a_suite_run_is_diffed_against_its_blessed_baseline(live_stack: Lo
     assert ids.BLESS_BATCH not in shown(suite_cards(stack)[0])
     [baseline] = rows(stack, "suite_baselines")
     assert (baseline["suite"], baseline["blessed_by"]) == ("refunds", "U0LI")
+    [blessing] = [row for row in rows(stack, "audit_events") if row["action"] == "blessed"]
+    assert (blessing["user_id"], blessing["subject_id"]) == ("U0LI", baseline["batch_id"])
 
     # The agent changes: one case gets worse, one better, one stays flaky.
     v2 = [dict(case) for case in CASES_V1]

@@ -32,6 +32,7 @@ from bot.outcomes import (
     CannotPost,
     ConfirmationExpired,
     LaunchOutcome,
+    NotRecorded,
     Refused,
     Started,
     Unclear,
@@ -203,6 +204,11 @@ def not_started(outcome: object, what: str) -> dict[str, Any] | None:
             )
         case Refused(reason):
             return decided(f"Couldn't start {what}. {escape(reason)}")
+        case NotRecorded():
+            return decided(
+                f"I couldn't record your consent in the audit trail, so I didn't start {what}. "
+                "Nothing was charged; try again in a minute."
+            )
         case Unclear(reason):
             return decided(
                 f"{escape(reason)}, so I can't tell yet whether {what} started. I'm checking: "
@@ -255,9 +261,13 @@ def help_message() -> dict[str, Any]:
         f"• `{escape(USAGE['compare'])}`: the same scenarios against several targets",
         '• `/testcall alias set support agent:12` then `/testcall run support "…"`',
         "• `/testcall alias list` · `/testcall alias remove support`",
+        f"• `{escape(USAGE['audit'])}`: who started, consented to, cancelled, flagged or "
+        "blessed what, and who changed which setting, with what it cost; with no id, this "
+        "channel's latest",
     ]
     return message(
-        "thunderbot: /testcall run, batch, suite, alias, help", [section("\n".join(lines))]
+        "thunderbot: /testcall run, batch, suite, alias, audit, help",
+        [section("\n".join(lines))],
     )
 
 
