@@ -165,7 +165,7 @@ async def generate(
         )
     ended = time.perf_counter()
     # With --once the list may run out early: the window is what was actually measured.
-    window = min(ended, tally.measure_until) - tally.measure_from
+    window = max(0.0, min(ended, tally.measure_until) - tally.measure_from)
     return summarise(tally, window, exhausted=cursor.exhausted, connections=connections)
 
 

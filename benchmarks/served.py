@@ -45,8 +45,11 @@ class Inbox:
         ).fetchone()
         return int(row[0])
 
-    def stored(self) -> int:
-        row = self._db.execute("select count(*) from webhook_events").fetchone()
+    def applied(self) -> int:
+        """Deliveries the worker has applied, ever."""
+        row = self._db.execute(
+            "select count(*) from webhook_events where processed_at is not null"
+        ).fetchone()
         return int(row[0])
 
     def close(self) -> None:
