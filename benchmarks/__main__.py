@@ -45,6 +45,11 @@ The ratio is the figure, and only ratios from one run are compared with each oth
 ratio of 0.71x means the bot answered 71% as many requests per second as the baseline. p50 and
 p99 are latencies of the median round. Each entry says what machine it ran on.
 
+Two cautions. The load generator is Python (aiohttp's client): against the bare aiohttp handler
+it may be the bottleneck rather than the server, so ratios against bare aiohttp read higher than
+the servers alone would. The bare Bolt app checks its token once with `auth.test` against the
+fake Slack, as the bot's Bolt app does; after that, both pay only for dispatch.
+
 The figures:
 
 - **webhook ingest**: POST /webhooks/thunderphone with `test-call.completed` events for runs the

@@ -107,7 +107,7 @@ def summary(figures: Sequence[Figure]) -> str:
     failed = [figure.name for figure in judged if not figure.passed]
     line = f"{len(judged) - len(failed)} of {len(judged)} figures met their targets"
     if failed:
-        line += ": missed " + ", ".join(failed)
+        line += ": missed " + "; ".join(failed)
     return line
 
 
