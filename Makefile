@@ -32,5 +32,10 @@ lint: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/thunderbot serve
 
+# The bot against bare aiohttp and bare Bolt, as ratios measured in one run (docs/benchmarks.md).
+# `make bench BENCH_ARGS="--rounds 5 --only ack"` passes options on; exits 1 when a figure misses.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

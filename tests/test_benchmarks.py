@@ -1,0 +1,209 @@
+"""The benchmark machinery: the load generator counts what it sends and what failed, and a run's
+figures are reported and judged as documented. No timing value is asserted on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from benchmarks.__main__ import figure_modules
+from benchmarks.common import (
+    Figure,
+    LoadResult,
+    Options,
+    exit_status,
+    format_line,
+    run_loadgen,
+    summary,
+)
+from benchmarks.ingest import DRAIN_TARGET, LaunchedRound, keeps_up, launched_figure
+from benchmarks.loadgen import percentile
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+KEYS = {
+    "requests",
+    "ok",
+    "errors",
+    "rps",
+    "p50_ms",
+    "p99_ms",
+    "seconds",
+    "sent",
+    "exhausted",
+    "connections",
+}
+
+
+async def serve(handler: Handler) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def ok_server() -> AsyncIterator[str]:
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"ok": True})
+
+    async for url in serve(answer):
+        yield url
+
+
+@pytest.fixture
+async def failing_server() -> AsyncIterator[str]:
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"ok": False}, status=500)
+
+    async for url in serve(answer):
+        yield url
+
+
+def short(tmp_path: Path) -> Options:
+    return Options(seconds=0.5, warmup=0.1, concurrency=4, workdir=tmp_path, write=False)
+
+
+REQUESTS = [
+    {"method": "POST", "path": f"/hook/{n}", "headers": {"X-N": str(n)}, "body": f'{{"n":{n}}}'}
+    for n in range(3)
+]
+
+
+async def test_the_load_generator_counts_every_answer(ok_server: str, tmp_path: Path) -> None:
+    result = await run_loadgen(ok_server, REQUESTS, short(tmp_path))
+
+    assert result.requests > 0
+    assert result.ok == result.requests
+    assert result.errors == {}
+    assert result.sent >= result.requests
+    assert result.rps > 0
+    assert not result.exhausted
+
+
+async def test_the_load_generator_counts_errors_by_status(
+    failing_server: str, tmp_path: Path
+) -> None:
+    result = await run_loadgen(failing_server, REQUESTS, short(tmp_path))
+
+    assert result.requests > 0
+    assert result.ok == 0
+    assert result.errors == {"500": result.requests}
+    assert result.rps == 0
+
+
+async def test_once_sends_each_request_once(ok_server: str, tmp_path: Path) -> None:
+    result = await run_loadgen(ok_server, REQUESTS, short(tmp_path), once=True, warmup=0)
+
+    assert result.sent == len(REQUESTS)
+    assert result.exhausted
+
+
+def test_the_printed_line_has_every_key() -> None:
+    from benchmarks.loadgen import Tally, summarise
+
+    tally = Tally(measure_from=0.0, measure_until=10.0)
+    tally.record(1.0, 1.5, None)
+    tally.record(2.0, 2.1, "503")
+    tally.record(11.0, 11.5, None)  # after the window: not counted
+    printed = summarise(tally, 10.0, exhausted=False, connections=4)
+
+    assert set(printed) == KEYS
+    assert (printed["requests"], printed["ok"], printed["errors"]) == (2, 1, {"503": 1})
+    assert LoadResult.from_json(printed).error_count == 1
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([], 0.99) == 0.0
+
+
+def test_a_ratio_line_shows_value_baseline_target_detail_and_verdict() -> None:
+    figure = Figure(
+        "webhook ingest",
+        0.712,
+        "x",
+        target=0.6,
+        against="bare aiohttp",
+        detail="bot 4,210 req/s · baseline 5,930 req/s",
+    )
+
+    line = format_line(figure)
+
+    assert line.startswith("webhook ingest ")
+    assert "0.71x bare aiohttp (target ≥ 0.60x)  bot 4,210 req/s · baseline 5,930 req/s" in line
+    assert line.endswith("  PASS")
+
+
+def test_a_missed_target_fails_and_an_informative_figure_is_neither() -> None:
+    slow = Figure("ack p99", 120.0, "ms", target=100.0, comparison="<")
+    info = Figure("minimal careful receiver", 0.3, "x", against="bare aiohttp")
+
+    assert slow.passed is False
+    assert format_line(slow).endswith("120.0 ms (target < 100.0 ms)  FAIL")
+    assert info.passed is None
+    assert format_line(info).endswith("  info")
+
+
+def test_the_exit_status_is_1_when_any_figure_missed_its_target() -> None:
+    passing = Figure("a", 0.9, "x", target=0.8)
+    failing = Figure("b", 0.5, "x", target=0.8)
+    info = Figure("c", 0.1, "x")
+    judged = Figure("d", 3.0, "s", target=5.0, comparison="<=", passed=False)
+
+    assert exit_status([passing, info]) == 0
+    assert exit_status([passing, failing, info]) == 1
+    assert exit_status([judged]) == 1
+    assert exit_status([]) == 1
+    assert summary([passing, failing, info]) == "1 of 2 figures met their targets: missed b"
+
+
+def launched(peak: int, drained_after: float | None, left: int = 0) -> LaunchedRound:
+    load = LoadResult(
+        requests=100,
+        ok=100,
+        errors={},
+        rps=50.0,
+        p50_ms=1.0,
+        p99_ms=2.0,
+        seconds=2.0,
+        sent=100,
+        exhausted=True,
+    )
+    return LaunchedRound(load, 100, peak, drained_after, left, worker_rate=40.0)
+
+
+def test_the_worker_keeps_up_when_every_round_drains_and_the_backlog_does_not_grow() -> None:
+    steady = [launched(400, 1.0), launched(450, 1.2), launched(380, 0.9)]
+    slow_drain = [launched(400, 1.0), launched(400, DRAIN_TARGET + 1)]
+    never = [launched(400, None, left=250)]
+    growing = [launched(400, 1.0), launched(900, 2.0), launched(1500, 3.0)]
+
+    assert keeps_up(steady)
+    assert not keeps_up(slow_drain)
+    assert not keeps_up(never)
+    assert not keeps_up(growing)
+    assert not keeps_up([])
+    assert launched_figure(steady).passed is True
+    line = format_line(launched_figure(never))
+    assert "250 left" in line
+    assert line.endswith("FAIL")
+
+
+def test_figure_modules_are_found_by_their_figures_function() -> None:
+    modules = figure_modules()
+
+    assert {"ingest", "ack"} <= set(modules)
+    assert "loadgen" not in modules
