@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -21,7 +22,7 @@ import aiohttp
 
 from bot.sandbox.served import REPO, free_port, process_environment
 
-Comparison = Literal[">=", "<=", "<", ">"]
+Comparison = Literal[">=", "<=", "<", ">", "=="]
 START_TIMEOUT = 30.0  # a fresh interpreter importing Bolt on a busy machine
 LOADGEN_GRACE = 60.0  # beyond warm-up and duration, before a load generator is given up on
 
@@ -65,21 +66,32 @@ class Figure:
         return self.passed is None
 
 
-def meets(value: float, comparison: Comparison, target: float) -> bool:
+def meets(value: float, comparison: str, target: float) -> bool:
+    """Whether `value comparison target` holds; a value not measured (NaN) never does."""
+    if math.isnan(value):
+        return False
     if comparison == ">=":
         return value >= target
     if comparison == "<=":
         return value <= target
     if comparison == "<":
         return value < target
-    return value > target
+    if comparison == ">":
+        return value > target
+    if comparison == "==":
+        return value == target
+    raise ValueError(f"unknown comparison {comparison!r}")
 
 
-SYMBOLS = {">=": "≥", "<=": "≤", "<": "<", ">": ">"}
+SYMBOLS = {">=": "≥", "<=": "≤", "<": "<", ">": ">", "==": "="}
 NAME_WIDTH = 34
 
 
 def format_value(value: float, unit: str) -> str:
+    if math.isnan(value):
+        return "not measured"
+    if math.isinf(value):
+        return f"∞ {unit}"
     if unit == "x":
         return f"{value:.2f}x"
     if unit in {"", "count"}:
@@ -167,7 +179,8 @@ def median_result(results: Sequence[LoadResult]) -> LoadResult:
 
 
 def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
+    """The middle value; NaN when there is none."""
+    return float(statistics.median(values)) if values else math.nan
 
 
 Request = dict[str, Any]  # {"method", "path", "headers", "body"}: one pre-built request
