@@ -210,14 +210,14 @@ class Outbox:
         while True:
             wake.clear()
             now = loop.time()
-            work = messages.work_in_channel(self._db, channel)
+            work = messages.lane_work(self._db, channel)
             if not work:
                 pace.forget_before(now)
                 del self._lanes[channel]
                 return
-            ready: list[tuple[float, MessageRecord]] = []
+            ready: list[tuple[float, messages.LaneItem]] = []
             for row in work:
-                if self._waits_for_parent(row):
+                if row.waits_for_parent:
                     continue
                 due = max(pace.paused_until, _seconds_until(row.next_attempt_at, now))
                 if row.state == "pending" and row.ts is None:
@@ -236,13 +236,17 @@ class Outbox:
                         await wake.wait()
                 continue
             try:
-                posted = await self._deliver(row)
+                posted = await self._deliver(row.id)
             except SlackCallFailed as error:
-                pause = self._failed(row, error.failure, now=loop.time())
-                pace.paused_until = pause or pace.paused_until
+                full = messages.get_message_by_id(self._db, row.id)
+                if full is not None:
+                    pause = self._failed(full, error.failure, now=loop.time())
+                    pace.paused_until = pause or pace.paused_until
             except Exception:
                 log.exception("delivering Slack message %s failed", row.id)
-                self._retry_later(row, "unexpected error")
+                full = messages.get_message_by_id(self._db, row.id)
+                if full is not None:
+                    self._retry_later(full, "unexpected error")
             else:
                 if posted:
                     pace.next_post = loop.time() + self._post_interval
@@ -251,13 +255,7 @@ class Outbox:
             async with self._changed:
                 self._changed.notify_all()
 
-    def _waits_for_parent(self, row: MessageRecord) -> bool:
-        if row.parent_id is None:
-            return False
-        parent = messages.get_message_by_id(self._db, row.parent_id)
-        return parent is not None and parent.ts is None and parent.state != "failed"
-
-    async def _deliver(self, row: MessageRecord) -> bool:
+    async def _deliver(self, message_id: int) -> bool:
         """One delivery step, retried quickly while Slack gives no clear answer: every retry
         starts again from the stored state, so a post is looked for before it is re-sent.
         Returns whether something was posted."""
@@ -265,7 +263,7 @@ class Outbox:
             on=_transient, attempts=3, wait_initial=0.5, wait_max=5.0, timeout=60.0
         ):
             with attempt:
-                return await self._step(row.id)
+                return await self._step(message_id)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _step(self, message_id: int) -> bool:

@@ -6,6 +6,8 @@ whose answer never came is known to be `posting` (looked for before it is sent a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlite_utils import Database
 
 from storage.db import fetch_row, now_iso
@@ -119,6 +121,31 @@ def work_in_channel(db: Database, channel: str) -> list[MessageRecord]:
         "channel = ? and state in (?, ?, ?)", [channel, *WORK_STATES], order_by="id"
     )
     return [MessageRecord.from_row(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class LaneItem:
+    """What a channel's delivery lane needs to order its work, without the payloads."""
+
+    id: int
+    role: str
+    state: str
+    ts: str | None
+    next_attempt_at: str | None
+    waits_for_parent: bool  # a reply whose thread's first message is not in Slack yet
+
+
+def lane_work(db: Database, channel: str) -> list[LaneItem]:
+    """`work_in_channel`, light: one query, no payloads, the thread's state joined in."""
+    cursor = db.execute(
+        "select m.id, m.role, m.state, m.ts, m.next_attempt_at,"
+        " m.parent_id is not null and p.ts is null and coalesce(p.state, '') != 'failed'"
+        " and p.id is not null"
+        " from slack_messages m left join slack_messages p on p.id = m.parent_id"
+        " where m.channel = ? and m.state in (?, ?, ?) order by m.id",
+        [channel, *WORK_STATES],
+    )
+    return [LaneItem(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in cursor]
 
 
 def mark_posting(db: Database, message_id: int, digest: str) -> None:
