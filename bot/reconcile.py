@@ -37,6 +37,8 @@ PAGE_SIZE = 200
 # Deliveries applied at once: enough to keep up with a burst (a batch finishing together, the
 # retries after an outage) without opening a connection per delivery to ThunderPhone.
 APPLY_CONCURRENCY = 16
+# Deliveries read from the inbox at a time, and marked applied in one commit.
+DRAIN_CHUNK = 200
 MAX_PAGES = 5
 
 
@@ -61,10 +63,11 @@ async def apply_event(services: Services, event_type: str, data: dict[str, objec
 async def drain_inbox(services: Services) -> int:
     """Apply every stored delivery that is due, oldest first, several at a time (reports about
     one run take turns through its lock, and merges do not depend on order); returns how many
-    were applied."""
+    were applied. Those applied are marked in one commit per chunk: should the process stop
+    before that commit, they are applied again, which changes nothing."""
     gate = asyncio.Semaphore(APPLY_CONCURRENCY)
 
-    async def apply(row: dict[str, Any]) -> bool:
+    async def apply(row: dict[str, Any]) -> str | None:
         async with gate:
             try:
                 envelope = json.loads(row["body"])
@@ -72,12 +75,17 @@ async def drain_inbox(services: Services) -> int:
             except Exception as error:  # kept for a later attempt, never dropped silently
                 log.warning("webhook %s not applied yet: %r", row["key"], error)
                 inbox.mark_failed(services.db, row["key"], repr(error))
-                return False
-            inbox.mark_processed(services.db, row["key"])
-            return True
+                return None
+            return str(row["key"])
 
-    applied = await asyncio.gather(*(apply(row) for row in inbox.pending_events(services.db)))
-    return sum(applied)
+    applied = 0
+    while chunk := inbox.pending_events(services.db, limit=DRAIN_CHUNK):
+        done = [key for key in await asyncio.gather(*(apply(row) for row in chunk)) if key]
+        inbox.mark_processed_all(services.db, done)
+        applied += len(done)
+        if len(chunk) < DRAIN_CHUNK or not done:
+            break  # the rest (if any) failed and waits for its next attempt
+    return applied
 
 
 async def recent_runs(

@@ -37,15 +37,26 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 
 
-def pending_events(db: Database) -> list[dict[str, Any]]:
-    """Stored deliveries not yet applied whose next attempt is due, oldest first."""
+def pending_events(db: Database, *, limit: int = -1) -> list[dict[str, Any]]:
+    """Stored deliveries not yet applied whose next attempt is due, oldest first (at most
+    `limit`; -1: all)."""
     cursor = db.execute(
         "select * from webhook_events where processed_at is null and attempts < ?"
-        " and coalesce(next_attempt_at, '') <= ? order by received_at",
-        [MAX_ATTEMPTS, now_iso()],
+        " and coalesce(next_attempt_at, '') <= ? order by received_at limit ?",
+        [MAX_ATTEMPTS, now_iso(), limit],
     )
     columns = [column[0] for column in cursor.description]
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def mark_processed_all(db: Database, keys: list[str]) -> None:
+    """Mark deliveries applied, in one commit."""
+    stamp = now_iso()
+    with db.conn:
+        db.conn.executemany(
+            "update webhook_events set processed_at = ?, error = null where key = ?",
+            [(stamp, key) for key in keys],
+        )
 
 
 def mark_processed(db: Database, key: str) -> None:
