@@ -401,18 +401,47 @@ class WebhookEvent(ResponseModel):
         return cls.parse(decoded)
 
 
+def _whole_number(value: object) -> bool:
+    # As the models read ids: an int, or digits in a string; never a bool.
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+
+
+def _completed_run(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    if "id" not in data:
+        for key in ("test_call_run", "run"):
+            nested = data.get(key)
+            if isinstance(nested, Mapping):
+                return nested
+    return data
+
+
+def check_test_call_completed(data: Mapping[str, Any]) -> None:
+    """What must hold before a `test-call.completed` delivery is accepted: it names its run.
+    Cheaper than `parse_test_call_completed`, which the worker does later."""
+    if not _whole_number(_completed_run(data).get("id")):
+        raise ThunderPhoneBadResponse("test-call.completed names no run (id)", body=dict(data))
+
+
+def check_call_graded(data: Mapping[str, Any]) -> None:
+    """What must hold before a `call.graded` delivery is accepted: it names its call."""
+    nested = data.get("grade")
+    grade = nested if isinstance(nested, Mapping) else data
+    call_id = grade.get("call_id")
+    if call_id is None:
+        call_id = data.get("call_id")
+    if not _whole_number(call_id):
+        raise ThunderPhoneBadResponse("call.graded names no call (call_id)", body=dict(data))
+
+
 def parse_test_call_completed(data: Mapping[str, Any]) -> Run:
     """Read the run carried by a `test-call.completed` event.
 
     ThunderPhone's own CI example reads it as `data.test_call_run`; no other source shows the
     payload, so the run as `data` itself, or under `data.run`, is accepted too.
     """
-    if "id" not in data:
-        for key in ("test_call_run", "run"):
-            nested = data.get(key)
-            if isinstance(nested, Mapping):
-                return Run.parse(nested)
-    return Run.parse(data)
+    return Run.parse(_completed_run(data))
 
 
 def parse_call_graded(data: Mapping[str, Any]) -> Grade:

@@ -23,6 +23,8 @@ from bot.thunderphone.models import (
     TestCallRequest,
     Transcript,
     WebhookEvent,
+    check_call_graded,
+    check_test_call_completed,
     normalise_score,
     parse_call_graded,
     parse_test_call_completed,
@@ -430,3 +432,31 @@ def test_times_are_read_in_utc_with_or_without_an_offset() -> None:
     assert run.created_at is not None and run.started_at is not None
     assert run.created_at.isoformat() == "2026-04-20T18:24:09+00:00"
     assert run.started_at.isoformat() == "2026-04-20T18:24:10+00:00"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"test_call_run": {"id": 7110}},
+        {"run": {"id": "7110"}},
+        {"id": 7110, "status": "completed"},
+    ],
+)
+def test_a_completed_delivery_is_accepted_when_it_names_its_run(data: dict[str, Any]) -> None:
+    check_test_call_completed(data)  # no error: accepted
+
+
+@pytest.mark.parametrize(
+    "data", [{}, {"status": "completed"}, {"id": True}, {"test_call_run": {"id": "x"}}]
+)
+def test_a_completed_delivery_without_a_run_id_is_refused(data: dict[str, Any]) -> None:
+    with pytest.raises(ThunderPhoneBadResponse):
+        check_test_call_completed(data)
+
+
+def test_a_graded_delivery_must_name_its_call() -> None:
+    check_call_graded({"call_id": 42, "grade": {"score": 90}})
+    check_call_graded({"grade": {"call_id": "42"}})
+    for data in ({"grade": {"score": 90}}, {"call_id": None}, {"call_id": 4.5}):
+        with pytest.raises(ThunderPhoneBadResponse):
+            check_call_graded(data)
