@@ -57,8 +57,8 @@ from storage.models import RunRecord
 INGEST_TARGET = 0.60
 # Requests built per round and per second of it: more than the bot takes on this kind of
 # machine, so an event id is not sent twice (a duplicate is answered before it is stored).
-EVENTS_PER_SECOND = 3000
-MAX_EVENTS = 60_000
+EVENTS_PER_SECOND = 12_000
+MAX_EVENTS = 80_000
 # Launched runs: how soon after the load the inbox must be empty, and how long it is watched.
 DRAIN_TARGET = 5.0
 DRAIN_WATCH = 15.0

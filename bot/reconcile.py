@@ -46,14 +46,15 @@ class RunNotKnownYet(Exception):
     """A report about a run that may belong to a launch still being looked for."""
 
 
+def _any_unsettled(services: Services) -> bool:
+    return launches.any_unsettled(services.db) or batch_store.any_unsettled_parts(services.db)
+
+
 async def apply_event(services: Services, event_type: str, data: dict[str, object]) -> None:
     if event_type == "test-call.completed":
         report = parse_test_call_completed(data)
         known = await apply_run(services, report)
-        unsettled = launches.any_unsettled(services.db) or batch_store.any_unsettled_parts(
-            services.db
-        )
-        if not known and unsettled:
+        if not known and _any_unsettled(services):
             # Kept for a later attempt: it may be the run of a launch whose answer was lost.
             raise RunNotKnownYet(report.id)
     elif event_type == "call.graded":
