@@ -103,5 +103,7 @@ async def look_up_all(services: Services, keys: Iterable[TargetKey]) -> dict[Tar
     """Every target at once (a compare names several). Raises UnknownTarget for the first
     one ThunderPhone does not have."""
     wanted = list(dict.fromkeys(keys))
+    if len(wanted) <= 1:  # the usual case, answered within the slash command's ack
+        return {key: await look_up(services, *key) for key in wanted}
     found = await asyncio.gather(*(look_up(services, kind, id_) for kind, id_ in wanted))
     return dict(zip(wanted, found, strict=True))
