@@ -126,7 +126,7 @@ async def test_a_run_started_and_flagged_shows_consent_launch_and_flag(
         f"“Agent &lt;paused&gt; too long” · issue 4321 · ${billed / 100:.2f}"
     )
     for line in shown_lines:
-        assert line.startswith("<!date^") and "^{date_short} {time}|" in line
+        assert line.startswith("<!date^") and "^{date_short_pretty} {time}|" in line
     assert reply.text == f"Audit trail of run {run_id}: 3 events"
 
     stored = {row["action"]: row for row in events(stack)}
@@ -408,7 +408,7 @@ def test_the_trail_is_valid_block_kit_and_pinned(
 def test_a_trail_line_says_when_who_what_and_cost() -> None:
     payload = audit_trail(TRAIL)
     assert payload["blocks"][1]["text"]["text"].splitlines()[-1] == (
-        "<!date^1796133900^{date_short} {time}|Dec 1 14:05 UTC> · <@U0MARIA> · "
+        "<!date^1796133900^{date_short_pretty} {time}|Dec 1 14:05 UTC> · <@U0MARIA> · "
         "consented to a test call · agent 12 · ~$0.48"
     )
     line = audit_trail(SETTINGS)["blocks"][1]["text"]["text"].splitlines()

@@ -4,11 +4,10 @@ per event: `Dec 1 14:05 · @maria · started run 7110 · agent 12`."""
 from __future__ import annotations
 
 import re
-from datetime import UTC
 from typing import Any
 
 from bot.audit import Trail
-from bot.blocks.common import SECTION_LIMIT, context, escape, mention, message, money, parse_time
+from bot.blocks.common import SECTION_LIMIT, context, escape, mention, message, money, when
 from bot.blocks.common import section as section_block
 from storage.models import AuditEvent
 
@@ -30,16 +29,6 @@ _PHRASES = {
     "smoke_suite_set": "made {} a smoke suite",
 }
 SETTINGS_MARK = "⚙️"
-
-
-def when(value: str) -> str:
-    """A day and time each reader sees in their own time zone (UTC in the fallback)."""
-    moment = parse_time(value)
-    if moment is None:
-        return ""
-    utc = moment.astimezone(UTC)
-    fallback = f"{utc:%b} {utc.day} {utc:%H:%M} UTC"
-    return f"<!date^{int(moment.timestamp())}^{{date_short}} {{time}}|{fallback}>"
 
 
 def who(user_id: str) -> str:
