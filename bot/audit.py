@@ -40,6 +40,13 @@ DETAIL_CHARS = 200
 Decision = Literal["consented", "cancelled", "expired"]
 
 
+def decision_of(to: str) -> Decision:
+    """What a claim of a confirmation (to `launching`, `cancelled` or `expired`) records."""
+    if to == "launching":
+        return "consented"
+    return "cancelled" if to == "cancelled" else "expired"
+
+
 @dataclass(frozen=True)
 class Where:
     """Where an event happened and who did it."""

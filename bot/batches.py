@@ -266,10 +266,7 @@ def decide(
             return False
         batch = batch_store.get_batch(db, batch_id)
         assert batch is not None
-        action: audit.Decision = (
-            "consented" if to == "launching" else "cancelled" if to == "cancelled" else "expired"
-        )
-        audit.batch_decided(db, batch, action, user_id)
+        audit.batch_decided(db, batch, audit.decision_of(to), user_id)
     return True
 
 

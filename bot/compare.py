@@ -454,10 +454,7 @@ def _decide(
             return False
         compare = compare_store.get_compare(db, compare_id)
         assert compare is not None
-        action: audit.Decision = (
-            "consented" if to == "launching" else "cancelled" if to == "cancelled" else "expired"
-        )
-        audit.compare_decided(db, compare, action, user_id)
+        audit.compare_decided(db, compare, audit.decision_of(to), user_id)
     return True
 
 

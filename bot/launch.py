@@ -130,10 +130,7 @@ def _decide(
             return False
         launch = launches.get_launch(db, launch_id)
         assert launch is not None
-        action: audit.Decision = (
-            "consented" if to == "launching" else "cancelled" if to == "cancelled" else "expired"
-        )
-        audit.launch_decided(db, launch, action, user_id)
+        audit.launch_decided(db, launch, audit.decision_of(to), user_id)
     return True
 
 
