@@ -16,11 +16,6 @@ _INSERT = (
 )
 
 
-def store_event(db: Database, key: str, event_type: str, body: str) -> bool:
-    """Store a delivery; False when the same delivery was stored before (a duplicate)."""
-    return store_events(db, [(key, event_type, body)])[0]
-
-
 def store_events(db: Database, deliveries: list[tuple[str, str, str]]) -> list[bool]:
     """Store (key, event type, body) deliveries in one transaction, committed when this
     returns; for each, False when it was stored before (a duplicate)."""
@@ -57,12 +52,6 @@ def mark_processed_all(db: Database, keys: list[str]) -> None:
             "update webhook_events set processed_at = ?, error = null where key = ?",
             [(stamp, key) for key in keys],
         )
-
-
-def mark_processed(db: Database, key: str) -> None:
-    db.execute(
-        "update webhook_events set processed_at = ?, error = null where key = ?", [now_iso(), key]
-    )
 
 
 def mark_failed(db: Database, key: str, error: str) -> None:

@@ -48,8 +48,8 @@ def test_a_later_grade_wins_and_an_earlier_one_is_ignored(db: Database) -> None:
 
 
 def test_a_failing_delivery_waits_longer_each_time(db: Database) -> None:
-    assert inbox.store_event(db, "evt", "call.graded", "{}") is True
-    assert inbox.store_event(db, "evt", "call.graded", "{}") is False
+    assert inbox.store_events(db, [("evt", "call.graded", "{}")]) == [True]
+    assert inbox.store_events(db, [("evt", "call.graded", "{}")]) == [False]
     assert [row["key"] for row in inbox.pending_events(db)] == ["evt"]
     inbox.mark_failed(db, "evt", "boom")
     assert inbox.pending_events(db) == [], "not due again at once"
@@ -57,7 +57,7 @@ def test_a_failing_delivery_waits_longer_each_time(db: Database) -> None:
     assert row["attempts"] == 1 and row["error"] == "boom"
     db.execute("update webhook_events set next_attempt_at = '2000-01-01'")
     assert len(inbox.pending_events(db)) == 1
-    inbox.mark_processed(db, "evt")
+    inbox.mark_processed_all(db, ["evt"])
     assert inbox.pending_events(db) == []
 
 
