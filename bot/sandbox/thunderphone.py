@@ -23,6 +23,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -69,7 +70,6 @@ class _RunState:
     scenario: sc.Scenario
     target: sc.Target
     stage: int = _QUEUED
-    started: float = 0.0
 
 
 class ThunderPhoneSandbox(WebhookEndpoints):
@@ -444,11 +444,12 @@ class ThunderPhoneSandbox(WebhookEndpoints):
             call_id = self._next("call")
             self.calls[call_id] = sc.call_object(call_id, run, state.target, now)
             run.update(status="in_progress", call_id=call_id, started_at=now, updated_at=now)
-            state.stage, state.started = _IN_PROGRESS, self.clock()
+            state.stage = _IN_PROGRESS
             if (batch := self.batches.get(run["batch_id"] or -1)) is not None:
                 batch["updated_at"] = now
         elif state.stage == _IN_PROGRESS:
-            ended = sc.iso(state.started + scenario.duration_seconds)
+            # From the start_time as written, so end_time - start_time is the duration exactly.
+            ended = _after(self.calls[run["call_id"]]["start_time"], scenario.duration_seconds)
             minutes, cents = sc.billing(scenario, agent.product)
             entries = sc.transcript(scenario, agent.name, run["direction"])
             self.transcripts[run["call_id"]] = entries
@@ -498,3 +499,9 @@ class ThunderPhoneSandbox(WebhookEndpoints):
         if batch["completed_runs"] + batch["failed_runs"] == batch["total_runs"]:
             batch["status"] = "failed" if batch["completed_runs"] == 0 else "completed"
             batch["completed_at"] = batch["updated_at"]
+
+
+def _after(stamp: str, seconds: int) -> str:
+    """An ISO time as written by `iso`, `seconds` later, written the same way."""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")) + timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
