@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     thunderbot_access_log: bool = Field(
         False, description="Log one line per HTTP request (off: it costs time on every request)."
     )
+    thunderbot_admins: str = Field(
+        "",
+        description="Comma-separated Slack user ids (U...) of the people who decide who may "
+        "start runs, set budgets and approve spending over a cap.",
+    )
     host: str = Field("0.0.0.0", description="Listen address.")
     port: int = Field(3000, ge=0, le=65535, description="Listen port.")
 
@@ -97,6 +102,11 @@ class Settings(BaseSettings):
     @property
     def webhook_secrets(self) -> list[str]:
         return _split(self.thunderphone_webhook_secret.get_secret_value())
+
+    @property
+    def admins(self) -> frozenset[str]:
+        """The Slack user ids in THUNDERBOT_ADMINS."""
+        return frozenset(_split(self.thunderbot_admins))
 
 
 def public_url(raw: str) -> str:

@@ -48,7 +48,9 @@ def test_values_come_from_the_environment_and_dotenv(
         "SLACK_SIGNING_SECRET=from-dotenv\nTHUNDERPHONE_API_KEY=sk_live_1\nPORT=4000\n"
     )
     monkeypatch.setenv("THUNDERPHONE_WEBHOOK_SECRET", "whsec_a, whsec_b ,")
+    monkeypatch.setenv("THUNDERBOT_ADMINS", "U01ADMIN, U02ADMIN,")
     settings = Settings()  # type: ignore[call-arg]
+    assert settings.admins == {"U01ADMIN", "U02ADMIN"}
     assert settings.slack_signing_secret.get_secret_value() == "from-dotenv"
     assert settings.port == 4000
     assert settings.webhook_secrets == ["whsec_a", "whsec_b"]
