@@ -131,14 +131,14 @@ async def test_an_admin_approves_and_the_launch_starts_exactly_once(stack: Local
     confirmation = await confirm(maria)
     stale = copy.deepcopy(confirmation)
     await maria.click(confirmation, ids.START_RUN)
-    assert "Waiting for an admin's approval" in shown(confirmation)
-    assert "$0.00 of $0.50 spent today" in shown(confirmation)
+    text = await answered(stack, confirmation, "Waiting for an admin's approval")
+    assert "$0.00 of $0.50 spent today" in text
     request = await approval_request(stack)
     assert launches_posted(stack) == []
 
     # A second click on the same Start (a double click) finds the request already asked.
     await maria.click(stale, ids.START_RUN)
-    assert "was already asked" in shown(stale)
+    await answered(stack, stale, "was already asked")
     assert len(channel_messages(stack, "Approval needed")) == 1
 
     await stack.user("U0LI").click(request, ids.APPROVE_SPEND)
@@ -187,7 +187,7 @@ async def test_a_cap_set_to_refuse_refuses_with_the_figures(stack: LocalStack) -
     maria = stack.user("U0MARIA")
     confirmation = await confirm(maria)
     await maria.click(confirmation, ids.START_RUN)
-    text = shown(confirmation)
+    text = await answered(stack, confirmation, "Not started")
     assert "Not started: over a spend cap" in text and "Nothing was charged" in text
     assert "This test call (about $1.00)" in text
     assert "$0.00 of $0.50 spent today" in text
@@ -205,7 +205,7 @@ async def test_within_the_cap_a_launch_starts_and_its_bill_replaces_the_estimate
     maria = stack.user("U0MARIA")
     confirmation = await confirm(maria)
     await maria.click(confirmation, ids.START_RUN)
-    assert "Started" in shown(confirmation)
+    await answered(stack, confirmation, "Started")
     status = await say(stack, "budget")
     assert "Workspace: $1.00 of $5.00 today" in status and "(20%), $1.00 in flight" in status
     run_id = max(stack.sandbox.runs)
@@ -223,7 +223,7 @@ async def test_a_refused_create_releases_its_reservation(stack: LocalStack) -> N
     maria = stack.user("U0MARIA")
     confirmation = await confirm(maria)
     await maria.click(confirmation, ids.START_RUN)
-    assert "Couldn't start the test call" in shown(confirmation)
+    await answered(stack, confirmation, "Couldn't start the test call")
     assert "$0.00 of $1.50 today" in await say(stack, "budget")
     again = await confirm(maria)
     await maria.click(again, ids.START_RUN)
@@ -237,7 +237,7 @@ async def test_batches_count_in_full_at_consent_and_warnings_come_once_at_50_and
     maria = stack.user("U0MARIA")
     first = await confirm(maria, 'batch agent:12 --stagger 0 "One." "Two."')
     await maria.click(first, ids.START_BATCH)
-    assert "Started 2 runs" in shown(first)
+    await answered(stack, first, "Started 2 runs")
     warned = await stack.fake.wait_for(lambda: channel_messages(stack, "⚠️") or None)
     assert len(warned) == 1
     assert "The workspace's daily cap is 50% used (past 50%)" in shown(warned[0])

@@ -64,7 +64,7 @@ def _admins(admins: Sequence[str]) -> str:
 def over_budget(outcome: OverBudget) -> dict[str, Any]:
     """What replaces the confirmation when Start is pressed over a cap."""
     charge, breaches = outcome.charge, outcome.breaches
-    reasons = "\n".join(f"• {breach_words(s, charge.total, _cap_what(charge))}" for s in breaches)
+    reasons = "\n".join(f"• {breach_words(s, charge.total, _cap_what(charge))}." for s in breaches)
     if outcome.approval is None:
         text = (
             f"*Not started: over a spend cap.* Nothing was charged.\n{reasons}\n"
@@ -99,7 +99,7 @@ def approval_request(
     """Posted in the channel: an admin's Approve (or Decline) lets a launch over a cap go on."""
     who = mention(approval.requested_by)
     heading = f"*⏸️ {who} pressed Start on {charge.what}, over a spend cap*"
-    reasons = [f"• {breach_words(s, charge.total, _cap_what(charge))}" for s in breaches]
+    reasons = [f"• {breach_words(s, charge.total, _cap_what(charge))}." for s in breaches]
     value = encode(Route(approval_id=approval.id))
     blocks = [
         section("\n".join([heading, *reasons])),
@@ -166,11 +166,11 @@ def budget_status(
     admins: Sequence[str],
 ) -> dict[str, Any]:
     """`/testcall budget`: spend against each cap, for the workspace and this channel."""
-    lines = ["*Spend on test calls* (billed, plus the estimates of runs in flight)"]
+    lines = ["*Spend on test calls* (billed, plus the estimates of runs in flight):"]
     for period, in_channel, standing, (billed, held) in rows:
         label = f"<#{channel_id}>" if in_channel else "Workspace"
         lines.append(
-            "• " + _row(label, standing, billed, held, period_words(period, start[period]))
+            "• " + _row(label, standing, billed, held, period_words(period, start[period])) + "."
         )
     who = ", ".join(mention(a) for a in admins) or "nobody (THUNDERBOT_ADMINS is empty)"
     note = (
