@@ -19,6 +19,7 @@ from bot.budgets import (
     admins_of,
     approval_key,
     as_stored,
+    audit_detail,
     period_start,
     standings,
 )
@@ -179,7 +180,7 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
                 "approved",
                 subject,
                 where,
-                detail=f"asked by {approval.requested_by}: {approval.reason}",
+                detail=audit_detail(f"asked by {approval.requested_by}: {approval.reason}"),
                 cost_cents=approval.estimate_cents,
             )
     except _Gone:
@@ -230,7 +231,7 @@ async def decline(services: Services, approval_id: int, admin_id: str) -> str:
             "declined",
             (approval.subject_kind, approval.subject_id),
             audit.Where(admin_id, approval.team_id, approval.channel_id),
-            detail=f"asked by {approval.requested_by}: {approval.reason}",
+            detail=audit_detail(f"asked by {approval.requested_by}: {approval.reason}"),
             cost_cents=approval.estimate_cents,
         )
     _show_decided(services, approval_id)

@@ -207,6 +207,12 @@ class OverBudget:
     asked_before: bool = False  # a click before this one already asked
 
 
+def audit_detail(text: str) -> str:
+    """An audit line's detail: short plain words, as the trail keeps them."""
+    limit = audit.DETAIL_CHARS
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def approval_key(approval_id: int) -> MessageKey:
     return ("approval", str(approval_id), "request")
 
@@ -234,7 +240,7 @@ def stopped(
                 "over_budget",
                 subject,
                 where,
-                detail=f"refused: {reason}",
+                detail=audit_detail(f"refused: {reason}"),
                 cost_cents=charge.total,
             )
         return OverBudget(charge, breaches, admins)
@@ -254,7 +260,7 @@ def stopped(
                 "over_budget",
                 subject,
                 where,
-                detail=f"waiting for approval: {reason}",
+                detail=audit_detail(f"waiting for approval: {reason}"),
                 cost_cents=charge.total,
             )
             services.outbox.show(

@@ -272,3 +272,39 @@ async def test_a_channel_cap_holds_only_its_channel(stack: LocalStack) -> None:
     await here.click(held, ids.START_RUN)
     await answered(stack, held, "Waiting for an admin's approval")
     assert f"<#{CHANNEL}>'s daily cap" in shown(held)
+
+
+async def test_a_compare_counts_every_target_at_consent_and_starts_once_approved(
+    stack: LocalStack,
+) -> None:
+    # Two targets, one run each, $1.00 each: $2.00 does not fit in $1.50, though one would.
+    await say(stack, "budget set day $1.50", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria, 'compare "Ask about opening hours." agent:12 agent:14')
+    await maria.click(confirmation, ids.START_COMPARE)
+    text = await answered(stack, confirmation, "Waiting for an admin's approval")
+    assert "These 2 runs (about $2.00)" in text
+    request = await approval_request(stack)
+    assert batch_posts(stack) == []
+
+    await stack.user(ADMIN).click(request, ids.APPROVE_SPEND)
+    await stack.fake.wait_for(lambda: len(batch_posts(stack)) == 2 or None)
+    await outbox_idle(stack)
+    assert [post.json["target_id"] for post in batch_posts(stack)] == [12, 14]
+    [compare] = rows(stack, "compares")
+    assert (compare["status"], compare["decided_by"]) == ("launched", "U0MARIA")
+    assert "$2.00 of $1.50 today" in await say(stack, "budget")
+
+
+async def test_a_smoke_test_counts_in_full_and_is_refused_over_a_refusing_cap(
+    stack: LocalStack,
+) -> None:
+    await say(stack, "budget set month $4.99 then refuse", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria, "smoke agent:12")
+    await maria.click(confirmation, ids.START_BATCH)
+    text = await answered(stack, confirmation, "Not started: over a spend cap")
+    assert "These 5 runs (about $5.00)" in text and "$0.00 of $4.99 spent this month" in text
+    await outbox_idle(stack)
+    assert batch_posts(stack) == []
+    assert [r["status"] for r in rows(stack, "batches")] == ["proposed"]
