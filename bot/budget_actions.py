@@ -222,18 +222,17 @@ async def decline(services: Services, approval_id: int, admin_id: str) -> str:
     approval = store.get_approval(db, approval_id)
     if approval is None:
         return "I have no record of that request any more."
-    with db.atomic():
-        if not store.decide_approval(db, approval_id, "declined", admin_id):
-            return _already(store.get_approval(db, approval_id) or approval)
-        _close(db, approval, admin_id)
-        audit.record(
-            db,
-            "declined",
-            (approval.subject_kind, approval.subject_id),
-            audit.Where(admin_id, approval.team_id, approval.channel_id),
-            detail=audit_detail(f"asked by {approval.requested_by}: {approval.reason}"),
-            cost_cents=approval.estimate_cents,
-        )
+    try:
+        with db.atomic():
+            if not store.decide_approval(db, approval_id, "declined", admin_id):
+                return _already(store.get_approval(db, approval_id) or approval)
+            if not _close(db, approval, admin_id):
+                raise _Gone
+            _declined(db, approval, admin_id)
+    except _Gone:
+        store.decide_approval(db, approval_id, "void", admin_id)
+        _show_decided(services, approval_id)
+        return "That was already started, cancelled or expired another way: nothing to decline."
     _show_decided(services, approval_id)
     await tell(
         services,
@@ -245,13 +244,26 @@ async def decline(services: Services, approval_id: int, admin_id: str) -> str:
     return "Declined: nothing was started or charged."
 
 
-def _close(db: Database, approval: Approval, admin_id: str) -> None:
-    """A declined launch (batch, compare) can never be started."""
+def _declined(db: Database, approval: Approval, admin_id: str) -> None:
+    audit.record(
+        db,
+        "declined",
+        (approval.subject_kind, approval.subject_id),
+        audit.Where(admin_id, approval.team_id, approval.channel_id),
+        detail=audit_detail(f"asked by {approval.requested_by}: {approval.reason}"),
+        cost_cents=approval.estimate_cents,
+    )
+
+
+def _close(db: Database, approval: Approval, admin_id: str) -> bool:
+    """A declined launch (batch, compare) can never be started; False when it was already
+    decided another way."""
     if approval.subject_kind == "launch":
-        launches.claim_launch(db, approval.subject_id, to="cancelled", by=admin_id)
-    elif approval.subject_kind == "batch":
-        batch_store.claim_batch(db, approval.subject_id, to="cancelled", by=admin_id)
-    else:
-        compare_store.claim_compare(db, approval.subject_id, to="cancelled", by=admin_id)
-        for member in compare_store.batches_of(db, approval.subject_id):
-            batch_store.claim_batch(db, member.id, to="cancelled", by=admin_id)
+        return launches.claim_launch(db, approval.subject_id, to="cancelled", by=admin_id)
+    if approval.subject_kind == "batch":
+        return batch_store.claim_batch(db, approval.subject_id, to="cancelled", by=admin_id)
+    if not compare_store.claim_compare(db, approval.subject_id, to="cancelled", by=admin_id):
+        return False
+    for member in compare_store.batches_of(db, approval.subject_id):
+        batch_store.claim_batch(db, member.id, to="cancelled", by=admin_id)
+    return True

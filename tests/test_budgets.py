@@ -308,3 +308,26 @@ async def test_a_smoke_test_counts_in_full_and_is_refused_over_a_refusing_cap(
     await outbox_idle(stack)
     assert batch_posts(stack) == []
     assert [r["status"] for r in rows(stack, "batches")] == ["proposed"]
+
+
+async def test_a_launch_started_another_way_is_not_started_again_by_approve(
+    stack: LocalStack,
+) -> None:
+    await say(stack, "budget set day $0.50", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria)
+    stale = copy.deepcopy(confirmation)
+    await maria.click(confirmation, ids.START_RUN)
+    await answered(stack, confirmation, "Waiting for an admin's approval")
+    request = await approval_request(stack)
+
+    await say(stack, "budget set day $5", user=ADMIN)
+    await maria.click(stale, ids.START_RUN)
+    await answered(stack, stale, "Started")
+    await stack.user(ADMIN).click(request, ids.APPROVE_SPEND)
+    await stack.fake.wait_for(
+        lambda: any("nothing to approve" in a for a in answers(stack)) or None
+    )
+    await outbox_idle(stack)
+    assert len(launches_posted(stack)) == 1
+    assert "Closed" in shown(request) and ids.APPROVE_SPEND not in shown(request)
