@@ -14,7 +14,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from sqlite_utils import Database
 
@@ -297,13 +296,6 @@ def warn(services: Services, team_id: str, channel_id: str) -> None:
                 services.outbox.show(key, channel_id, warning(standing, level))
     except Exception:  # a warning never stands in the way of a launch already consented to
         log.exception("could not check the spend caps of %s", channel_id)
-
-
-# ---------------------------------------------------------------------------------------------
-# Settings
-
-
-BudgetScope = Literal["workspace", "channel"]
 
 
 def admins_of(services: Services) -> tuple[str, ...]:
