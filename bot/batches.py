@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from sqlite_utils import Database
 
-from bot import audit
+from bot import audit, budgets
 from bot.batch_report import build_report
 from bot.blocks.batches import batch_card
 from bot.commands import (
@@ -254,11 +254,19 @@ def bless(services: Services, batch_id: str, user_id: str) -> bool:
 
 
 def decide(
-    db: Database, batch_id: str, to: BatchStatus, user_id: str, *, created_after: str = ""
+    db: Database,
+    batch_id: str,
+    to: BatchStatus,
+    user_id: str,
+    *,
+    created_after: str = "",
+    approved: bool = False,
 ) -> bool:
     """Claim a proposed batch and record who decided what (Start: consent, with the estimate),
     in one transaction: True only for the one caller that did it. A decision that cannot be
-    recorded is not made (it raises)."""
+    recorded is not made (it raises). Consent reserves the estimate of every run in the same
+    transaction, or raises `budgets.OverCap` (nothing claimed) over a spend cap an admin has
+    not `approved`."""
     with db.atomic():
         if not batch_store.claim_batch(
             db, batch_id, to=to, by=user_id, created_after=created_after
@@ -267,7 +275,14 @@ def decide(
         batch = batch_store.get_batch(db, batch_id)
         assert batch is not None
         audit.batch_decided(db, batch, audit.decision_of(to), user_id)
+        if to == "launching":
+            budgets.reserve(db, budgets.batch_charge(db, batch), approved=approved)
     return True
+
+
+def claim_approved(db: Database, batch_id: str, user_id: str) -> bool:
+    """Consent given by `user_id` over a cap, now approved by an admin: claimed at most once."""
+    return decide(db, batch_id, "launching", user_id, approved=True)
 
 
 def cancel(services: Services, batch_id: str, user_id: str) -> BatchOutcome:
@@ -287,12 +302,21 @@ async def start(services: Services, batch_id: str, user_id: str) -> BatchOutcome
     except sqlite3.Error as error:
         log.exception("consent to batch %s not recorded", batch_id)
         return NotRecorded(str(error))
+    except budgets.OverCap as over:
+        return budgets.stopped(services, ("batch", batch_id), user_id, over)
     if not consented:
         if decide(db, batch_id, "expired", user_id):
             return ConfirmationExpired()
         return BatchAlreadyDecided(batch_store.get_batch(db, batch_id))
+    return await proceed(services, batch_id)
+
+
+async def proceed(services: Services, batch_id: str) -> BatchOutcome:
+    """Send a batch just claimed (consented to): the card, then its parts."""
+    db = services.db
     batch = batch_store.get_batch(db, batch_id)
     assert batch is not None
+    budgets.warn(services, batch.team_id, batch.channel_id)
     card = batch_card_key(batch_id)
     # The card goes up before any money is spent: where the bot cannot post, nothing starts.
     report = build_report(db, batch_id, services.threshold)

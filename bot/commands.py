@@ -22,6 +22,8 @@ USAGE = {
     "alias": "/testcall alias set <name> agent:<id>  ·  /testcall alias list  ·  "
     "/testcall alias remove <name>",
     "audit": "/testcall audit [run-id | batch-id]",
+    "budget": "/testcall budget  ·  /testcall budget set day|month $AMOUNT [#channel|here] "
+    "[then wait|refuse]  ·  /testcall budget clear day|month [#channel|here]",
     "help": "/testcall help",
 }
 TARGET_HELP = "a target is agent:<id>, number:<id> or an alias, like agent:12"
@@ -178,6 +180,28 @@ class AuditCommand:
 
 
 @dataclass(frozen=True)
+class BudgetShow:
+    """Where spend stands against the caps, in the workspace and this channel."""
+
+
+@dataclass(frozen=True)
+class BudgetSet:
+    """A spend cap per `period`; `channel` is a channel id, "here" for the channel the command
+    was typed in, or None for the whole workspace."""
+
+    period: Literal["day", "month"]
+    cents: int
+    channel: str | None = None
+    over: Literal["wait", "refuse"] = "wait"
+
+
+@dataclass(frozen=True)
+class BudgetClear:
+    period: Literal["day", "month"]
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
 class AliasSet:
     name: str
     target: Target
@@ -204,8 +228,11 @@ Command = (
     | AliasList
     | AliasRemove
     | AuditCommand
+    | BudgetShow
+    | BudgetSet
+    | BudgetClear
 )
-VERBS = ("run", "batch", "suite", "smoke", "compare", "alias", "audit", "help")
+VERBS = ("run", "batch", "suite", "smoke", "compare", "alias", "audit", "budget", "help")
 
 
 @dataclass(frozen=True)
@@ -236,6 +263,8 @@ def parse_command(text: str) -> Command:
         return _parse_alias(rest)
     if verb == "audit":
         return _parse_audit(rest)
+    if verb == "budget":
+        return _parse_budget(rest)
     close = difflib.get_close_matches(verb, VERBS, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]}?" if close else ""
     raise CommandError(
@@ -667,3 +696,113 @@ def _parse_audit(tokens: list[_Token]) -> AuditCommand:
             "like 3f9a0c12."
         )
     raise CommandError(problem, "audit")
+
+
+_CHANNEL_LINK = re.compile(r"^<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>$")
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{8,}$")
+_AMOUNT = re.compile(r"^\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?$")
+MAX_BUDGET_CENTS = 100_000_000  # $1,000,000
+
+
+def _parse_budget(tokens: list[_Token]) -> Command:
+    action = tokens[0].text.lower() if tokens else ""
+    if not tokens:
+        return BudgetShow()
+    if action not in {"set", "clear"}:
+        raise CommandError(
+            f'I don\'t know "budget {tokens[0].text}": say budget, budget set or budget clear.',
+            "budget",
+        )
+    rest = tokens[1:]
+    period = rest[0].text.lower() if rest else ""
+    if period not in {"day", "month"}:
+        raise CommandError(
+            f"budget {action} needs the period first: day or month, like "
+            f"budget {action} day{' $20' if action == 'set' else ''}.",
+            "budget",
+        )
+    read_period: Literal["day", "month"] = "day" if period == "day" else "month"
+    rest = rest[1:]
+    if action == "clear":
+        if len(rest) > 1:
+            raise CommandError(
+                f'I couldn\'t read "{rest[1].text}": budget clear takes a period and, for a '
+                "channel's cap, the channel.",
+                "budget",
+            )
+        return BudgetClear(read_period, _budget_channel(rest[0].text) if rest else None)
+    if not rest:
+        raise CommandError(
+            f"How much? Give the cap in dollars, like budget set {period} $20.", "budget"
+        )
+    cents = budget_amount(rest[0].text)
+    channel: str | None = None
+    over: Literal["wait", "refuse"] = "wait"
+    remaining = iter(rest[1:])
+    for token in remaining:
+        word = token.text.lower()
+        if word == "then":
+            choice = next(remaining, None)
+            word = choice.text.lower() if choice is not None else ""
+            if word not in {"wait", "refuse"}:
+                raise CommandError(
+                    "then needs wait (an admin approves each launch over the cap) or refuse "
+                    "(launches over the cap are refused).",
+                    "budget",
+                )
+        if word in {"wait", "refuse"}:
+            over = "wait" if word == "wait" else "refuse"
+        elif channel is None and not token.quoted:
+            channel = _budget_channel(token.text)
+        else:
+            raise CommandError(f'I couldn\'t read "{token.text}" here.', "budget")
+    return BudgetSet(read_period, cents, channel, over)
+
+
+def budget_amount(text: str) -> int:
+    """`$20`, `20`, `12.50`, `$1,000` in cents; raises `CommandError` naming the problem."""
+    raw = text.strip()
+    match = _AMOUNT.match(raw)
+    if raw.startswith("-"):
+        raise CommandError(f'A cap can\'t be negative: "{raw}". Give dollars, like $20.', "budget")
+    if match is None:
+        if re.fullmatch(r"\$?\d+\.\d{3,}", raw):
+            problem = f'"{raw}" has more than two decimals: give dollars and cents, like $12.50.'
+        else:
+            problem = f'I couldn\'t read "{raw}" as an amount: give dollars, like $20 or $12.50.'
+        raise CommandError(problem, "budget")
+    dollars, cents = match.group(1).replace(",", ""), (match.group(2) or "").ljust(2, "0")
+    amount = int(dollars) * 100 + int(cents)
+    if amount == 0:
+        raise CommandError(
+            "A cap of $0 would stop every test call; give a positive amount, like $20.", "budget"
+        )
+    if amount > MAX_BUDGET_CENTS:
+        raise CommandError(
+            f"{raw} is more than the largest cap I take ($1,000,000); to have no cap, "
+            "use budget clear.",
+            "budget",
+        )
+    return amount
+
+
+def _budget_channel(text: str) -> str:
+    raw = text.strip()
+    if raw.lower() in {"here", "this"}:
+        return "here"
+    link = _CHANNEL_LINK.match(raw)
+    if link:
+        return link.group(1)
+    if _CHANNEL_ID.match(raw):
+        return raw
+    if raw.startswith("#"):
+        raise CommandError(
+            f"I can't tell which channel {raw} is from its name: say here in that channel, "
+            "or give its id (like C0123ABCD, from the channel's details).",
+            "budget",
+        )
+    raise CommandError(
+        f'I couldn\'t read "{raw}": name a channel (here, or its id like C0123ABCD), or wait '
+        "or refuse.",
+        "budget",
+    )

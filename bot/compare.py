@@ -41,10 +41,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot import audit
+from bot import audit, budgets
 from bot.batch_report import BatchReport, build_report
 from bot.batches import PART_ANSWER_TIMEOUT, UnknownSuite, launch_claimed, plan_on
 from bot.blocks.common import target_plain, target_text
+from bot.budgets import OverBudget
 from bot.commands import MAX_RUNS_PER_REQUEST, CommandError, CompareCommand
 from bot.launch import CARD_WAIT, CONFIRMATION_LIFETIME, resolve_target
 from bot.outcomes import (
@@ -337,6 +338,7 @@ CompareOutcome = (
     | Refused
     | Unclear
     | NotRecorded
+    | OverBudget
 )
 
 
@@ -442,11 +444,19 @@ def plan_compare(
 
 
 def _decide(
-    db: Database, compare_id: str, to: CompareStatus, user_id: str, *, created_after: str = ""
+    db: Database,
+    compare_id: str,
+    to: CompareStatus,
+    user_id: str,
+    *,
+    created_after: str = "",
+    approved: bool = False,
 ) -> bool:
     """Claim a proposed compare and record who decided what (Start: consent, with the estimate
     over every target), in one transaction: True only for the one caller that did it. A
-    decision that cannot be recorded is not made (it raises)."""
+    decision that cannot be recorded is not made (it raises). Consent reserves the estimate
+    of every run on every target in the same transaction, or raises `budgets.OverCap`
+    (nothing claimed) over a spend cap an admin has not `approved`."""
     with db.atomic():
         if not compare_store.claim_compare(
             db, compare_id, to=to, by=user_id, created_after=created_after
@@ -455,7 +465,14 @@ def _decide(
         compare = compare_store.get_compare(db, compare_id)
         assert compare is not None
         audit.compare_decided(db, compare, audit.decision_of(to), user_id)
+        if to == "launching":
+            budgets.reserve(db, budgets.compare_charge(db, compare), approved=approved)
     return True
+
+
+def claim_approved(db: Database, compare_id: str, user_id: str) -> bool:
+    """Consent given by `user_id` over a cap, now approved by an admin: claimed at most once."""
+    return _decide(db, compare_id, "launching", user_id, approved=True)
 
 
 def cancel(services: Services, compare_id: str, user_id: str) -> CompareOutcome:
@@ -483,13 +500,23 @@ async def start(services: Services, compare_id: str, user_id: str) -> CompareOut
     except sqlite3.Error as error:
         log.exception("consent to compare %s not recorded", compare_id)
         return NotRecorded(str(error))
+    except budgets.OverCap as over:
+        return budgets.stopped(services, ("compare", compare_id), user_id, over)
     if not consented:
         if _decide(db, compare_id, "expired", user_id):
             _close_batches(db, compare_id, "expired", user_id)
             return ConfirmationExpired()
         return CompareAlreadyDecided(_settled(services, compare_id))
+    return await proceed(services, compare_id)
+
+
+async def proceed(services: Services, compare_id: str) -> CompareOutcome:
+    """Send a compare just claimed (consented to): the card, then one batch per target."""
+    db = services.db
     compare = compare_store.get_compare(db, compare_id)
     assert compare is not None
+    user_id = compare.decided_by or compare.user_id
+    budgets.warn(services, compare.team_id, compare.channel_id)
     card = compare_card_key(compare_id)
     # The card goes up before any money is spent: where the bot cannot post, nothing starts.
     _show_card(services, compare)

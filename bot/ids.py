@@ -21,6 +21,10 @@ CANCEL_COMPARE = "compare_cancel"
 DELETE_SUITE = "suite_delete"
 KEEP_SUITE = "suite_keep"
 
+# Buttons on a request for approval of a spend over a cap (route: approval_id).
+APPROVE_SPEND = "budget_approve"
+DECLINE_SPEND = "budget_decline"
+
 # Buttons on a result (route: run_id).
 FLAG_RUN = "result_flag"
 SHOW_TRANSCRIPT = "result_transcript"
@@ -66,4 +70,6 @@ ACTIONS = (
     KEEP_SUITE,
     START_COMPARE,
     CANCEL_COMPARE,
+    APPROVE_SPEND,
+    DECLINE_SPEND,
 )

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from bot import audit
+from bot import audit, budgets
 from bot.blocks import notes
 from bot.blocks.runs import launch_card
 from bot.commands import RunCommand, Target
@@ -121,17 +121,33 @@ def _propose(
 
 
 def _decide(
-    db: Database, launch_id: str, to: LaunchStatus, user_id: str, *, created_after: str = ""
+    db: Database,
+    launch_id: str,
+    to: LaunchStatus,
+    user_id: str,
+    *,
+    created_after: str = "",
+    approved: bool = False,
 ) -> bool:
     """Claim a proposed launch and record who decided what, in one transaction: True only for
-    the one caller that did it. A decision that cannot be recorded is not made (it raises)."""
+    the one caller that did it. A decision that cannot be recorded is not made (it raises).
+    Consent reserves the estimate in the same transaction, or raises `budgets.OverCap` (and
+    nothing is claimed) when it would pass a spend cap that an admin has not `approved`."""
     with db.atomic():
         if not launches.claim_launch(db, launch_id, to=to, by=user_id, created_after=created_after):
             return False
         launch = launches.get_launch(db, launch_id)
         assert launch is not None
         audit.launch_decided(db, launch, audit.decision_of(to), user_id)
+        if to == "launching":
+            budgets.reserve(db, budgets.launch_charge(db, launch), approved=approved)
     return True
+
+
+def claim_approved(db: Database, launch_id: str, user_id: str) -> bool:
+    """Consent given by `user_id` earlier, over a cap, now approved by an admin: claimed like
+    a Start click, at most once, however old the confirmation."""
+    return _decide(db, launch_id, "launching", user_id, approved=True)
 
 
 def finish(
@@ -174,12 +190,21 @@ async def start(services: Services, launch_id: str, user_id: str) -> LaunchOutco
     except sqlite3.Error as error:
         log.exception("consent to launch %s not recorded", launch_id)
         return NotRecorded(str(error))
+    except budgets.OverCap as over:
+        return budgets.stopped(services, ("launch", launch_id), user_id, over)
     if not consented:
         if _decide(db, launch_id, "expired", user_id):
             return ConfirmationExpired()
         return _decided_earlier(services, launch_id)
+    return await proceed(services, launch_id)
+
+
+async def proceed(services: Services, launch_id: str) -> LaunchOutcome:
+    """Start the run of a launch just claimed (consented to): the card, then the create."""
+    db = services.db
     launch = launches.get_launch(db, launch_id)
     assert launch is not None
+    budgets.warn(services, launch.team_id, launch.channel_id)
     card = launch_card_key(launch.id)
     # The card goes up before any money is spent: where the bot cannot post, nothing starts.
     services.outbox.show(card, launch.channel_id, launch_card(launch, STARTING))

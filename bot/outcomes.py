@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.budgets import OverBudget
 from storage.models import BatchRecord, Launch
 
 
@@ -85,6 +86,7 @@ LaunchOutcome = (
     | Refused
     | Unclear
     | NotRecorded
+    | OverBudget
 )
 BatchOutcome = (
     BatchStarted
@@ -95,4 +97,5 @@ BatchOutcome = (
     | Refused
     | Unclear
     | NotRecorded
+    | OverBudget
 )

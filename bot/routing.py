@@ -48,6 +48,7 @@ class Route:
     batch_id: str | None = None
     suite: str | None = None
     channel: str | None = None
+    approval_id: int | None = None
 
 
 def _is_int(value: object) -> bool:

@@ -12,7 +12,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import audit, batches, compare, ids, launch, reviews, suite_admin
+from bot import audit, batches, budget_actions, compare, ids, launch, reviews, suite_admin
 from bot.blocks import batches as batch_blocks
 from bot.blocks import compare as compare_blocks
 from bot.blocks import replies, suite_replies
@@ -185,6 +185,25 @@ async def handle_keep_suite(
     await respond(replace_original=True, **suite_replies.kept(_route(body).suite or ""))
 
 
+def _spend_decision(
+    decide: Callable[[Any, int, str], Awaitable[str]],
+) -> Callable[..., Awaitable[None]]:
+    """Approve or Decline on a launch held over a spend cap: only an admin's click counts;
+    whoever clicked is told what came of it, only to them."""
+
+    async def handle(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        approval_id = _route(body).approval_id
+        text = "I have no record of that request any more."
+        if approval_id is not None:
+            text = await decide(services_of(context), approval_id, body["user"]["id"])
+        await respond(response_type="ephemeral", replace_original=False, text=text)
+
+    return handle
+
+
 HANDLERS = {
     ids.START_RUN: handle_start,
     ids.CANCEL_RUN: handle_cancel,
@@ -199,6 +218,8 @@ HANDLERS = {
     ids.KEEP_SUITE: handle_keep_suite,
     ids.START_COMPARE: handle_start_compare,
     ids.CANCEL_COMPARE: handle_cancel_compare,
+    ids.APPROVE_SPEND: _spend_decision(budget_actions.approve),
+    ids.DECLINE_SPEND: _spend_decision(budget_actions.decline),
 }
 
 

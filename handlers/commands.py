@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import audit, batches, compare, launch, lookup, smoke, targets, trend
+from bot import audit, batches, budget_actions, compare, launch, lookup, smoke, targets, trend
 from bot.blocks import batches as batch_blocks
 from bot.blocks import replies, suite_replies
 from bot.blocks.audit import audit_trail
@@ -22,6 +22,9 @@ from bot.commands import (
     AliasSet,
     AuditCommand,
     BatchCommand,
+    BudgetClear,
+    BudgetSet,
+    BudgetShow,
     Command,
     CommandError,
     CompareCommand,
@@ -205,6 +208,8 @@ def _answer(
         return targets.remove_alias(
             services, team_id, parsed.name, user_id=user_id, channel_id=command["channel_id"]
         )
+    if isinstance(parsed, BudgetShow | BudgetSet | BudgetClear):
+        return budget_actions.answer(services, parsed, **where)
     if isinstance(parsed, AuditCommand):
         trail = audit.find_trail(services.db, parsed, channel_id=command["channel_id"])
         return audit_trail(trail)

@@ -489,3 +489,67 @@ def m008_history_indexes(db: Database) -> None:
         " where status not in ('completed', 'failed')"
     )
     db.execute("create index idx_runs_status_updated on runs (status, updated_at)")
+
+
+@migrations()
+def m010_budgets(db: Database) -> None:
+    """Spend caps per day and month, for a workspace (channel_id "") or one channel; what each
+    consent reserved, run by run (released or replaced by the billed cost as runs settle); the
+    warnings already given; and the launches over a cap waiting for an admin's approval."""
+    db.table("budget_caps").create(
+        {
+            "team_id": str,
+            "channel_id": str,
+            "period": str,
+            "cap_cents": int,
+            "over": str,
+            "set_by": str,
+            "set_at": str,
+        },
+        pk=("team_id", "channel_id", "period"),
+        not_null={"cap_cents", "over"},
+    )
+    db.table("budget_holds").create(
+        {
+            "owner_kind": str,
+            "owner_id": str,
+            "position": int,
+            "team_id": str,
+            "channel_id": str,
+            "at": str,
+            "estimate_cents": int,
+        },
+        pk=("owner_kind", "owner_id", "position"),
+        not_null={"team_id", "channel_id", "at", "estimate_cents"},
+    )
+    db.table("budget_holds").create_index(["team_id", "at"])
+    db.table("budget_warnings").create(
+        {
+            "team_id": str,
+            "channel_id": str,
+            "period": str,
+            "period_start": str,
+            "level": int,
+            "at": str,
+        },
+        pk=("team_id", "channel_id", "period", "period_start", "level"),
+    )
+    db.table("budget_approvals").create(
+        {
+            "id": int,
+            "subject_kind": str,
+            "subject_id": str,
+            "team_id": str,
+            "channel_id": str,
+            "requested_by": str,
+            "estimate_cents": int,
+            "reason": str,
+            "status": str,
+            "decided_by": str,
+            "decided_at": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"subject_kind", "subject_id", "requested_by", "status", "created_at"},
+    )
+    db.table("budget_approvals").create_index(["subject_kind", "subject_id"], unique=True)

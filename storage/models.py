@@ -302,8 +302,7 @@ class CompareRecord(Record):
 
 
 # What an audit event records: the actions the trail knows, each done by someone (or by the bot
-# on someone's behalf). Budgets will add their approvals here ("approved", "declined": a spend
-# over a limit, decided by an admin), shown and exported like the rest.
+# on someone's behalf).
 AuditAction = Literal[
     "consented",  # Start pressed: consent to charge; cost_cents is the estimate then
     "launched",  # ThunderPhone started the run (or a batch's runs)
@@ -313,19 +312,32 @@ AuditAction = Literal[
     "expired",  # Start pressed on a confirmation too old to start
     "flagged",  # a call flagged for review: an issue report filed with ThunderPhone
     "blessed",  # a suite run made its suite's baseline on its target
+    "over_budget",  # Start pressed over a spend cap: refused, or waiting for an admin
+    "approved",  # a spend over a cap, approved by an admin; cost_cents is the estimate
+    "declined",  # a spend over a cap, declined by an admin: nothing started
     "alias_set",  # settings changes from here on
     "alias_removed",
     "suite_imported",
     "suite_deleted",
     "smoke_suite_set",
+    "budget_set",
+    "budget_cleared",
 ]
 AUDIT_ACTIONS: tuple[str, ...] = get_args(AuditAction)
 SETTINGS_CHANGES = frozenset(
-    {"alias_set", "alias_removed", "suite_imported", "suite_deleted", "smoke_suite_set"}
+    {
+        "alias_set",
+        "alias_removed",
+        "suite_imported",
+        "suite_deleted",
+        "smoke_suite_set",
+        "budget_set",
+        "budget_cleared",
+    }
 )
 # The actions whose cost is an estimate (made at consent); any other cost was billed.
-ESTIMATED_COSTS = frozenset({"consented"})
-AuditSubject = Literal["launch", "run", "batch", "compare", "suite", "alias"]
+ESTIMATED_COSTS = frozenset({"consented", "over_budget", "approved", "declined"})
+AuditSubject = Literal["launch", "run", "batch", "compare", "suite", "alias", "budget"]
 
 
 class AuditEvent(Record):

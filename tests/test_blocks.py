@@ -39,6 +39,7 @@ from storage.models import (
     RunRecord,
     SuiteSummary,
 )
+from tests.test_budget_caps import budget_examples
 
 THRESHOLD = 0.8
 TRANSCRIPT: list[dict[str, Any]] = [
@@ -312,6 +313,7 @@ def message_examples() -> dict[str, dict[str, Any]]:
         ),
         "help": replies.help_message(),
         **compare_examples(),
+        **budget_examples(),
     }
 
 

@@ -27,6 +27,11 @@ _PHRASES = {
     "suite_imported": "imported {}",
     "suite_deleted": "deleted {}",
     "smoke_suite_set": "made {} a smoke suite",
+    "over_budget": "{} stopped at a spend cap",
+    "approved": "approved {} over a spend cap",
+    "declined": "declined {} over a spend cap",
+    "budget_set": "set {}",
+    "budget_cleared": "cleared {}",
 }
 SETTINGS_MARK = "⚙️"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import ids
+from bot.blocks.budgets import over_budget
 from bot.blocks.common import (
     actions,
     button,
@@ -25,6 +26,7 @@ from bot.blocks.common import (
     trim,
     unlinked,
 )
+from bot.budgets import OverBudget
 from bot.commands import USAGE
 from bot.outcomes import (
     AlreadyDecided,
@@ -209,6 +211,8 @@ def not_started(outcome: object, what: str) -> dict[str, Any] | None:
                 f"I couldn't record your consent in the audit trail, so I didn't start {what}. "
                 "Nothing was charged; try again in a minute."
             )
+        case OverBudget():
+            return over_budget(outcome)
         case Unclear(reason):
             return decided(
                 f"{escape(reason)}, so I can't tell yet whether {what} started. I'm checking: "
@@ -264,6 +268,9 @@ def help_message() -> dict[str, Any]:
         f"• `{escape(USAGE['audit'])}`: who started, consented to, cancelled, flagged or "
         "blessed what, and who changed which setting, with what it cost; with no id, this "
         "channel's latest",
+        f"• `{escape(USAGE['budget'])}`: spend caps per day and month, for the workspace or "
+        "one channel; over a cap a launch waits for an admin's approval (or is refused); "
+        "anyone can look, admins set them",
     ]
     return message(
         "thunderbot: /testcall run, batch, suite, alias, audit, help",

@@ -1,0 +1,269 @@
+"""What people do about spend caps: `/testcall budget` (anyone looks, admins set and clear),
+and an admin's Approve or Decline on a launch held over a cap."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from bot import audit, batches, compare, launch
+from bot.blocks import budgets as blocks
+from bot.blocks.batches import outcome as batch_outcome
+from bot.blocks.compare import outcome as compare_outcome
+from bot.blocks.replies import launch_outcome, refusal
+from bot.budgets import (
+    Standing,
+    admins_of,
+    approval_key,
+    as_stored,
+    audit_detail,
+    period_start,
+    standings,
+)
+from bot.commands import USAGE, BudgetClear, BudgetSet, BudgetShow
+from bot.interactive import tell
+from bot.services import Services
+from storage import batches as batch_store
+from storage import budgets as store
+from storage import compares as compare_store
+from storage import launches
+from storage.budgets import Approval, ApprovalSubject, Cap, Period
+from storage.db import now_iso
+from storage.models import AuditSubject
+
+# An approval is for spending now: one found a day later is not acted on.
+APPROVAL_LIFETIME = timedelta(days=1)
+PERIODS: tuple[Period, ...] = ("day", "month")
+
+
+def answer(
+    services: Services,
+    parsed: BudgetShow | BudgetSet | BudgetClear,
+    *,
+    team_id: str,
+    channel_id: str,
+    user_id: str,
+) -> dict[str, Any]:
+    """The ephemeral answer to `/testcall budget …`."""
+    if isinstance(parsed, BudgetShow):
+        return show(services.db, team_id, channel_id, admins_of(services))
+    admins = admins_of(services)
+    if user_id not in admins:
+        who = ", ".join(f"<@{a}>" for a in admins) or "nobody yet (THUNDERBOT_ADMINS is empty)"
+        return refusal(f"Only an admin sets spend caps. Admins: {who}.", USAGE["budget"])
+    scope = channel_id if parsed.channel == "here" else (parsed.channel or "")
+    where = audit.Where(user_id, team_id, channel_id)
+    subject: tuple[AuditSubject, str] = ("budget", f"{scope or 'workspace'} {parsed.period}")
+    db = services.db
+    if isinstance(parsed, BudgetSet):
+        cap = Cap(
+            team_id=team_id,
+            channel_id=scope,
+            period=parsed.period,
+            cap_cents=parsed.cents,
+            over=parsed.over,
+            set_by=user_id,
+        )
+        with db.atomic():
+            previous = store.set_cap(db, cap)
+            was = f"was {previous.cap_cents / 100:.2f}" if previous else "new"
+            detail = f"${cap.cap_cents / 100:,.2f}, then {cap.over} ({was})"
+            audit.record(db, "budget_set", subject, where, detail=detail)
+        return blocks.cap_saved(cap, previous)
+    with db.atomic():
+        cleared = store.clear_cap(db, team_id, scope, parsed.period)
+        if cleared is not None:
+            detail = f"was ${cleared.cap_cents / 100:,.2f}"
+            audit.record(db, "budget_cleared", subject, where, detail=detail)
+    probe = Cap(team_id=team_id, channel_id=scope, period=parsed.period, cap_cents=1)
+    return blocks.cap_cleared(cleared, blocks.cap_name(probe))
+
+
+def show(db: Database, team_id: str, channel_id: str, admins: tuple[str, ...]) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    capped = {(s.cap.channel_id != "", s.cap.period): s for s in standings(db, team_id, channel_id)}
+    starts = {period: period_start(period, now) for period in PERIODS}
+    rows: list[tuple[Period, bool, Standing | None, tuple[int, int]]] = []
+    for in_channel in (False, True):
+        for period in PERIODS:
+            found = capped.get((in_channel, period))
+            spend = store.spend(
+                db, team_id, as_stored(starts[period]), channel_id if in_channel else None
+            )
+            rows.append((period, in_channel, found, spend))
+    return blocks.budget_status(channel_id, rows, starts, admins)
+
+
+# ---------------------------------------------------------------------------------------------
+# Approve and Decline
+
+_CLAIM: dict[str, Callable[[Database, str, str], bool]] = {
+    "launch": launch.claim_approved,
+    "batch": batches.claim_approved,
+    "compare": compare.claim_approved,
+}
+
+
+def _what(db: Database, approval: Approval) -> str:
+    if approval.subject_kind == "launch":
+        return "a test call"
+    if approval.subject_kind == "batch":
+        count = len(batch_store.get_items(db, approval.subject_id))
+        return f"a batch of {count} run{'' if count == 1 else 's'}"
+    return f"compare {approval.subject_id[:8]}"
+
+
+def _show_decided(services: Services, approval_id: int) -> None:
+    approval = store.get_approval(services.db, approval_id)
+    assert approval is not None
+    services.outbox.show(
+        approval_key(approval.id),
+        approval.channel_id,
+        blocks.approval_decided(approval, _what(services.db, approval)),
+    )
+
+
+def _not_admin(services: Services, verb: str) -> str:
+    admins = admins_of(services)
+    who = ", ".join(f"<@{a}>" for a in admins) or "nobody yet (THUNDERBOT_ADMINS is empty)"
+    return f"Only an admin can {verb} spending over a cap. Admins: {who}."
+
+
+def _already(approval: Approval) -> str:
+    by = f"<@{approval.decided_by}>" if approval.decided_by else "someone"
+    if approval.status == "void":
+        return "This request was closed: it was decided another way, or asked too long ago."
+    return f"Already {approval.status} by {by}."
+
+
+def _expired(services: Services, approval: Approval, admin_id: str) -> bool:
+    if approval.created_at >= now_iso(APPROVAL_LIFETIME):
+        return False
+    if store.decide_approval(services.db, approval.id, "void", admin_id):
+        _show_decided(services, approval.id)
+    return True
+
+
+class _Gone(Exception):
+    """What was to be approved was decided another way first; the approval is undone."""
+
+
+async def approve(services: Services, approval_id: int, admin_id: str) -> str:
+    """An admin's Approve: the launch (batch, compare) held over a cap starts, exactly once.
+    Returns what the admin is told."""
+    if admin_id not in services.settings.admins:
+        return _not_admin(services, "approve")
+    db = services.db
+    approval = store.get_approval(db, approval_id)
+    if approval is None:
+        return "I have no record of that request any more."
+    if approval.status != "waiting":
+        return _already(approval)
+    if _expired(services, approval, admin_id):
+        return (
+            "This request is more than a day old, so I didn't start anything. Ask for a fresh one."
+        )
+    subject: tuple[ApprovalSubject, str] = (approval.subject_kind, approval.subject_id)
+    try:
+        with db.atomic():
+            if not store.decide_approval(db, approval_id, "approved", admin_id):
+                return _already(store.get_approval(db, approval_id) or approval)
+            # The requester's consent, claimed now: in this one transaction with the approval.
+            if not _CLAIM[approval.subject_kind](db, approval.subject_id, approval.requested_by):
+                raise _Gone
+            where = audit.Where(admin_id, approval.team_id, approval.channel_id)
+            audit.record(
+                db,
+                "approved",
+                subject,
+                where,
+                detail=audit_detail(f"asked by {approval.requested_by}: {approval.reason}"),
+                cost_cents=approval.estimate_cents,
+            )
+    except _Gone:
+        store.decide_approval(db, approval_id, "void", admin_id)
+        _show_decided(services, approval_id)
+        return "That was already started, cancelled or expired another way: nothing to approve."
+    _show_decided(services, approval_id)
+    text = await _proceed(services, approval)
+    await tell(
+        services,
+        approval.channel_id,
+        approval.requested_by,
+        f"<@{admin_id}> approved your {_what(db, approval)} over the spend cap. {text}",
+    )
+    return text
+
+
+async def _proceed(services: Services, approval: Approval) -> str:
+    """Start what was approved; the words of its outcome."""
+    runs: dict[str, Callable[[Services, str], Awaitable[Any]]] = {
+        "launch": launch.proceed,
+        "batch": batches.proceed,
+        "compare": compare.proceed,
+    }
+    renders: dict[str, Callable[[Any], dict[str, Any]]] = {
+        "launch": launch_outcome,
+        "batch": batch_outcome,
+        "compare": compare_outcome,
+    }
+    outcome = await runs[approval.subject_kind](services, approval.subject_id)
+    return str(renders[approval.subject_kind](outcome)["text"])
+
+
+async def decline(services: Services, approval_id: int, admin_id: str) -> str:
+    """An admin's Decline: nothing starts, and the confirmation is closed."""
+    if admin_id not in services.settings.admins:
+        return _not_admin(services, "decline")
+    db = services.db
+    approval = store.get_approval(db, approval_id)
+    if approval is None:
+        return "I have no record of that request any more."
+    try:
+        with db.atomic():
+            if not store.decide_approval(db, approval_id, "declined", admin_id):
+                return _already(store.get_approval(db, approval_id) or approval)
+            if not _close(db, approval, admin_id):
+                raise _Gone
+            _declined(db, approval, admin_id)
+    except _Gone:
+        store.decide_approval(db, approval_id, "void", admin_id)
+        _show_decided(services, approval_id)
+        return "That was already started, cancelled or expired another way: nothing to decline."
+    _show_decided(services, approval_id)
+    await tell(
+        services,
+        approval.channel_id,
+        approval.requested_by,
+        f"<@{admin_id}> declined your {_what(db, approval)} over the spend cap: nothing was "
+        "started or charged.",
+    )
+    return "Declined: nothing was started or charged."
+
+
+def _declined(db: Database, approval: Approval, admin_id: str) -> None:
+    audit.record(
+        db,
+        "declined",
+        (approval.subject_kind, approval.subject_id),
+        audit.Where(admin_id, approval.team_id, approval.channel_id),
+        detail=audit_detail(f"asked by {approval.requested_by}: {approval.reason}"),
+        cost_cents=approval.estimate_cents,
+    )
+
+
+def _close(db: Database, approval: Approval, admin_id: str) -> bool:
+    """A declined launch (batch, compare) can never be started; False when it was already
+    decided another way."""
+    if approval.subject_kind == "launch":
+        return launches.claim_launch(db, approval.subject_id, to="cancelled", by=admin_id)
+    if approval.subject_kind == "batch":
+        return batch_store.claim_batch(db, approval.subject_id, to="cancelled", by=admin_id)
+    if not compare_store.claim_compare(db, approval.subject_id, to="cancelled", by=admin_id):
+        return False
+    for member in compare_store.batches_of(db, approval.subject_id):
+        batch_store.claim_batch(db, member.id, to="cancelled", by=admin_id)
+    return True
