@@ -318,14 +318,22 @@ AuditAction = Literal[
     "suite_imported",
     "suite_deleted",
     "smoke_suite_set",
+    "permission_set",  # who may start runs, bless baselines or file critical reports
 ]
 AUDIT_ACTIONS: tuple[str, ...] = get_args(AuditAction)
 SETTINGS_CHANGES = frozenset(
-    {"alias_set", "alias_removed", "suite_imported", "suite_deleted", "smoke_suite_set"}
+    {
+        "alias_set",
+        "alias_removed",
+        "suite_imported",
+        "suite_deleted",
+        "smoke_suite_set",
+        "permission_set",
+    }
 )
 # The actions whose cost is an estimate (made at consent); any other cost was billed.
 ESTIMATED_COSTS = frozenset({"consented"})
-AuditSubject = Literal["launch", "run", "batch", "compare", "suite", "alias"]
+AuditSubject = Literal["launch", "run", "batch", "compare", "suite", "alias", "permission"]
 
 
 class AuditEvent(Record):

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from bot.audit import Trail
+from bot.blocks.admin import WORDS
 from bot.blocks.common import SECTION_LIMIT, context, escape, mention, message, money, when
 from bot.blocks.common import section as section_block
 from storage.models import AuditEvent
@@ -27,7 +28,9 @@ _PHRASES = {
     "suite_imported": "imported {}",
     "suite_deleted": "deleted {}",
     "smoke_suite_set": "made {} a smoke suite",
+    "permission_set": "changed {}",
 }
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SETTINGS_MARK = "⚙️"
 
 
@@ -45,6 +48,11 @@ def subject(event: AuditEvent) -> str:
             return f"run {escape(key)}"
         case "batch" | "compare":
             return f"{event.subject_kind} {escape(key[:8])}"
+        case "permission":
+            capability, _, channel = key.partition(":")
+            words = WORDS.get(capability, escape(capability))  # type: ignore[call-overload]
+            where = f" in <#{channel}>" if _CHANNEL_ID.match(channel) else ""
+            return f"who may {words}{where}"
     return f"{event.subject_kind} `{escape(key)}`"
 
 

@@ -264,9 +264,12 @@ def help_message() -> dict[str, Any]:
         f"• `{escape(USAGE['audit'])}`: who started, consented to, cancelled, flagged or "
         "blessed what, and who changed which setting, with what it cost; with no id, this "
         "channel's latest",
+        f"• `{escape(USAGE['admin'])}`: for the bot's admins, who may start test calls, bless "
+        "baselines and file critical reports, in the workspace or `in #channel`; everyone may "
+        "until an admin says otherwise",
     ]
     return message(
-        "thunderbot: /testcall run, batch, suite, alias, audit, help",
+        "thunderbot: /testcall run, batch, suite, alias, audit, admin, help",
         [section("\n".join(lines))],
     )
 
