@@ -280,7 +280,7 @@ def parse_command(text: str) -> Command:
     hint = f" Did you mean {close[0]}?" if close else ""
     raise CommandError(
         f'Unknown command: "{tokens[0].text}".{hint} Try run, batch, suite, smoke, compare, '
-        "alias, audit, admin or help.",
+        "alias, audit or help.",
         "help",
     )
 

@@ -80,7 +80,9 @@ async def handle_testcall(
         checked = await lookup.look_up_all(services, _targets_named(services, command, parsed))
         readable = command["channel_id"]
         if isinstance(parsed, AuditCommand):
-            readable = await privacy.audit_channel(services, parsed, **_where(command))
+            readable = await privacy.audit_channel(
+                services, parsed, user_id=command["user_id"], channel_id=command["channel_id"]
+            )
         answer = _answer(services, command, parsed, checked, audit_channel=readable)
         if isinstance(parsed, SuiteExport):
             exporting = parsed.name
