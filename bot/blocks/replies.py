@@ -264,9 +264,9 @@ def help_message() -> dict[str, Any]:
         f"• `{escape(USAGE['audit'])}`: who started, consented to, cancelled, flagged or "
         "blessed what, and who changed which setting, with what it cost; with no id, this "
         "channel's latest",
-        f"• `{escape(USAGE['admin'])}`: for the bot's admins, who may start test calls, bless "
-        "baselines and file critical reports, in the workspace or `in #channel`; everyone may "
-        "until an admin says otherwise",
+        "• `/testcall admin`: the bot's admins say who may start test calls, bless baselines "
+        "and file critical reports, like `/testcall admin start @maria @qa-leads in "
+        "#voice-qa`; until they do, everyone may",
     ]
     return message(
         "thunderbot: /testcall run, batch, suite, alias, audit, admin, help",
