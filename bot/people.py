@@ -6,6 +6,7 @@ answer), the lookup says why and the caller fails closed.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ CACHE_SECONDS = 60.0
 MAX_ENTRIES = 10_000
 MAX_PAGES = 20  # 20 000 members: past that, a channel is treated as unknown
 PAGE_SIZE = 1000
+# A lookup may run before a slash command's ack, which Slack awaits for 3 s: one that takes
+# longer counts as Slack not saying.
+LOOKUP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ class PeopleCache:
         if cached is not None and now - cached[0] < self.seconds:
             return Members(cached[1])
         try:
-            ids = await fetch()
+            async with asyncio.timeout(LOOKUP_SECONDS):
+                ids = await fetch()
         except SLACK_EXCEPTIONS as error:
             code = classify(error).code if not isinstance(error, ValueError) else str(error)
             return Members(problem=code or "no answer")

@@ -4,14 +4,18 @@ launched or stored."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from slack_sdk.models.blocks import Block
 
 from bot import ids
+from bot.blocks.admin import admin_saved, admin_show, refused
 from bot.commands import AdminSet, AdminShow, CommandError, Who, parse_command
 from bot.sandbox.slack import Ephemeral, Message
 from bot.sandbox.stack import LocalStack
+from storage.permissions import PermissionRule
 from tests.helpers import (
     PROMPT,
     confirm,
@@ -423,3 +427,34 @@ async def test_the_batch_form_checks_again_when_submitted(stack: LocalStack) -> 
         "errors": {ids.BATCH_TARGET: "You may not start test calls here; ask an admin."},
     }
     assert rows(stack, "batches") == []
+
+
+async def test_a_user_group_slack_is_slow_to_name_counts_nobody_in_it(stack: LocalStack) -> None:
+    stack.fake.add_usergroup("S0LEADS", "qa-leads", ["U0MARIA"])
+    await admin(stack, "start <!subteam^S0LEADS>")
+    stack.fake.fault("usergroups.users.list", error=None, hang=5)
+    answer = await say(stack, f'run agent:12 "{PROMPT}"')
+    assert "I couldn't ask Slack who is in <!subteam^S0LEADS> (timeout)" in answer
+    assert rows(stack, "launches") == []
+
+
+def test_admin_answers_are_valid_block_kit_and_escape_what_was_typed() -> None:
+    rule = PermissionRule(
+        team_id="T1",
+        capability="start",
+        channel_id="C0QA",
+        users=["U0LI", "<!channel>"],
+        groups=["S0LEADS"],
+        set_by="U0BOSS",
+        set_at="2026-12-01T14:05:00.000+00:00",
+    )
+    for payload in (
+        admin_show([rule], ["U0BOSS"]),
+        admin_saved("start", "C0QA", rule, None),
+        admin_saved("bless", "", None, rule),
+        refused("Only <@U0LI> may start test calls in <#C0QA>."),
+    ):
+        assert [b.to_dict() for b in Block.parse_all(payload["blocks"])] == payload["blocks"]
+        assert payload["text"] and "<!channel>" not in json.dumps(payload)
+    shown_rules = json.dumps(admin_show([rule], ["U0BOSS"]))
+    assert "in <#C0QA>: only <@U0LI>, &lt;!channel&gt; and <!subteam^S0LEADS>" in shown_rules
