@@ -11,6 +11,7 @@ import pytest
 
 from bot import ids
 from bot.sandbox.slack import Ephemeral, Message, View
+from bot.sandbox.slack_user import SlackUser
 from bot.sandbox.stack import LocalStack
 from storage import runs as run_store
 from storage.db import now_iso
@@ -24,6 +25,7 @@ from tests.helpers import (
     slack_calls,
     wait_for_graded_result,
 )
+from tests.test_batches import import_suite
 
 SAM = "U0SAM"  # in the workspace, not in #voice-qa
 
@@ -234,3 +236,58 @@ async def test_audit_of_a_direct_message_run_fails_closed(stack: LocalStack) -> 
     reply = await stack.user("U0MARIA").slash("audit 503")
     assert reply.ephemeral is not None
     assert "Audit trail of run 503" in shown(reply.ephemeral)
+
+
+# ---------------------------------------------------------------------------------------------
+# A suite run compared with a baseline of another channel
+
+
+async def test_a_baseline_from_another_channel_is_compared_without_quoting_it(
+    live_stack: LocalStack,
+) -> None:
+    stack = live_stack
+    stack.fake.add_channel("C0PRIV", "secret-qa", private=True, bot_member=True, members=["U0LI"])
+    case = {"name": "refunds", "expected_outcome": "success"}
+    secret = "Your account code is 4411, I have refunded it."
+    import_suite(
+        stack,
+        "refunds",
+        [{**case, "scenario_prompt": f"[score: 91] [say: {secret}] Ask about a refund."}],
+        target="agent:12",
+    )
+    li = stack.user("U0LI", channel_id="C0PRIV")
+    baseline = await suite_card(stack, li, "C0PRIV")
+    await li.click(baseline, ids.BLESS_BATCH)
+    await stack.fake.wait_for(lambda: rows(stack, "suite_baselines") or None)
+
+    import_suite(
+        stack,
+        "refunds",
+        [{**case, "scenario_prompt": "[score: 40] [say: I can't help.] Ask about a refund."}],
+        target="agent:12",
+    )
+    card = await suite_card(stack, stack.user(), CHANNEL)
+    summary = await stack.fake.wait_for(
+        lambda: next(
+            (m for m in stack.fake.thread(CHANNEL, card.ts) if "Compared with" in shown(m)),
+            None,
+        ),
+        timeout=30,
+    )
+    text = shown(summary)
+    assert "refunds" in text and "passed → failed" in text and "diverged at turn" in text
+    assert "The baseline ran in another channel, so its turns are not quoted here." in text
+    assert "4411" not in text, "the other channel's transcript stays there"
+
+
+async def suite_card(stack: LocalStack, user: SlackUser, channel: str) -> Message:
+    """Run suite `refunds` from `channel` and wait for its finished card there."""
+    reply = await user.slash("suite run refunds")
+    assert reply.ephemeral is not None, reply.body_text
+    await user.click(reply.ephemeral, ids.START_BATCH)
+
+    def finished() -> Message | None:
+        found = [m for m in stack.fake.messages.get(channel, []) if m.thread_ts is None]
+        return found[0] if found and "case passed" in shown(found[0]) else None
+
+    return await stack.fake.wait_for(finished, timeout=30)
