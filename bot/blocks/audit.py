@@ -30,6 +30,7 @@ _PHRASES = {
     "smoke_suite_set": "made {} a smoke suite",
     "permission_set": "changed {}",
 }
+_CAPABILITY_WORDS: dict[str, str] = {str(key): words for key, words in WORDS.items()}
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SETTINGS_MARK = "⚙️"
 
@@ -50,7 +51,7 @@ def subject(event: AuditEvent) -> str:
             return f"{event.subject_kind} {escape(key[:8])}"
         case "permission":
             capability, _, channel = key.partition(":")
-            words = WORDS.get(capability, escape(capability))  # type: ignore[call-overload]
+            words = _CAPABILITY_WORDS.get(capability, escape(capability))
             where = f" in <#{channel}>" if _CHANNEL_ID.match(channel) else ""
             return f"who may {words}{where}"
     return f"{event.subject_kind} `{escape(key)}`"
