@@ -291,3 +291,28 @@ async def suite_card(stack: LocalStack, user: SlackUser, channel: str) -> Messag
         return found[0] if found and "case passed" in shown(found[0]) else None
 
     return await stack.fake.wait_for(finished, timeout=30)
+
+
+async def test_a_suite_trend_charts_only_the_runs_of_its_channel(live_stack: LocalStack) -> None:
+    stack = live_stack
+    stack.fake.add_channel("C0PRIV", "secret-qa", private=True, bot_member=True, members=["U0LI"])
+    import_suite(
+        stack,
+        "refunds",
+        [{"name": "refunds", "scenario_prompt": "[score: 91] Ask.", "expected_outcome": "success"}],
+        target="agent:12",
+    )
+    li = stack.user("U0LI", channel_id="C0PRIV")
+    await suite_card(stack, li, "C0PRIV")
+
+    asked = await stack.user().slash("suite trend refunds")
+    assert asked.ephemeral is not None and "Drawing the trend" in shown(asked.ephemeral)
+    note = await told(stack, "U0MARIA", "no finished runs")
+    assert "Suite `refunds` has no finished runs yet in this channel" in shown(note)
+    assert [m for m in stack.fake.messages[CHANNEL] if m.files] == []
+
+    await li.slash("suite trend refunds")
+    charted = await stack.fake.wait_for(
+        lambda: [m for m in stack.fake.messages["C0PRIV"] if m.files] or None
+    )
+    assert "Trend of suite `refunds`" in charted[0].text
