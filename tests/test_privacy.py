@@ -316,3 +316,12 @@ async def test_a_suite_trend_charts_only_the_runs_of_its_channel(live_stack: Loc
         lambda: [m for m in stack.fake.messages["C0PRIV"] if m.files] or None
     )
     assert "Trend of suite `refunds`" in charted[0].text
+
+
+async def test_a_big_channels_members_are_read_page_by_page(stack: LocalStack) -> None:
+    stack.fake.users["U0ZED"] = "zed"
+    crowd = [f"U0P{number:05d}" for number in range(1500)]
+    stack.fake.add_channel("C0BIG", "everyone-big", members=[*crowd, "U0ZED"])
+    seed_run(stack, 504, "C0BIG", "U0MARIA", "A scenario in a big channel.")
+    assert "in a big channel" in await home_of(stack, "U0ZED"), "on the second page"
+    assert slack_calls(stack, "conversations.members") == 2
