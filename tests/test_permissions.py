@@ -63,6 +63,16 @@ def ephemerals_of(stack: LocalStack, user_id: str) -> list[Ephemeral]:
     return [e for e in stack.fake.ephemerals if e.user == user_id and not e.deleted]
 
 
+async def told_times(stack: LocalStack, user_id: str, needle: str, times: int) -> list[Ephemeral]:
+    """Wait until `user_id` has been told `needle` `times` times, only to them."""
+
+    def found() -> list[Ephemeral] | None:
+        matching = [e for e in ephemerals_of(stack, user_id) if needle in shown(e)]
+        return matching if len(matching) >= times else None
+
+    return await stack.fake.wait_for(found)
+
+
 async def told(stack: LocalStack, user_id: str, needle: str) -> Ephemeral:
     return await stack.fake.wait_for(
         lambda: next((e for e in ephemerals_of(stack, user_id) if needle in shown(e)), None)
@@ -263,8 +273,10 @@ async def test_only_the_person_who_asked_can_press_start_or_cancel(stack: LocalS
     confirmation = await confirm(maria)
     for action in (ids.START_RUN, ids.CANCEL_RUN):
         assert await stack.user("U0LI").click(confirmation, action) == 200
-    refusal = await told(stack, "U0LI", "Only <@U0MARIA>, who asked for this test call")
-    assert "type the command again" in shown(refusal)
+    refusals = await told_times(
+        stack, "U0LI", "Only <@U0MARIA>, who asked for this test call, can start or cancel it.", 2
+    )
+    assert all("type the command again" in shown(refusal) for refusal in refusals)
     assert "Start test call" in shown(confirmation), "the confirmation stays for its owner"
     assert launches_posted(stack) == []
     [launch] = rows(stack, "launches")
@@ -279,13 +291,13 @@ async def test_only_the_person_who_asked_can_press_start_or_cancel(stack: LocalS
 async def test_a_batch_or_compare_confirmation_is_pressed_by_its_owner_only(
     stack: LocalStack,
 ) -> None:
-    for text, start in (
-        ('batch agent:12 "Ask about refunds." "Ask for hours."', ids.START_BATCH),
-        ('compare "Ask about refunds." agent:12 agent:13', ids.START_COMPARE),
+    for text, start, what in (
+        ('batch agent:12 "Ask about refunds." "Ask for hours."', ids.START_BATCH, "batch"),
+        ('compare "Ask about refunds." agent:12 agent:13', ids.START_COMPARE, "compare"),
     ):
         confirmation = await confirm(stack.user(), text)
         assert await stack.user("U0LI").click(confirmation, start) == 200
-        await told(stack, "U0LI", "Only <@U0MARIA>, who asked for this")
+        await told(stack, "U0LI", f"Only <@U0MARIA>, who asked for this {what}, can start")
     assert batch_posts(stack) == []
     assert {row["status"] for row in rows(stack, "batches")} == {"proposed"}
 
