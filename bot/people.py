@@ -1,7 +1,8 @@
 """Who is in a channel or a user group, as Slack says, remembered for a minute.
 
-Only Slack's own answers are remembered; when Slack cannot say (an error, a missing scope, no
-answer), the lookup says why and the caller fails closed.
+When Slack cannot say (an error, a missing scope, no answer), the lookup says why and the
+caller fails closed; that is remembered for a few seconds only, so a page that names many
+channels does not ask again for each one at once, and a fixed scope is noticed soon.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack_errors import SLACK_EXCEPTIONS, classify
 
 CACHE_SECONDS = 60.0
+FAILURE_SECONDS = 15.0
 MAX_ENTRIES = 10_000
 MAX_PAGES = 20  # 20 000 members: past that, a channel is treated as unknown
 PAGE_SIZE = 1000
@@ -41,8 +43,9 @@ class Members:
 @dataclass
 class PeopleCache:
     seconds: float = CACHE_SECONDS
+    failure_seconds: float = FAILURE_SECONDS
     clock: Callable[[], float] = time.monotonic
-    _entries: dict[tuple[str, str], tuple[float, frozenset[str]]] = field(default_factory=dict)
+    _entries: dict[tuple[str, str], tuple[float, Members]] = field(default_factory=dict)
 
     async def channel_members(self, slack: AsyncWebClient, channel: str) -> Members:
         """The people in `channel` (conversations.members)."""
@@ -79,18 +82,20 @@ class PeopleCache:
     ) -> Members:
         now = self.clock()
         cached = self._entries.get(key)
-        if cached is not None and now - cached[0] < self.seconds:
-            return Members(cached[1])
+        if cached is not None:
+            at, members = cached
+            if now - at < (self.seconds if members.known else self.failure_seconds):
+                return members
         try:
             async with asyncio.timeout(LOOKUP_SECONDS):
-                ids = await fetch()
+                found = Members(await fetch())
         except SLACK_EXCEPTIONS as error:
             code = classify(error).code if not isinstance(error, ValueError) else str(error)
-            return Members(problem=code or "no answer")
+            found = Members(problem=code or "no answer")
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
-        self._entries[key] = (now, ids)
-        return Members(ids)
+        self._entries[key] = (now, found)
+        return found
 
 
 def _next_cursor(page: Any) -> str:

@@ -9,6 +9,7 @@ says why.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -40,6 +41,11 @@ async def access(services: Services, *, user_id: str, channel_id: str, started_b
     """Whether `user_id` may see what `started_by` started in `channel_id`."""
     if user_id == started_by:
         return Access(True, channel_id)
+    return await member_access(services, user_id=user_id, channel_id=channel_id)
+
+
+async def member_access(services: Services, *, user_id: str, channel_id: str) -> Access:
+    """Whether Slack says `user_id` is in `channel_id`."""
     members = await services.people.channel_members(services.slack, channel_id)
     if not members.known:
         return Access(False, channel_id, members.problem)
@@ -79,16 +85,14 @@ async def visible_runs(
 ) -> tuple[list[RunRecord], dict[str, str]]:
     """The runs `user_id` may see, in order, and the channels Slack could not answer for
     (channel -> Slack's error): only the viewer's own runs from those are kept."""
-    seen: dict[str, Access] = {}
-    shown: list[RunRecord] = []
-    for run in runs:
-        if run.started_by == user_id:
-            shown.append(run)
-            continue
-        if run.channel_id not in seen:
-            seen[run.channel_id] = await run_access(services, run, user_id)
-        if seen[run.channel_id].allowed:
-            shown.append(run)
+    listed = list(runs)
+    # Slack is asked about each channel once, all at once.
+    others = list(dict.fromkeys(run.channel_id for run in listed if run.started_by != user_id))
+    answers = await asyncio.gather(
+        *(member_access(services, user_id=user_id, channel_id=c) for c in others)
+    )
+    seen = dict(zip(others, answers, strict=True))
+    shown = [run for run in listed if run.started_by == user_id or seen[run.channel_id].allowed]
     problems = {
         channel: found.problem for channel, found in seen.items() if found.problem is not None
     }

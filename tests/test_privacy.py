@@ -126,6 +126,8 @@ async def test_when_slack_cannot_say_only_the_starter_sees_a_run_and_is_told_why
     assert "Only your own runs are shown from <#C0QA> (missing_scope)" in li
     maria = await home_of(stack, "U0MARIA")
     assert "refund policy" in maria, "the person who started it still sees it"
+    assert "refund policy" not in await home_of(stack, "U0LI")
+    assert slack_calls(stack, "conversations.members") == 1, "a failure is remembered briefly"
 
 
 async def test_direct_message_runs_are_shown_to_their_participants_only(
