@@ -34,6 +34,7 @@ from storage.models import (
     RunRecord,
     SuiteRecord,
 )
+from storage.permissions import PermissionRule
 
 MAX_SHOWN = 20  # lines `/testcall audit` shows, newest first
 DETAIL_CHARS = 200
@@ -304,6 +305,38 @@ def smoke_suite_set(
     record(db, "smoke_suite_set", ("suite", suite), where, detail=detail)
 
 
+def _who_words(rule: PermissionRule | None) -> str:
+    """A rule's people in plain words: `everyone`, `only maria (U0MARIA), qa-leads (S0QA)`."""
+    if rule is None or rule.everyone:
+        return "everyone"
+    named = [
+        f"{rule.labels[ident]} ({ident})" if rule.labels.get(ident) else ident
+        for ident in [*rule.users, *rule.groups]
+    ]
+    return "only " + (", ".join(named) or "nobody")
+
+
+def permission_subject(capability: str, channel_id: str) -> str:
+    """A rule as the trail names it: `start`, or `start:C0QA` for one channel's."""
+    return f"{capability}:{channel_id}" if channel_id else capability
+
+
+def permission_set(
+    db: Database,
+    capability: str,
+    channel_id: str,
+    now: PermissionRule | None,
+    before: PermissionRule | None,
+    where: Where,
+) -> None:
+    """An admin changed who may start, bless or file critical reports (`now` None: the rule
+    was removed, so the default applies again)."""
+    after = _who_words(now) if now is not None else "back to the default"
+    detail = _words(after, f"was {_who_words(before)}" if before is not None else None)
+    subject = permission_subject(capability, channel_id)
+    record(db, "permission_set", ("permission", subject), where, detail=detail)
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading the trail
 
@@ -333,7 +366,7 @@ def find_trail(
     if command.run_id is None and command.prefix is None:
         events = audit_store.in_channel(db, channel_id, limit=limit + 1)
         return Trail("", events[:limit], len(events) > limit)
-    about, home, subjects = _subjects(db, command)
+    about, home, _, subjects = _subjects(db, command)
     if home and home != channel_id:
         raise AuditRefused(
             f"{about.capitalize()} was started in another channel: ask there, or export every "
@@ -343,12 +376,31 @@ def find_trail(
     return Trail(about, events[:limit], len(events) > limit)
 
 
-def _subjects(db: Database, command: AuditCommand) -> tuple[str, str, list[tuple[str, str]]]:
-    """(what the id names, its channel, the subjects whose events are its trail)."""
+@dataclass(frozen=True)
+class Home:
+    """What an audit id names, the channel it was started in, and who started it."""
+
+    about: str
+    channel_id: str
+    started_by: str
+
+
+def home_of(db: Database, command: AuditCommand) -> Home | None:
+    """Where the run, batch or compare `command` names was started; None for the channel's
+    own trail. Raises AuditRefused for an id that names nothing, or several things."""
+    if command.run_id is None and command.prefix is None:
+        return None
+    about, channel_id, started_by, _ = _subjects(db, command)
+    return Home(about, channel_id, started_by)
+
+
+def _subjects(db: Database, command: AuditCommand) -> tuple[str, str, str, list[tuple[str, str]]]:
+    """(what the id names, its channel, who started it, the subjects whose events are its
+    trail)."""
     if command.run_id is not None:
         run = run_store.get_run(db, command.run_id)
         if run is not None:
-            return f"run {run.run_id}", run.channel_id, _run_subjects(db, run)
+            return f"run {run.run_id}", run.channel_id, run.started_by, _run_subjects(db, run)
     prefix = command.prefix
     if prefix is None:
         raise AuditRefused(
@@ -367,14 +419,16 @@ def _subjects(db: Database, command: AuditCommand) -> tuple[str, str, list[tuple
         subjects = _batch_subjects(db, batch)
         if batch.compare_id is not None:
             subjects.append(("compare", batch.compare_id))
-        return f"batch {batch.id[:8]}", batch.channel_id, subjects
+        started_by = batch.decided_by or batch.user_id
+        return f"batch {batch.id[:8]}", batch.channel_id, started_by, subjects
     if compares:
         compare = compare_store.get_compare(db, compares[0])
         assert compare is not None
         subjects = [("compare", compare.id)]
         for member in compare_store.batches_of(db, compare.id):
             subjects += _batch_subjects(db, member)
-        return f"compare {compare.id[:8]}", compare.channel_id, subjects
+        started_by = compare.decided_by or compare.user_id
+        return f"compare {compare.id[:8]}", compare.channel_id, started_by, subjects
     either = f"run {command.run_id} or " if command.run_id is not None else ""
     raise AuditRefused(
         f"I have no record of {either}batch {prefix}. A batch's id is the one on its card, like "

@@ -24,6 +24,9 @@ USAGE = {
     "audit": "/testcall audit [run-id | batch-id]",
     "budget": "/testcall budget  ·  /testcall budget set day|month $AMOUNT [#channel|here] "
     "[then wait|refuse]  ·  /testcall budget clear day|month [#channel|here]",
+    "admin": "/testcall admin show  ·  /testcall admin start|bless|critical "
+    "everyone|@person…|@group… [in #channel]  ·  /testcall admin start|bless|critical reset "
+    "[in #channel]",
     "help": "/testcall help",
 }
 TARGET_HELP = "a target is agent:<id>, number:<id> or an alias, like agent:12"
@@ -217,6 +220,40 @@ class AliasRemove:
     name: str
 
 
+Capability = Literal["start", "bless", "critical"]
+CAPABILITIES: tuple[Capability, ...] = ("start", "bless", "critical")
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who a permission is given to: everyone, or these people and user groups. `labels`
+    keeps the names they were typed with (id, name), for the answer and the audit trail."""
+
+    everyone: bool = False
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class AdminShow:
+    pass
+
+
+@dataclass(frozen=True)
+class AdminSet:
+    """Who may `capability` (in `channel`, or the whole workspace); `who` None: back to the
+    default (the workspace's rule in a channel, everyone for the workspace). `channel` "here"
+    is the channel the command was typed in."""
+
+    capability: Capability
+    who: Who | None
+    channel: str | None = None
+
+
+AdminCommand = AdminShow | AdminSet
+
+
 Command = (
     RunCommand
     | BatchCommand
@@ -231,8 +268,9 @@ Command = (
     | BudgetShow
     | BudgetSet
     | BudgetClear
+    | AdminCommand
 )
-VERBS = ("run", "batch", "suite", "smoke", "compare", "alias", "audit", "budget", "help")
+VERBS = ("run", "batch", "suite", "smoke", "compare", "alias", "audit", "budget", "admin", "help")
 
 
 @dataclass(frozen=True)
@@ -265,6 +303,8 @@ def parse_command(text: str) -> Command:
         return _parse_audit(rest)
     if verb == "budget":
         return _parse_budget(rest)
+    if verb == "admin":
+        return _parse_admin(rest)
     close = difflib.get_close_matches(verb, VERBS, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]}?" if close else ""
     raise CommandError(
@@ -305,8 +345,10 @@ def normalise_e164(text: str) -> str:
 def _clean(text: str) -> str:
     # Slack escapes &, < and > in command text; phones may send typographic quotes.
     unescaped = html.unescape(text or "").translate(_SMART_QUOTES)
-    # Links and phone numbers Slack formatted: <tel:+1415...|+1415...> -> the label.
-    return re.sub(r"<(?:tel:|mailto:|https?://)[^|>]*\|([^>]*)>", r"\1", unescaped).strip()
+    # Links and phone numbers Slack formatted: <tel:+1415...|+1415...> -> the label, and
+    # <https://example.com> -> the address.
+    labelled = re.sub(r"<(?:tel:|mailto:|https?://)[^|>]*\|([^>]*)>", r"\1", unescaped)
+    return re.sub(r"<((?:tel:|mailto:|https?://)[^|>]*)>", r"\1", labelled).strip()
 
 
 def _tokenize(text: str) -> list[_Token]:
@@ -698,8 +740,6 @@ def _parse_audit(tokens: list[_Token]) -> AuditCommand:
     raise CommandError(problem, "audit")
 
 
-_CHANNEL_LINK = re.compile(r"^<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>$")
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{8,}$")
 _AMOUNT = re.compile(r"^\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?$")
 MAX_BUDGET_CENTS = 100_000_000  # $1,000,000
 
@@ -787,22 +827,106 @@ def budget_amount(text: str) -> int:
 
 
 def _budget_channel(text: str) -> str:
-    raw = text.strip()
-    if raw.lower() in {"here", "this"}:
-        return "here"
-    link = _CHANNEL_LINK.match(raw)
-    if link:
-        return link.group(1)
-    if _CHANNEL_ID.match(raw):
-        return raw
-    if raw.startswith("#"):
+    return _channel_named(text.strip(), "budget")
+
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+# A channel's id as typed: C, G or D, then capitals and digits, at least one a digit (so that a
+# word like DAY is not taken for one).
+_CHANNEL_ID = re.compile(r"^[CGD](?=[A-Z0-9]*[0-9])[A-Z0-9]{2,}$")
+_USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|([^>]*))?>$")
+_GROUP_MENTION = re.compile(r"^<!subteam\^(S[A-Z0-9]{2,})(?:\|([^>]*))?>$")
+_CHANNEL_MENTION = re.compile(r"^<#([CGD][A-Z0-9]{2,})(?:\|([^>]*))?>$")
+
+
+def _parse_admin(tokens: list[_Token]) -> AdminCommand:
+    """`admin [show]`, `admin start|bless|critical everyone|<people and groups>|reset
+    [in #channel]`. People and groups are Slack mentions (`<@U123|maria>`,
+    `<!subteam^S123|@qa-leads>`) or ids (U123, S123); a channel is `<#C123|name>`, an id, or
+    `here`."""
+    words = [token.text for token in tokens]
+    if not words or (len(words) == 1 and words[0].lower() == "show"):
+        return AdminShow()
+    capability = words[0].lower()
+    if capability not in CAPABILITIES:
+        close = difflib.get_close_matches(capability, ("show", *CAPABILITIES), n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]}?" if close else ""
         raise CommandError(
-            f"I can't tell which channel {raw} is from its name: say here in that channel, "
-            "or give its id (like C0123ABCD, from the channel's details).",
-            "budget",
+            f'I don\'t know the admin setting "{words[0]}".{hint} Try show, start, bless or '
+            "critical.",
+            "admin",
+        )
+    chosen = next(known for known in CAPABILITIES if known == capability)
+    rest = words[1:]
+    channel: str | None = None
+    if len(rest) >= 2 and rest[-2].lower() == "in":
+        channel = _admin_channel(rest[-1])
+        rest = rest[:-2]
+    if any(word.lower() == "in" for word in rest):
+        raise CommandError("Put `in #channel` last, with one channel.", "admin")
+    if not rest:
+        raise CommandError(
+            f"Who may {capability}? Say everyone, name people or user groups, or reset.",
+            "admin",
+        )
+    if len(rest) == 1 and rest[0].lower() in {"reset", "default"}:
+        return AdminSet(chosen, None, channel)
+    if len(rest) == 1 and rest[0].lower() in {"everyone", "everybody", "all"}:
+        return AdminSet(chosen, Who(everyone=True), channel)
+    users: list[str] = []
+    groups: list[str] = []
+    labels: list[tuple[str, str]] = []
+    for word in rest:
+        kind, ident, label = _admin_person(word)
+        found = users if kind == "user" else groups
+        if ident not in found:
+            found.append(ident)
+            if label:
+                labels.append((ident, label))
+    who = Who(users=tuple(users), groups=tuple(groups), labels=tuple(labels))
+    return AdminSet(chosen, who, channel)
+
+
+def _admin_person(word: str) -> tuple[Literal["user", "group"], str, str]:
+    """(kind, id, the name it was typed with) of a mention or an id."""
+    if match := _USER_MENTION.match(word):
+        return "user", match[1], (match[2] or "").lstrip("@")
+    if match := _GROUP_MENTION.match(word):
+        return "group", match[1], (match[2] or "").lstrip("@")
+    if _USER_ID.match(word):
+        return "user", word, ""
+    if _GROUP_ID.match(word):
+        return "group", word, ""
+    if word.lower() in {"everyone", "everybody", "all", "reset", "default"}:
+        raise CommandError(f'"{word}" stands alone: it can\'t be mixed with names.', "admin")
+    if word.startswith("@"):
+        raise CommandError(
+            f"I can't tell who {word} is: pick them from Slack's list as you type @, or give "
+            "their member id (U…, from their profile) or the user group's id (S…).",
+            "admin",
         )
     raise CommandError(
-        f'I couldn\'t read "{raw}": name a channel (here, or its id like C0123ABCD), or wait '
-        "or refuse.",
-        "budget",
+        f'I couldn\'t read "{word}": name people or user groups with @, or say everyone.',
+        "admin",
+    )
+
+
+def _admin_channel(word: str) -> str:
+    return _channel_named(word, "admin")
+
+
+def _channel_named(word: str, usage: str) -> str:
+    """A channel named in a command: `here`, a mention Slack sent (`<#C123|name>`) or an id;
+    raises `CommandError` naming the word otherwise."""
+    if word.lower() in {"here", "this"}:
+        return "here"
+    if match := _CHANNEL_MENTION.match(word):
+        return match[1]
+    if _CHANNEL_ID.match(word):
+        return word
+    raise CommandError(
+        f"I can't tell which channel {word} is: pick it from Slack's list as you type #, give "
+        "its id (C…, from the channel's details), or say here for this channel.",
+        usage,
     )

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.ingest import GroupCommit
 from bot.lookup import TargetCache
 from bot.outbox import Outbox
+from bot.people import PeopleCache
 from bot.thunderphone import ThunderPhoneClient
 
 MAX_SHOWN = 100_000
@@ -35,6 +36,8 @@ class Services:
     inbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
     # Agents and numbers ThunderPhone confirmed lately, shown in confirmations.
     targets: TargetCache = field(default_factory=TargetCache)
+    # Who is in which channel and user group, as Slack said within the last minute.
+    people: PeopleCache = field(default_factory=PeopleCache)
     # Stores webhook deliveries that arrive together in one transaction.
     ingest: GroupCommit = field(init=False)
 

@@ -1,7 +1,8 @@
 """A suite's pass rate and mean score across its runs, as a chart.
 
-`/testcall suite trend NAME [target]` posts the chart in the channel; `write_trend` writes the
-same chart to a file for `thunderbot suite trend NAME -o trend.png`.
+`/testcall suite trend NAME [target]` posts the chart of the suite's runs started in the
+channel, there; `write_trend` writes the chart of all its runs to a file for `thunderbot suite
+trend NAME -o trend.png`.
 
 The series is read from storage (`series`): one point per finished run of the suite (smoke
 tests of it included), oldest first, on one target when one is named. Each run is read with
@@ -76,14 +77,17 @@ def series(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     target: tuple[str, int] | None = None,
+    channel: str | None = None,
 ) -> list[TrendPoint]:
     """The trend of suite `name`: a point per finished run, oldest first; only the runs on
-    `target` (target_type, target_id) when given. A run none of whose calls started has no
-    point."""
+    `target` (target_type, target_id) when given, and only those started in `channel` when
+    given. A run none of whose calls started has no point."""
     target_type, target_id = target if target is not None else (None, None)
     runs = batch_store.finished_suite_runs(
         db, name.lower(), target_type=target_type, target_id=target_id
     )
+    if channel is not None:
+        runs = [batch for batch in runs if batch.channel_id == channel]
     points = [_point(db, batch, threshold) for batch in runs]
     return [point for point in points if point is not None]
 
@@ -234,14 +238,18 @@ async def post(
             response_url=response_url,
         )
         return
-    points = series(db, record.name, threshold=services.threshold, target=resolved)
+    # The chart is posted for the channel to see: only the runs started in it (those of other
+    # channels are their members' to see).
+    points = series(
+        db, record.name, threshold=services.threshold, target=resolved, channel=channel_id
+    )
     if not points:
         await tell(
             services,
             channel_id,
             user_id,
-            f"Suite `{escape(record.name)}` has no finished runs{where} yet, so there is no trend "
-            f"to draw. Run it with `/testcall suite run {escape(record.name)}`.",
+            f"Suite `{escape(record.name)}` has no finished runs{where} yet in this channel, so "
+            f"there is no trend to draw. Run it with `/testcall suite run {escape(record.name)}`.",
             response_url=response_url,
         )
         return

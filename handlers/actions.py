@@ -12,13 +12,26 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import audit, batches, budget_actions, compare, ids, launch, reviews, suite_admin
+from bot import (
+    audit,
+    batches,
+    budget_actions,
+    compare,
+    ids,
+    launch,
+    permissions,
+    privacy,
+    reviews,
+    suite_admin,
+)
 from bot.blocks import batches as batch_blocks
 from bot.blocks import compare as compare_blocks
 from bot.blocks import replies, suite_replies
+from bot.blocks.admin import refused
 from bot.outcomes import AlreadyDecided, BatchAlreadyDecided
 from bot.routing import Route, decode
 from handlers.context import services_of
+from storage import batches as batch_store
 from storage import runs as run_store
 from storage.models import RunRecord
 
@@ -30,12 +43,24 @@ def _route(body: dict[str, Any]) -> Route:
     return decode(body["actions"][0].get("value"))
 
 
+async def _refuse(respond: AsyncRespond, refusal: permissions.NotAllowed | str) -> None:
+    """Tell only the person who clicked why not; the message they clicked stays as it is."""
+    text = refusal if isinstance(refusal, str) else refusal.text
+    await respond(response_type="ephemeral", replace_original=False, **refused(text))
+
+
 def _decision(
-    field: str, decide: Callable[..., Any], render: Callable[[Any], dict[str, Any]], gone: Any
+    field: str,
+    decide: Callable[..., Any],
+    render: Callable[[Any], dict[str, Any]],
+    gone: Any,
+    kind: permissions.Proposal,
 ) -> Callable[..., Awaitable[None]]:
-    """A Start or Cancel button on a confirmation: what it is about is read from the route's
-    `field`, decided by `decide` (services, id, user), and its answer replaces the
-    confirmation. A button whose id can't be read is answered as `gone`."""
+    """A Start or Cancel button on a confirmation of a `kind`: what it is about is read from
+    the route's `field`, decided by `decide` (services, id, user), and its answer replaces the
+    confirmation. A button whose id can't be read is answered as `gone`. Only the person who
+    asked may press it, and Start needs the start permission."""
+    starting = decide in (launch.start, batches.start, compare.start)
 
     async def handle(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
@@ -44,7 +69,15 @@ def _decision(
         key = getattr(_route(body), field)
         outcome = gone
         if key is not None:
-            outcome = decide(services_of(context), key, body["user"]["id"])
+            user_id = body["user"]["id"]
+            services = services_of(context)
+            refusal = await permissions.click_refusal(
+                services, kind, key, user_id, starting=starting
+            )
+            if refusal is not None:
+                await _refuse(respond, refusal)
+                return
+            outcome = decide(services, key, user_id)
             if inspect.isawaitable(outcome):
                 outcome = await outcome
         await respond(replace_original=True, **render(outcome))
@@ -52,20 +85,32 @@ def _decision(
     return handle
 
 
-handle_start = _decision("launch_id", launch.start, replies.launch_outcome, AlreadyDecided(None))
-handle_cancel = _decision("launch_id", launch.cancel, replies.launch_outcome, AlreadyDecided(None))
+handle_start = _decision(
+    "launch_id", launch.start, replies.launch_outcome, AlreadyDecided(None), "launch"
+)
+handle_cancel = _decision(
+    "launch_id", launch.cancel, replies.launch_outcome, AlreadyDecided(None), "launch"
+)
 handle_start_batch = _decision(
-    "batch_id", batches.start, batch_blocks.outcome, BatchAlreadyDecided(None)
+    "batch_id", batches.start, batch_blocks.outcome, BatchAlreadyDecided(None), "batch"
 )
 handle_cancel_batch = _decision(
-    "batch_id", batches.cancel, batch_blocks.outcome, BatchAlreadyDecided(None)
+    "batch_id", batches.cancel, batch_blocks.outcome, BatchAlreadyDecided(None), "batch"
 )
 # A compare's buttons carry its id in the route's batch_id.
 handle_start_compare = _decision(
-    "batch_id", compare.start, compare_blocks.outcome, compare.CompareAlreadyDecided(None)
+    "batch_id",
+    compare.start,
+    compare_blocks.outcome,
+    compare.CompareAlreadyDecided(None),
+    "compare",
 )
 handle_cancel_compare = _decision(
-    "batch_id", compare.cancel, compare_blocks.outcome, compare.CompareAlreadyDecided(None)
+    "batch_id",
+    compare.cancel,
+    compare_blocks.outcome,
+    compare.CompareAlreadyDecided(None),
+    "compare",
 )
 
 
@@ -78,10 +123,16 @@ def _run(context: AsyncBoltContext, route: Route) -> RunRecord | None:
 async def _clicked_run(
     body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> RunRecord | None:
-    """The run behind a result button, or None after telling the person it is gone."""
+    """The run behind a result button, or None after telling the person it is gone, or that
+    it is not theirs to see."""
     run = _run(context, _route(body))
     if run is None:
         await respond(response_type="ephemeral", replace_original=False, text=GONE)
+        return None
+    seen = await privacy.run_access(services_of(context), run, body["user"]["id"])
+    if not seen.allowed:
+        await _refuse(respond, privacy.refusal(f"run {run.run_id}", seen))
+        return None
     return run
 
 
@@ -121,6 +172,11 @@ async def handle_transcript_page(
     await ack()
     route = _route(body)
     run = _run(context, route)
+    if (
+        run is not None
+        and not (await privacy.run_access(services_of(context), run, body["user"]["id"])).allowed
+    ):
+        return
     if run is not None and route.page is not None:
         await reviews.show_transcript_page(
             services_of(context),
@@ -139,6 +195,16 @@ async def handle_run_again(
     if run is None:
         return
     channel_id = (body.get("channel") or {}).get("id") or run.channel_id
+    refusal = await permissions.check(
+        services_of(context),
+        "start",
+        team_id=run.team_id,
+        channel_id=channel_id,
+        user_id=body["user"]["id"],
+    )
+    if refusal is not None:
+        await _refuse(respond, refusal)
+        return
     proposed, costs = launch.propose_again(
         services_of(context), run, user_id=body["user"]["id"], channel_id=channel_id
     )
@@ -154,7 +220,20 @@ async def handle_bless(
 ) -> None:
     await ack()
     batch_id = _route(body).batch_id
-    if batch_id is None or not batches.bless(services_of(context), batch_id, body["user"]["id"]):
+    services = services_of(context)
+    batch = batch_store.get_batch(services.db, batch_id) if batch_id is not None else None
+    if batch is not None:
+        refusal = await permissions.check(
+            services,
+            "bless",
+            team_id=batch.team_id,
+            channel_id=batch.channel_id,
+            user_id=body["user"]["id"],
+        )
+        if refusal is not None:
+            await _refuse(respond, refusal)
+            return
+    if batch_id is None or not batches.bless(services, batch_id, body["user"]["id"]):
         await respond(
             response_type="ephemeral",
             replace_original=False,

@@ -9,14 +9,30 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import audit, batches, budget_actions, compare, launch, lookup, smoke, targets, trend
+from bot import (
+    admin,
+    audit,
+    batches,
+    budget_actions,
+    compare,
+    launch,
+    lookup,
+    permissions,
+    privacy,
+    smoke,
+    targets,
+    trend,
+)
 from bot.blocks import batches as batch_blocks
 from bot.blocks import replies, suite_replies
+from bot.blocks.admin import refused
 from bot.blocks.audit import audit_trail
 from bot.blocks.common import plural
 from bot.blocks.modals import batch_modal, suite_import_modal
 from bot.commands import (
     USAGE,
+    AdminSet,
+    AdminShow,
     AliasList,
     AliasRemove,
     AliasSet,
@@ -59,19 +75,27 @@ async def handle_testcall(
     trending: SuiteTrend | None = None
     try:
         parsed = parse_command(command.get("text", ""))
+        await permissions.require_for_command(services, parsed, **_where(command))
         form = _form(parsed, command["channel_id"])
         if form is not None:
             await ack()
             await open_view(services, command["trigger_id"], form)
             return
         checked = await lookup.look_up_all(services, _targets_named(services, command, parsed))
-        answer = _answer(services, command, parsed, checked)
+        readable = command["channel_id"]
+        if isinstance(parsed, AuditCommand):
+            readable = await privacy.audit_channel(
+                services, parsed, user_id=command["user_id"], channel_id=command["channel_id"]
+            )
+        answer = _answer(services, command, parsed, checked, audit_channel=readable)
         if isinstance(parsed, SuiteExport):
             exporting = parsed.name
         if isinstance(parsed, SuiteTrend):
             trending = parsed
     except CommandError as error:
         answer = replies.refusal(error.problem, error.usage)
+    except (permissions.NotAllowed, privacy.Hidden) as error:
+        answer = refused(error.text)
     except lookup.UnknownTarget as error:
         answer = replies.refusal(str(error), USAGE["run"])
     except launch.UnknownAlias as error:
@@ -105,6 +129,14 @@ async def handle_testcall(
             target=trending.target,
             response_url=command.get("response_url"),
         )
+
+
+def _where(command: dict[str, Any]) -> dict[str, str]:
+    return {
+        "team_id": command.get("team_id", ""),
+        "channel_id": command["channel_id"],
+        "user_id": command["user_id"],
+    }
 
 
 def _form(parsed: Command, channel_id: str) -> dict[str, Any] | None:
@@ -159,6 +191,8 @@ def _answer(
     command: dict[str, Any],
     parsed: Command,
     checked: dict[lookup.TargetKey, lookup.TargetInfo],
+    *,
+    audit_channel: str,
 ) -> dict[str, Any]:
     team_id, user_id = command.get("team_id", ""), command["user_id"]
     where = {"team_id": team_id, "channel_id": command["channel_id"], "user_id": user_id}
@@ -211,8 +245,9 @@ def _answer(
     if isinstance(parsed, BudgetShow | BudgetSet | BudgetClear):
         return budget_actions.answer(services, parsed, **where)
     if isinstance(parsed, AuditCommand):
-        trail = audit.find_trail(services.db, parsed, channel_id=command["channel_id"])
-        return audit_trail(trail)
+        return audit_trail(audit.find_trail(services.db, parsed, channel_id=audit_channel))
+    if isinstance(parsed, AdminShow | AdminSet):
+        return admin.answer(services, parsed, **where)
     assert isinstance(parsed, HelpCommand)
     return replies.help_message()
 

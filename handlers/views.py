@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot import audit, batches, ids, launch, lookup, reviews, suite_admin
+from bot import audit, batches, ids, launch, lookup, permissions, reviews, suite_admin
 from bot.blocks import batches as batch_blocks
 from bot.blocks import suite_replies
 from bot.blocks.common import trim
@@ -56,6 +56,10 @@ async def handle_flag_submission(
     form, errors = reviews.check_flag(services, run, _flag_input(view))
     if form is None:
         await ack(response_action="errors", errors=errors)
+        return
+    problem = await permissions.flag_refusal(services, run, form.severity, body["user"]["id"])
+    if problem is not None:
+        await ack(response_action="errors", errors={ids.FLAG_SEVERITY: problem})
         return
     await ack()
     await reviews.file_flag(services, run, form, body["user"]["id"])
@@ -112,6 +116,9 @@ async def handle_batch_submission(
     user_id = body["user"]["id"]
     team_id = body.get("team", {}).get("id", "")
     try:
+        await permissions.require(
+            services, "start", team_id=team_id, channel_id=channel, user_id=user_id
+        )
         target_type, target_id, _ = launch.resolve_target(services, team_id, command.target)
         await lookup.look_up(services, target_type, target_id)
         proposal = batches.propose_batch(
@@ -125,6 +132,9 @@ async def handle_batch_submission(
         return
     except lookup.UnknownTarget as error:
         await ack(response_action="errors", errors={ids.BATCH_TARGET: str(error)})
+        return
+    except permissions.NotAllowed as error:
+        await ack(response_action="errors", errors={ids.BATCH_TARGET: error.plain})
         return
     await ack()
     confirmation = batch_blocks.confirmation(*proposal)

@@ -492,6 +492,27 @@ def m008_history_indexes(db: Database) -> None:
 
 
 @migrations()
+def m009_permissions(db: Database) -> None:
+    """Who may start runs, bless baselines and file critical reports: one rule per workspace
+    and capability, optionally one per channel too. No rule: everyone may."""
+    db.table("permissions").create(
+        {
+            "team_id": str,
+            "capability": str,  # start | bless | critical
+            "channel_id": str,  # "" for the whole workspace
+            "everyone": int,
+            "users": str,  # JSON list of Slack user ids
+            "groups": str,  # JSON list of Slack user group ids
+            "labels": str,  # JSON object: id -> the name it was typed with
+            "set_by": str,
+            "set_at": str,
+        },
+        pk=("team_id", "capability", "channel_id"),
+        not_null={"team_id", "capability", "channel_id"},
+    )
+
+
+@migrations()
 def m010_budgets(db: Database) -> None:
     """Spend caps per day and month, for a workspace (channel_id "") or one channel; what each
     consent reserved, run by run (released or replaced by the billed cost as runs settle); the

@@ -322,6 +322,7 @@ AuditAction = Literal[
     "smoke_suite_set",
     "budget_set",
     "budget_cleared",
+    "permission_set",  # who may start runs, bless baselines or file critical reports
 ]
 AUDIT_ACTIONS: tuple[str, ...] = get_args(AuditAction)
 SETTINGS_CHANGES = frozenset(
@@ -333,11 +334,14 @@ SETTINGS_CHANGES = frozenset(
         "smoke_suite_set",
         "budget_set",
         "budget_cleared",
+        "permission_set",
     }
 )
 # The actions whose cost is an estimate (made at consent); any other cost was billed.
 ESTIMATED_COSTS = frozenset({"consented", "over_budget", "approved", "declined"})
-AuditSubject = Literal["launch", "run", "batch", "compare", "suite", "alias", "budget"]
+AuditSubject = Literal[
+    "launch", "run", "batch", "compare", "suite", "alias", "budget", "permission"
+]
 
 
 class AuditEvent(Record):

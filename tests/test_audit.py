@@ -62,8 +62,10 @@ def seed_history(stack: LocalStack, cost_cents: int = 16) -> None:
     )
 
 
-async def audit(stack: LocalStack, text: str = "", channel: str = "C0QA") -> Ephemeral:
-    reply = await stack.user(channel_id=channel).slash(f"audit {text}".strip())
+async def audit(
+    stack: LocalStack, text: str = "", channel: str = "C0QA", user: str = "U0MARIA"
+) -> Ephemeral:
+    reply = await stack.user(user, channel_id=channel).slash(f"audit {text}".strip())
     assert reply.status == 200 and reply.ephemeral is not None, reply.body_text
     return reply.ephemeral
 
@@ -312,11 +314,17 @@ async def test_an_id_with_no_record_is_named(stack: LocalStack) -> None:
     assert "I couldn't read" in shown(reply) and "&lt;b&gt;" in json.dumps(reply.blocks)
 
 
-async def test_a_run_of_another_channel_is_not_shown_here(stack: LocalStack) -> None:
+async def test_a_run_of_another_channel_is_shown_only_to_who_may_see_it(
+    stack: LocalStack,
+) -> None:
     run_id = await start_run(stack)
-    reply = await audit(stack, str(run_id), channel="C0OTHER")
-    assert f"Run {run_id} was started in another channel: ask there" in shown(reply)
+    stack.fake.leave("C0QA", "U0LI")
+    reply = await audit(stack, str(run_id), channel="C0OTHER", user="U0LI")
+    assert f"Run {run_id} ran in <#C0QA>, a channel you are not in" in shown(reply)
     assert "consented" not in shown(reply)
+    # The person who started it may read its trail from anywhere.
+    reply = await audit(stack, str(run_id), channel="C0OTHER")
+    assert "consented to a test call" in shown(reply)
 
 
 async def test_a_channel_without_events_says_so(stack: LocalStack) -> None:

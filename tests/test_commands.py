@@ -47,6 +47,17 @@ def test_slack_escapes_and_typographic_quotes_are_undone() -> None:
     assert command.prompt == "Ask about R&D <refunds>, don't hang up."
 
 
+def test_links_slack_formatted_read_as_typed() -> None:
+    # The manifest has Slack escape mentions and links (should_escape), so addresses arrive
+    # wrapped; the prompt holds them as the person typed them.
+    command = parse_command(
+        'run agent:12 "See <https://example.com/faq> or <https://example.com/a|example.com/a>,'
+        ' call <tel:+14155550123|+14155550123>."'
+    )
+    assert isinstance(command, RunCommand)
+    assert command.prompt == ("See https://example.com/faq or example.com/a, call +14155550123.")
+
+
 def test_options_after_a_quoted_prompt_still_count() -> None:
     command = parse_command('run agent:12 "Ask about refunds." inbound')
     assert isinstance(command, RunCommand)

@@ -15,8 +15,15 @@ MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
 # chat:write + chat:write.public: cards and results in the channel where /testcall was typed.
 # channels:history + groups:history + channels:join: look for a post whose answer was lost
 # before posting it again (bot.outbox). files:write: suite export shares the file;
-# files:read: a suite file attached to the import form is downloaded.
+# files:read: a suite file attached to the import form is downloaded. channels:read,
+# groups:read, im:read, mpim:read: who is in a run's channel (conversations.members), so only
+# they see it (bot.privacy). usergroups:read: who is in a user group given a permission.
 SCOPES_THE_CODE_USES = {
+    "channels:read",
+    "groups:read",
+    "im:read",
+    "mpim:read",
+    "usergroups:read",
     "files:write",
     "files:read",
     "commands",

@@ -118,5 +118,6 @@ def test_upgrading_twice_changes_nothing(upgraded: Database, tmp_path: Path) -> 
         "m006_compares",
         "m007_audit_events",
         "m008_history_indexes",
+        "m009_permissions",
         "m010_budgets",
     ]

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from bot.audit import Trail
+from bot.blocks.admin import WORDS
 from bot.blocks.common import SECTION_LIMIT, context, escape, mention, message, money, when
 from bot.blocks.common import section as section_block
 from storage.models import AuditEvent
@@ -32,7 +33,10 @@ _PHRASES = {
     "declined": "declined {} over a spend cap",
     "budget_set": "set {}",
     "budget_cleared": "cleared {}",
+    "permission_set": "changed {}",
 }
+_CAPABILITY_WORDS: dict[str, str] = {str(key): words for key, words in WORDS.items()}
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SETTINGS_MARK = "⚙️"
 
 
@@ -50,6 +54,11 @@ def subject(event: AuditEvent) -> str:
             return f"run {escape(key)}"
         case "batch" | "compare":
             return f"{event.subject_kind} {escape(key[:8])}"
+        case "permission":
+            capability, _, channel = key.partition(":")
+            words = _CAPABILITY_WORDS.get(capability, escape(capability))
+            where = f" in <#{channel}>" if _CHANNEL_ID.match(channel) else ""
+            return f"who may {words}{where}"
     return f"{event.subject_kind} `{escape(key)}`"
 
 

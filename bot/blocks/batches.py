@@ -236,4 +236,5 @@ def suite_summary(report: BatchReport) -> dict[str, Any]:
         baseline.blessed_by,
         baseline.blessed_at,
     )
-    return _regression_summary(label, report.changes, report.counts)
+    elsewhere = baseline.channel_id != report.batch.channel_id
+    return _regression_summary(label, report.changes, report.counts, baseline_elsewhere=elsewhere)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.blocks.common import escape, run_ref, section, target_text, trim, when
+from bot.blocks.admin import channel_text
+from bot.blocks.common import context, escape, run_ref, section, target_text, trim, when
 from bot.blocks.runs import status_line
 from bot.commands import USAGE
 from storage.models import GradeRecord, RunRecord
@@ -15,9 +16,13 @@ def home_view(
     runs: list[tuple[RunRecord, GradeRecord | None]],
     threshold: float,
     links: Mapping[int, str] | None = None,
+    *,
+    unanswered: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Recent test calls, each with the day and time it started (in the reader's time zone)
-    and its run id linked to its thread when `links` (by run id) has it."""
+    """Recent test calls the reader may see, each with the day and time it started (in the
+    reader's time zone) and its run id linked to its thread when `links` (by run id) has it.
+    `unanswered`: channels Slack could not say the reader is in (channel -> Slack's error),
+    whose runs by others are left out."""
     links = links or {}
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "thunderbot"}},
@@ -31,6 +36,17 @@ def home_view(
     ]
     if not runs:
         blocks.append(section("_None yet._"))
+    if unanswered:
+        places = ", ".join(
+            f"{channel_text(channel)} ({escape(problem)})"
+            for channel, problem in sorted(unanswered.items())[:5]
+        )
+        blocks.append(
+            context(
+                f"Only your own runs are shown from {places}: I couldn't ask Slack who is in "
+                "it. Runs in channels you are not in are never shown here."
+            )
+        )
     for run, grade in runs:
         target = target_text(run.target_type, run.target_id, run.target_name)
         details = [

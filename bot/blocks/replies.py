@@ -271,9 +271,12 @@ def help_message() -> dict[str, Any]:
         f"• `{escape(USAGE['budget'])}`: spend caps per day and month, for the workspace or "
         "one channel; over a cap a launch waits for an admin's approval (or is refused); "
         "anyone can look, admins set them",
+        "• `/testcall admin`: the bot's admins say who may start test calls, bless baselines "
+        "and file critical reports, like `/testcall admin start @maria @qa-leads in "
+        "#voice-qa`; until they do, everyone may",
     ]
     return message(
-        "thunderbot: /testcall run, batch, suite, alias, audit, help",
+        "thunderbot: /testcall run, batch, suite, alias, audit, admin, help",
         [section("\n".join(lines))],
     )
 

@@ -135,8 +135,9 @@ def _diff(found: Divergence) -> list[str]:
     ]
 
 
-def change_entry(change: CaseChange) -> str:
-    """One changed case: what changed, and for one that got worse where it diverged."""
+def change_entry(change: CaseChange, *, turns: bool = True) -> str:
+    """One changed case: what changed, and for one that got worse where it diverged (with
+    the diverging turns, unless `turns` is False)."""
     parts = [_verdict_text(change)]
     flipped = change.verdict in {Verdict.REGRESSED, Verdict.FIXED}
     if change.score.changed or (
@@ -154,7 +155,7 @@ def change_entry(change: CaseChange) -> str:
         parts.append(f"diverged at turn {change.divergence.turn}")
     name = escape(trim(change.case, NAME_LIMIT))
     lines = [f"{_icon(change)} *{name}*: {' · '.join(parts)}"]
-    if show_diff:
+    if show_diff and turns:
         assert change.divergence is not None
         lines.extend(_diff(change.divergence))
     return "\n".join(lines)
@@ -166,24 +167,34 @@ def _listed(changes: Sequence[CaseChange]) -> list[CaseChange]:
 
 
 def regression_summary(
-    baseline_label: str, changes: Sequence[CaseChange], counts: Counts
+    baseline_label: str,
+    changes: Sequence[CaseChange],
+    counts: Counts,
+    *,
+    baseline_elsewhere: bool = False,
 ) -> dict[str, Any]:
     """The thread reply after a suite run: the counts against the baseline, then only the
     cases that changed (regressed, fixed, flaky, or a score, duration or cost shift beyond the
     tolerance), worst first, with the diverging turns of those that got worse.
 
-    `baseline_label` is mrkdwn, as `baseline_label()` builds it (it may hold a mention)."""
+    `baseline_label` is mrkdwn, as `baseline_label()` builds it (it may hold a mention).
+    `baseline_elsewhere`: the baseline ran in another channel, whose transcripts are not
+    this channel's to read, so no turns are quoted."""
     tally = counts_text(counts)
     where = f" ({baseline_label})" if baseline_label else ""
     blocks: list[dict[str, Any]] = [section(f"*Compared with the baseline*{where}: {tally}")]
     listed = _listed(changes)
     if not listed:
         blocks.append(context("No case changed against the baseline."))
+    elif baseline_elsewhere:
+        blocks.append(
+            context("The baseline ran in another channel, so its turns are not quoted here.")
+        )
     room = MAX_BLOCKS - len(blocks) - 1  # keep one for "and N more"
     lines: list[str] = []
     shown = 0
     for change in listed:
-        entry = change_entry(change)
+        entry = change_entry(change, turns=not baseline_elsewhere)
         if lines and len("\n".join([*lines, entry])) > SECTION_LIMIT:
             blocks.append(section("\n".join(lines)))
             lines = []

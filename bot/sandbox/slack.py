@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from aiohttp import web
@@ -35,10 +36,21 @@ __all__ = [
     "SlackCall",
     "SlackError",
     "UploadedFile",
+    "Usergroup",
     "View",
 ]
 
 T = TypeVar("T")
+
+
+@dataclass
+class Usergroup:
+    """A Slack user group (`@qa-leads`): its id, handle and members."""
+
+    id: str
+    handle: str
+    users: list[str] = field(default_factory=list)
+
 
 MODAL_STACK_MAX = 3  # root + two pushes
 SHUTDOWN_TIMEOUT = 1.0  # seconds close() lets an in-flight handler finish before cancelling it
@@ -51,6 +63,11 @@ class FakeSlack:
     ``bot_channels`` (those the bot is a member of) qualify them; by default every channel is
     public and the bot is a member of none (it posts with ``chat:write.public``). A DM channel
     (``D…``) appears, with the bot in it, when the bot first posts to a user id.
+
+    People: ``members`` maps a channel to the people in it (the bot's own membership is
+    ``bot_channels``); every person is in each channel given at construction, and
+    ``add_channel``, ``join`` and ``leave`` change that. ``usergroups`` maps a user group's id
+    (``S…``) to its handle and members (``add_usergroup``).
 
     Clock: message timestamps (``ts``) are the wall-clock time of posting, as Slack's are, so
     the times a rendering shows agree with the times the bot writes from its own clock.
@@ -84,6 +101,8 @@ class FakeSlack:
         self.private_channels: set[str] = set()
         self.archived_channels: set[str] = set()
         self.bot_channels: set[str] = set()
+        self.members: dict[str, set[str]] = {c: set(self.users) for c in self.channels}
+        self.usergroups: dict[str, Usergroup] = {}
         self.faults: list[Fault] = []
         self.calls: list[SlackCall] = []
         self.messages: dict[str, list[Message]] = {c: [] for c in self.channels}
@@ -285,13 +304,39 @@ class FakeSlack:
     # ------------------------------------------------------------ channels
 
     def add_channel(
-        self, channel: str, name: str, *, private: bool = False, bot_member: bool = False
+        self,
+        channel: str,
+        name: str,
+        *,
+        private: bool = False,
+        bot_member: bool = False,
+        members: Iterable[str] | None = None,
     ) -> None:
-        """Create (or redefine) a channel; a private one is invisible to the bot unless a member."""
+        """Create (or redefine) a channel; a private one is invisible to the bot unless a member.
+
+        ``members``: the people in it (None: everyone for a public channel, nobody for a
+        private one or a direct message)."""
         self.channels[channel] = name
         self.messages.setdefault(channel, [])
         _toggle(self.private_channels, channel, private)
         _toggle(self.bot_channels, channel, bot_member)
+        if members is None:
+            members = () if private or channel.startswith("D") else self.users
+        self.members[channel] = set(members)
+
+    def join(self, channel: str, user: str) -> None:
+        """A person joins the channel."""
+        self._known(channel)
+        self.members.setdefault(channel, set()).add(user)
+
+    def leave(self, channel: str, user: str) -> None:
+        """A person leaves the channel."""
+        self._known(channel)
+        self.members.setdefault(channel, set()).discard(user)
+
+    def add_usergroup(self, group: str, handle: str, users: Iterable[str]) -> None:
+        """Create (or redefine) a user group, like ``S0QALEADS`` "@qa-leads"."""
+        self.usergroups[group] = Usergroup(group, handle, list(users))
 
     def archive_channel(self, channel: str) -> None:
         """Archive: posts and edits answer ``is_archived``; history stays readable."""
@@ -309,6 +354,7 @@ class FakeSlack:
         """
         self._known(channel)
         del self.channels[channel]
+        self.members.pop(channel, None)
         for group in (self.private_channels, self.archived_channels, self.bot_channels):
             group.discard(channel)
 

@@ -161,6 +161,7 @@ def _channel(slack: FakeSlack, args: Json, key: str = "channel", *, write: bool 
         channel = "D" + channel[1:]
         slack.channels.setdefault(channel, slack.users[args[key]])
         slack.messages.setdefault(channel, [])
+        slack.members.setdefault(channel, {str(args[key])})
         slack.bot_channels.add(channel)
     if channel not in slack.channels or (
         channel in slack.private_channels and channel not in slack.bot_channels
@@ -465,6 +466,51 @@ def conversations_join(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
     return {"channel": _channel_json(slack, channel)}
 
 
+MEMBERS_LIMIT_DEFAULT, MEMBERS_LIMIT_MAX = 100, 1000
+
+
+def _offset_cursor(offset: int) -> str:
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _cursor_offset(cursor: str) -> int:
+    try:
+        decoded = base64.b64decode(cursor, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise SlackError("invalid_cursor") from exc
+    digits = decoded.removeprefix("offset:")
+    if digits == decoded or not digits.isdigit():
+        raise SlackError("invalid_cursor")
+    return int(digits)
+
+
+def conversations_members(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
+    """The people in a channel the bot can see (the bot too, where it is a member), a page
+    at a time: ``limit`` (default 100, at most 1000) and ``cursor``."""
+    if str(args.get("channel") or "") in slack.users:  # a DM is named by its own id
+        raise SlackError("channel_not_found")
+    channel = _channel(slack, args)
+    people = sorted(slack.members.get(channel, set()))
+    if channel in slack.bot_channels:
+        people.append(slack.bot_user_id)
+    limit = _limit(args, MEMBERS_LIMIT_DEFAULT, MEMBERS_LIMIT_MAX)
+    start = _cursor_offset(str(args["cursor"])) if args.get("cursor") else 0
+    page = people[start : start + limit]
+    more = start + limit < len(people)
+    return {
+        "members": page,
+        "response_metadata": {"next_cursor": _offset_cursor(start + limit) if more else ""},
+    }
+
+
+def usergroups_users_list(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
+    """The members of a user group, by its id (``S…``)."""
+    group = slack.usergroups.get(str(args.get("usergroup") or ""))
+    if group is None:
+        raise SlackError("no_such_subteam")
+    return {"users": list(group.users)}
+
+
 def users_info(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
     user = str(args.get("user") or "")
     name = slack.bot_name if user == slack.bot_user_id else slack.users.get(user)
@@ -612,6 +658,8 @@ METHODS: dict[str, Callable[[FakeSlack, Json, SlackCall], Json]] = {
     "conversations.history": conversations_history,
     "conversations.replies": conversations_replies,
     "conversations.join": conversations_join,
+    "conversations.members": conversations_members,
+    "usergroups.users.list": usergroups_users_list,
     "files.getUploadURLExternal": files_get_upload_url,
     "files.completeUploadExternal": files_complete_upload,
 }
