@@ -1,0 +1,80 @@
+"""Reading a request's body as it arrives, bounded in size and in time.
+
+Every byte is handed to the signature's HMACs as it comes, so a request whose signature is wrong
+is refused whatever it sends, and a huge one costs no more memory than `MAX_BODY_BYTES`. A client
+that sends its body too slowly, or stops half-way, is answered at the deadline instead of holding
+its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+# Slack's and ThunderPhone's deliveries are a few kilobytes; aiohttp's own default cap.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyTimeout(Exception):
+    """The body did not arrive within the time allowed."""
+
+
+class BodyBroken(Exception):
+    """The client went away, or framed its body wrongly, before the body was complete."""
+
+
+@dataclass(frozen=True)
+class Body:
+    """What was received: the bytes, unless there were more than the limit allows."""
+
+    data: bytes | None
+    size: int
+
+    @property
+    def too_large(self) -> bool:
+        return self.data is None
+
+
+async def read_body(
+    request: web.Request,
+    *,
+    timeout: float,
+    digests: Sequence[hmac.HMAC] = (),
+    limit: int = MAX_BODY_BYTES,
+) -> Body:
+    """Read the whole body within `timeout` seconds, feeding every chunk to `digests`; past
+    `limit` bytes the rest is only hashed, not kept. Raises BodyTimeout or BodyBroken."""
+    kept = bytearray()
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                for digest in digests:
+                    digest.update(chunk)
+                if size <= limit:
+                    kept += chunk
+                elif kept:
+                    kept = bytearray()
+    except TimeoutError as error:
+        raise BodyTimeout(f"body not received within {timeout:g} s ({size} bytes)") from error
+    except (ConnectionError, aiohttp.ClientError, HttpProcessingError) as error:
+        raise BodyBroken(f"body broken off after {size} bytes: {type(error).__name__}") from error
+    return Body(bytes(kept) if size <= limit else None, size)
+
+
+async def too_slow(request: web.Request, error: BodyTimeout) -> web.StreamResponse:
+    """408, then the connection is closed: what is still on its way is not waited for."""
+    response = web.json_response({"ok": False, "error": str(error)}, status=408)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # sends what is written, then closes
+    return response

@@ -1,0 +1,258 @@
+"""Hostile and unusual requests on both routes: refused with a clear status before anything is
+parsed or stored, never with a traceback in the log, and never allowed to hold a connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from thunderphone.webhooks import compute_signature
+
+from bot.bodies import MAX_BODY_BYTES
+from bot.sandbox.stack import SIGNING_SECRET, WEBHOOK_SECRET, LocalStack
+from bot.thunderphone import sign_v1
+from handlers.webhooks import ROUTE
+from tests.helpers import rows, shown
+
+NOT_UTF8 = b"command=%2Ftestcall&text=\xff\xfe\xfd run agent:12 \xc3\x28"
+DEEP = b"[" * 200_000 + b"]" * 200_000
+HUGE = b"text=" + b"a" * (2 * MAX_BODY_BYTES)
+BODIES = {"not utf-8": NOT_UTF8, "deeply nested": DEEP, "huge": HUGE, "empty": b""}
+BODY_TIMEOUT = 0.5
+
+
+@pytest.fixture
+async def guarded() -> AsyncIterator[LocalStack]:
+    """The stack with a short body timeout, so a stalled client is given up on quickly."""
+    async with LocalStack(step_seconds=None, thunderbot_body_timeout=BODY_TIMEOUT) as running:
+        yield running
+
+
+def slack_signature(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
+    """As Slack signs: v0= and the hex HMAC-SHA256 of `v0:<timestamp>:<raw body>`."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def slack_headers(body: bytes, *, secret: str = SIGNING_SECRET, age: int = 0) -> dict[str, str]:
+    stamp = str(int(time.time()) - age)
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": slack_signature(body, stamp, secret),
+    }
+
+
+def v2_headers(body: bytes, *, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    stamp = int(time.time())
+    signature = compute_signature(secret, timestamp=stamp, method="POST", path=ROUTE, body=body)
+    return {
+        "Content-Type": "application/json",
+        "X-ThunderPhone-Signature-V2": f"t={stamp},v1={signature}",
+    }
+
+
+async def post(url: str, body: bytes, headers: Mapping[str, str | bytes]) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(url, content=body, headers=headers)
+
+
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert errors == [], [r.getMessage() for r in errors]
+
+
+def nothing_stored(stack: LocalStack) -> None:
+    assert rows(stack, "webhook_events") == []
+    assert rows(stack, "launches") == []
+    assert stack.fake.calls == [] or all(c.method == "auth.test" for c in stack.fake.calls)
+
+
+# ------------------------------------------------------------------ POST /slack/events
+
+
+@pytest.mark.parametrize("kind", list(BODIES))
+async def test_an_unsigned_slack_request_gets_401_whatever_its_body(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    body = BODIES[kind]
+    stamp = str(int(time.time()))
+    cases = {
+        "no signature": {"Content-Type": "application/x-www-form-urlencoded"},
+        "wrong secret": slack_headers(body, secret="not-the-secret"),
+        "stale": slack_headers(body, age=301),
+        "garbled": {
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": "v0=zz\u00e9".encode(),
+        },
+        "odd timestamp": {"X-Slack-Request-Timestamp": "9" * 40, "X-Slack-Signature": "v0=00"},
+    }
+    for case, headers in cases.items():
+        response = await post(stack.events_url, body, headers)
+        assert (case, response.status_code) == (case, 401)
+        assert response.json() == {"error": "invalid request"}
+    assert (
+        sum("rejected a request to the Slack route" in r.getMessage() for r in caplog.records) == 5
+    )
+    no_errors_logged(caplog)
+    nothing_stored(stack)
+
+
+async def test_a_signed_slack_request_over_the_limit_gets_413(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await post(stack.events_url, HUGE, slack_headers(HUGE))
+    assert response.status_code == 413
+    assert response.json() == {"error": "request too large"}
+    no_errors_logged(caplog)
+    nothing_stored(stack)
+
+
+@pytest.mark.parametrize("kind", ["not utf-8", "deeply nested"])
+async def test_a_signed_but_unreadable_slack_request_gets_400(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    body = BODIES[kind]
+    headers = slack_headers(body)
+    if kind == "deeply nested":
+        headers["Content-Type"] = "application/json"
+    response = await post(stack.events_url, body, headers)
+    assert response.status_code == 400
+    no_errors_logged(caplog)
+    nothing_stored(stack)
+
+
+async def test_a_signed_slack_command_still_works_after_the_checks(stack: LocalStack) -> None:
+    reply = await stack.user().slash('run agent:12 "Ask about <refunds> & returns"')
+    assert reply.status == 200
+    assert reply.ephemeral is not None
+    assert reply.ephemeral.text.startswith("Start a test call on Support agent (agent 12)?")
+    assert "Ask about &lt;refunds&gt; &amp; returns" in shown(reply.ephemeral)
+
+
+# ------------------------------------------------------------------ POST /webhooks/thunderphone
+
+
+@pytest.mark.parametrize("kind", list(BODIES))
+async def test_an_unsigned_webhook_gets_401_whatever_its_body(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    body = BODIES[kind]
+    cases = {
+        "no signature": {"Content-Type": "application/json"},
+        "wrong v2 secret": v2_headers(body, secret="whsec_other"),
+        "wrong v1 secret": {"X-ThunderPhone-Signature": sign_v1("whsec_other", body)},
+        "malformed v2": {"X-ThunderPhone-Signature-V2": "t=\u00e9,v1=".encode()},
+        "stale v2": {"X-ThunderPhone-Signature-V2": "t=1000,v1=" + "0" * 64},
+    }
+    for case, headers in cases.items():
+        response = await post(stack.webhook_url, body, headers)
+        assert (case, response.status_code) == (case, 401)
+        assert response.json()["ok"] is False
+    no_errors_logged(caplog)
+    nothing_stored(stack)
+
+
+@pytest.mark.parametrize("scheme", ["v2", "v1"])
+async def test_a_signed_webhook_over_the_limit_gets_413(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture, scheme: str
+) -> None:
+    headers = (
+        v2_headers(HUGE)
+        if scheme == "v2"
+        else {"X-ThunderPhone-Signature": sign_v1(WEBHOOK_SECRET, HUGE)}
+    )
+    response = await post(stack.webhook_url, HUGE, headers)
+    assert response.status_code == 413
+    no_errors_logged(caplog)
+    nothing_stored(stack)
+
+
+@pytest.mark.parametrize("kind", ["not utf-8", "deeply nested"])
+async def test_a_signed_but_unreadable_webhook_gets_400(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    body = BODIES[kind]
+    response = await post(stack.webhook_url, body, v2_headers(body))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("unreadable event")
+    no_errors_logged(caplog)
+    nothing_stored(stack)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "named"),
+    [
+        ("test-call.completed", {"id": 2**70, "status": "completed"}, f"run {2**70}"),
+        ("test-call.completed", {"test_call_run": {"id": str(2**64)}}, f"run {2**64}"),
+        ("call.graded", {"call_id": 2**70, "grade": {"score": 90}}, f"call {2**70}"),
+    ],
+)
+async def test_a_webhook_naming_an_id_beyond_thunderphones_is_refused_by_name(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture, event_type: str, data: object, named: str
+) -> None:
+    body = json.dumps({"event_id": "evt-big", "type": event_type, "data": data}).encode()
+    response = await post(stack.webhook_url, body, v2_headers(body))
+    assert response.status_code == 400
+    assert named in response.json()["error"]
+    no_errors_logged(caplog)
+    nothing_stored(stack)
+
+
+# ------------------------------------------------------------------ slow clients
+
+
+async def _stalled_request(url: str, head: dict[str, str], sent: bytes, *, trickle: bool) -> bytes:
+    """Send a request's headers and the first bytes of a longer body, then stall (or send one
+    byte at a time); everything the server answers, until it closes the connection."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    lines = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}", "Content-Length: 100000"]
+    lines += [f"{name}: {value}" for name, value in head.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + sent)
+    await writer.drain()
+
+    async def trickling() -> None:
+        while trickle:
+            await asyncio.sleep(BODY_TIMEOUT / 10)
+            writer.write(b"a")
+            await writer.drain()
+
+    feeder = asyncio.create_task(trickling())
+    try:
+        # Far longer than the bot's body timeout: a hang fails here, not on a clock.
+        return await asyncio.wait_for(reader.read(), timeout=60)
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+        writer.close()
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["stalls", "trickles"])
+@pytest.mark.parametrize("route", ["slack", "webhook"])
+async def test_a_client_that_stalls_mid_body_gets_408_and_a_closed_connection(
+    guarded: LocalStack, caplog: pytest.LogCaptureFixture, route: str, trickle: bool
+) -> None:
+    caplog.set_level(logging.INFO)
+    if route == "slack":
+        url, head = guarded.events_url, slack_headers(b"whatever")
+    else:
+        url, head = guarded.webhook_url, v2_headers(b"whatever")
+    answer = await _stalled_request(url, head, b"command=%2Ftestcall", trickle=trickle)
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert status_line == b"HTTP/1.1 408 Request Timeout"
+    assert b"body not received within 0.5 s" in answer
+    assert any("gave up on" in r.getMessage() for r in caplog.records)
+    no_errors_logged(caplog)
+    nothing_stored(guarded)
