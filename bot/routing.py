@@ -134,6 +134,28 @@ def decode(text: str | None) -> Route:
     return Route(**found)
 
 
+def unreadable(text: str | None) -> str | None:
+    """What a payload names that `decode` had to leave out, like `run 99999999999999999999` (an
+    id beyond SQLite's), so the person can be told which id it was; None when nothing was."""
+    if not isinstance(text, str) or not text:
+        return None
+    if ASSIGN not in text:
+        digits = text.partition(":")[0]
+        if digits.isascii() and digits.isdigit() and _parse_int(digits) is None:
+            return f"run {_shown(digits)}"
+        return None
+    for part in text[:MAX_LENGTH].split(SEPARATOR):
+        key, _, raw = part.partition(ASSIGN)
+        field = _BY_KEY.get(key)
+        if field is not None and field.parse(raw) is None:
+            return f"{key} {_shown(raw)}"
+    return None
+
+
+def _shown(raw: str) -> str:
+    return raw if len(raw) <= 40 else f"{raw[:24]}…"
+
+
 def _legacy(text: str) -> Route:
     """What the previous release put in button values and private_metadata."""
     if _LEGACY_LAUNCH.fullmatch(text):  # before the integer check: 32 digits is no run id

@@ -17,12 +17,10 @@ from bot.blocks import batches as batch_blocks
 from bot.blocks import compare as compare_blocks
 from bot.blocks import replies, suite_replies
 from bot.outcomes import AlreadyDecided, BatchAlreadyDecided
-from bot.routing import Route, decode
+from bot.routing import Route, decode, unreadable
 from handlers.context import services_of
 from storage import runs as run_store
 from storage.models import RunRecord
-
-GONE = "I have no record of that test call any more."
 
 
 def _route(body: dict[str, Any]) -> Route:
@@ -81,7 +79,8 @@ async def _clicked_run(
     """The run behind a result button, or None after telling the person it is gone."""
     run = _run(context, _route(body))
     if run is None:
-        await respond(response_type="ephemeral", replace_original=False, text=GONE)
+        named = unreadable(body["actions"][0].get("value"))
+        await respond(response_type="ephemeral", replace_original=False, **replies.gone(named))
     return run
 
 
