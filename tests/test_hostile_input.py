@@ -22,7 +22,8 @@ from bot.bodies import MAX_BODY_BYTES
 from bot.sandbox.stack import SIGNING_SECRET, WEBHOOK_SECRET, LocalStack
 from bot.thunderphone import sign_v1
 from handlers.webhooks import ROUTE
-from tests.helpers import rows, shown
+from storage.runs import save_transcript
+from tests.helpers import confirm, rows, shown, wait_for_graded_result
 
 NOT_UTF8 = b"command=%2Ftestcall&text=\xff\xfe\xfd run agent:12 \xc3\x28"
 DEEP = b"[" * 200_000 + b"]" * 200_000
@@ -314,3 +315,50 @@ async def test_a_button_naming_an_impossible_run_id_is_answered_by_name(
     assert answer.text == f"I have no test call run {TOO_BIG}: that id is beyond any the bot keeps."
     no_errors_logged(caplog)
     nothing_stored(stack)
+
+
+# ------------------------------------------------------------------ the transcript modal
+
+
+def hostile_turn(number: int) -> dict[str, object]:
+    said = f"turn {number} " + "<&>" * (700 if number % 3 else 5) + f" <!channel> end {number}"
+    return {"role": "user" if number % 2 else "assistant", "content": said}
+
+
+async def test_the_transcript_modal_pages_a_hostile_transcript_to_its_last_turn(
+    live_stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack = live_stack
+    maria = stack.user()
+    await maria.click(await confirm(maria), ids.START_RUN)
+    result = await wait_for_graded_result(stack)
+    call_id = stack.sandbox.runs[max(stack.sandbox.runs)]["call_id"]
+    turns = [hostile_turn(number) for number in range(1, 131)]
+    turns.append({"role": "<!here>", "content": ""})  # an unknown speaker who said nothing
+    save_transcript(stack.services.db, call_id, turns)
+
+    assert await maria.click(result, ids.SHOW_TRANSCRIPT) == 200
+    modal = await stack.fake.wait_for(lambda: next(iter(stack.fake.open_stack("U0MARIA")), None))
+    seen: list[str] = []
+    for page in range(1, 5):
+        blocks = modal.view["blocks"]
+        assert f"Page {page} of 4 · 131 turns" in json.dumps(blocks, ensure_ascii=False)
+        sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+        assert all(0 < len(text) <= 3000 for text in sections)
+        seen += [line for text in sections for line in text.splitlines()]
+        if page < 4:
+            [nav] = [b for b in blocks if b.get("block_id") == "transcript_nav"]
+            [after] = [e["value"] for e in nav["elements"] if e["text"]["text"] == "Next →"]
+            assert await maria.click_in_view(modal.id, ids.TRANSCRIPT_PAGE, value=after) == 200
+            wanted = f"Page {page + 1} of 4"
+            modal = await stack.fake.wait_for(
+                lambda view=modal, wanted=wanted: (
+                    view if wanted in str(view.view["blocks"]) else None
+                )
+            )
+    assert [line.split("`")[1].strip() for line in seen] == [str(n) for n in range(1, 132)]
+    assert seen[128].endswith("&lt;!channel&gt; end 129")  # a short turn, shown whole
+    assert seen[129].endswith(("&lt;…", "&amp;…", "&gt;…"))  # a long one, cut between escapes
+    assert seen[130] == "`131`  *&lt;!here&gt;:*  …"
+    assert "<!channel>" not in json.dumps(modal.view) and "<&>" not in json.dumps(modal.view)
+    no_errors_logged(caplog)
