@@ -1,0 +1,243 @@
+"""Any text at all: the command grammar answers with a command or a clear refusal, and every
+builder that shows a person's or a transcript's words gives Block Kit that Slack accepts, within
+its limits, with those words escaped and no section left empty."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+
+from bot.blocks import batches, notes, replies
+from bot.blocks.modals import TURNS_PER_PAGE, flag_modal, transcript_modal
+from bot.blocks.runs import launch_card, run_card, run_result
+from bot.commands import USAGE, Command, CommandError, parse_command
+from storage.models import BatchItem, FlagRecord, GradeRecord
+from tests.test_blocks import BATCH, LAUNCH, THRESHOLD, make_run
+
+FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Pieces people and transcripts really type, and the ones that would do harm unescaped.
+ATOMS = st.sampled_from(
+    [
+        "<", ">", "&", "&amp;", "&lt;", "<!channel>", "<!here>", "<@U0EVIL>", "<#C0EVIL>",
+        "<https://evil.example|innocent>", "*", "_", "~", "`", '"', "“", "”", "\n", " ", "\t",
+        ":", "|", "é", "😀", "\u200b", "\x00", "a", "agent:12", "--repeat", "2",
+    ]
+)  # fmt: skip
+HOSTILE = st.one_of(
+    st.text(max_size=40),
+    st.lists(ATOMS, max_size=40).map("".join),
+    st.tuples(st.lists(ATOMS, min_size=1, max_size=4).map("".join), st.integers(1, 2000)).map(
+        lambda pair: pair[0] * pair[1]
+    ),
+)
+
+# The only `<…>` the bot writes itself: its mentions of the fixtures' people, dates and links
+# to Slack messages. Anything else in mrkdwn came from outside and should have been escaped.
+OWN_MARKUP = re.compile(
+    r"<@U0(?:MARIA|LI)>|<#C0QA>|<!date\^\d+\^[^|<>]*\|[^<>]*>|<https://slack\.com/archives/[^|<>]*\|[^<>]*>"
+)
+LOOSE_AMPERSAND = re.compile(r"&(?!amp;|lt;|gt;)")
+
+
+def _walk(value: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if isinstance(value, dict):
+        found.append(value)
+        for item in value.values():
+            found += _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _walk(item)
+    return found
+
+
+def check_mrkdwn(text: str, where: str) -> None:
+    assert text.strip(), f"empty text in {where}"
+    rest = OWN_MARKUP.sub("", text)
+    assert "<" not in rest and ">" not in rest, f"unescaped markup in {where}: {text[:300]!r}"
+    assert not LOOSE_AMPERSAND.search(rest), f"unescaped & in {where}: {text[:300]!r}"
+
+
+def check_blocks(blocks: list[dict[str, Any]], *, most: int) -> None:
+    assert 0 < len(blocks) <= most
+    for block in blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None, block.get("type")
+        parsed.to_dict()  # runs slack_sdk's validators
+    for node in _walk(blocks):
+        kind = node.get("type")
+        if kind == "section" and "text" in node:
+            assert len(node["text"]["text"]) <= 3000
+        if kind == "context":
+            assert 0 < len(node["elements"]) <= 10
+            assert all(len(element.get("text", "")) <= 2000 for element in node["elements"])
+        if kind == "mrkdwn":
+            check_mrkdwn(node["text"], f"a {kind} text")
+        if kind == "plain_text":
+            assert node["text"].strip()
+        if "action_id" in node:
+            assert len(node["action_id"]) <= 255
+        if "block_id" in node:
+            assert len(node["block_id"]) <= 255
+        if kind == "button" and "value" in node:
+            assert len(node["value"]) <= 2000
+
+
+def check_message(payload: dict[str, Any]) -> None:
+    check_blocks(payload["blocks"], most=50)
+    assert 0 < len(payload["text"]) <= 3000
+    check_mrkdwn(payload["text"], "the fallback text")
+
+
+def check_view(view: dict[str, Any]) -> None:
+    check_blocks(view["blocks"], most=100)
+    View(**view).to_dict()  # title <= 24, callback_id and private_metadata limits
+    assert len(view["title"]["text"]) <= 24
+    assert len(view.get("private_metadata", "")) <= 3000
+
+
+# ------------------------------------------------------------------ the command grammar
+
+WORDS = st.sampled_from(
+    [
+        "run", "batch", "suite", "smoke", "compare", "alias", "audit", "help", "list", "show",
+        "import", "export", "delete", "trend", "set", "remove", "agent:12", "number:3",
+        "agent:99999999999999999999", "agent:²", "agent:-1", "agent:", "agent:0", "outbound",
+        "inbound", "--sip", "--caller", "+14155550123", "--stagger", "--repeat", "0", "5", "61",
+        "²", "١٢", "9" * 30, '"', "“", '"a prompt"', '""', "&lt;", "<tel:+1415|+1415>", "payload",
+        "support", "refunds", "#", "run:7", "deadbeef",
+    ]
+)  # fmt: skip
+COMMAND_TEXT = st.one_of(
+    HOSTILE,
+    st.lists(st.one_of(WORDS, HOSTILE), max_size=12).map(" ".join),
+)
+
+
+@FEW
+@given(COMMAND_TEXT)
+def test_any_command_text_gives_a_command_or_a_clear_refusal(text: str) -> None:
+    try:
+        parsed = parse_command(text)
+    except CommandError as error:
+        assert error.problem.strip()
+        assert error.usage in USAGE.values()
+        replies.refusal(error.problem, error.usage)  # and it can be shown
+        check_message(replies.refusal(error.problem, error.usage))
+        return
+    assert isinstance(parsed, Command.__args__)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ the builders
+
+TURN = st.fixed_dictionaries(
+    {
+        "role": st.one_of(st.sampled_from(["assistant", "user", "tool_call", "agent"]), HOSTILE),
+        "content": st.one_of(
+            HOSTILE,
+            st.none(),
+            st.fixed_dictionaries(
+                {"name": HOSTILE, "arguments": st.dictionaries(HOSTILE, HOSTILE, max_size=3)}
+            ),
+        ),
+    }
+)
+TRANSCRIPTS = st.lists(TURN, max_size=8)
+
+
+@FEW
+@given(prompt=HOSTILE, name=HOSTILE, tier=HOSTILE, alias=HOSTILE, unchecked=HOSTILE)
+def test_a_confirmation_shows_any_prompt_and_name(
+    prompt: str, name: str, tier: str, alias: str, unchecked: str
+) -> None:
+    launch = LAUNCH.model_copy(update={"scenario_prompt": prompt, "target_label": alias})
+    check_message(replies.confirmation(launch, [16], name=name, tier=tier, unchecked=unchecked))
+    check_message(launch_card(launch, "⏳ Starting…"))
+
+
+@FEW
+@given(
+    prompt=HOSTILE,
+    name=HOSTILE,
+    error=HOSTILE,
+    reasoning=HOSTILE,
+    outcome=HOSTILE,
+    transcript=TRANSCRIPTS,
+    title=HOSTILE,
+    description=HOSTILE,
+)
+def test_a_card_and_a_result_show_any_run(
+    prompt: str,
+    name: str,
+    error: str,
+    reasoning: str,
+    outcome: str,
+    transcript: list[dict[str, Any]],
+    title: str,
+    description: str,
+) -> None:
+    run = make_run(scenario_prompt=prompt, target_name=name)
+    failed = make_run(scenario_prompt=prompt, status="failed", call_id=None, error_message=error)
+    grade = GradeRecord(
+        call_id=987654321, score=0.5, call_outcome=outcome, outcome_reasoning=reasoning
+    )
+    flag = FlagRecord(
+        run_id=7110,
+        call_id=987654321,
+        user_id="U0MARIA",
+        severity="warning",
+        title=title,
+        description=description,
+        status="filed",
+        created_at="2026-11-22T14:07:00+00:00",
+    )
+    for card in (run_card(run, grade, THRESHOLD), run_card(failed, None, THRESHOLD)):
+        check_message(card)
+    check_message(run_result(run, grade, transcript, THRESHOLD, flag, heading=None))
+    check_message(run_result(failed, None, None, THRESHOLD))
+
+
+@FEW
+@given(prompt=HOSTILE, transcript=st.lists(TURN, max_size=3), copies=st.integers(0, 120))
+def test_the_flag_and_transcript_modals_open_for_any_run(
+    prompt: str, transcript: list[dict[str, Any]], copies: int
+) -> None:
+    run = make_run(scenario_prompt=prompt)
+    check_view(flag_modal(run, turns=len(transcript)))
+    entries = transcript * copies
+    pages = max(1, -(-len(entries) // TURNS_PER_PAGE))
+    for page in {0, pages - 1}:
+        check_view(transcript_modal(run, entries, page))
+
+
+@FEW
+@given(name=HOSTILE, cases=st.lists(st.tuples(HOSTILE, HOSTILE), min_size=1, max_size=25))
+def test_a_batch_confirmation_shows_any_cases(name: str, cases: list[tuple[str, str]]) -> None:
+    batch = BATCH.model_copy(update={"target_name": name})
+    items = [
+        BatchItem(
+            batch_id=batch.id,
+            position=index,
+            part=index // 20,
+            case_name=case_name,
+            prompt=prompt,
+        )
+        for index, (case_name, prompt) in enumerate(cases)
+    ]
+    check_message(batches.confirmation(batch, items, [16]))
+
+
+@FEW
+@given(problem=HOSTILE, error=HOSTILE)
+def test_refusals_and_notes_show_any_reason(problem: str, error: str) -> None:
+    check_message(replies.refusal(problem, USAGE["run"]))
+    check_message(
+        replies.decided_earlier("test call", status="failed", by="U0MARIA", at=None, error=error)
+    )
+    check_message(notes.direct_note("C0QA", replies.refusal(problem)["blocks"][0]["text"]["text"]))
