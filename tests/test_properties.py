@@ -4,6 +4,7 @@ its limits, with those words escaped and no section left empty."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -12,12 +13,18 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.blocks import batches, notes, replies
+from bot.audit import Trail
+from bot.batch_report import Row
+from bot.blocks import batches, notes, replies, suite_replies
+from bot.blocks.audit import audit_trail
 from bot.blocks.modals import TURNS_PER_PAGE, flag_modal, transcript_modal
 from bot.blocks.runs import launch_card, run_card, run_result
 from bot.commands import USAGE, Command, CommandError, parse_command
-from storage.models import BatchItem, FlagRecord, GradeRecord
-from tests.test_blocks import BATCH, LAUNCH, THRESHOLD, make_run
+from bot.expectations import Expected
+from bot.suites import Suite, SuiteCase, SuiteSettings
+from storage.models import BatchItem, BatchPart, FlagRecord, GradeRecord
+from tests.test_audit import event as audit_event
+from tests.test_blocks import BATCH, LAUNCH, THRESHOLD, batch_report, make_run
 
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -241,3 +248,71 @@ def test_refusals_and_notes_show_any_reason(problem: str, error: str) -> None:
         replies.decided_earlier("test call", status="failed", by="U0MARIA", at=None, error=error)
     )
     check_message(notes.direct_note("C0QA", replies.refusal(problem)["blocks"][0]["text"]["text"]))
+
+
+@FEW
+@given(
+    case_name=st.one_of(st.none(), HOSTILE),
+    prompt=HOSTILE,
+    contains=HOSTILE,
+    note=HOSTILE,
+    error=HOSTILE,
+    transcript=TRANSCRIPTS,
+)
+def test_a_batch_card_and_its_replies_show_any_case(
+    case_name: str | None,
+    prompt: str,
+    contains: str,
+    note: str,
+    error: str,
+    transcript: list[dict[str, Any]],
+) -> None:
+    item = BatchItem(
+        batch_id=BATCH.id, position=0, part=0, case_name=case_name, prompt=prompt, run_id=7200
+    )
+    expected = Expected(transcript_contains=(contains,), transcript_excludes=(note,), note=note)
+    run = make_run(run_id=7200, scenario_prompt=prompt)
+    grade = GradeRecord(call_id=987654321, score=0.9, call_outcome="success")
+    row = Row(item, run, grade, None, expected)
+    report = batch_report(
+        rows=[row],
+        parts=[BatchPart(batch_id=BATCH.id, part=0, status="refused", error=error)],
+    )
+    check_message(batches.batch_card(report))
+    heading = batches.run_heading(row, 2)
+    check_message(run_result(run, grade, transcript, THRESHOLD, heading=heading, expected=expected))
+
+
+@FEW
+@given(
+    cases=st.lists(st.tuples(HOSTILE, HOSTILE, HOSTILE), min_size=1, max_size=12),
+    caller=HOSTILE,
+)
+def test_a_suite_is_shown_whatever_its_cases_say(
+    cases: list[tuple[str, str, str]], caller: str
+) -> None:
+    suite = Suite(
+        name="refunds",
+        cases=tuple(
+            SuiteCase(
+                name=name,
+                scenario_prompt=prompt,
+                expected=Expected(),
+                expected_outcome=json.dumps(outcome),
+            )
+            for name, prompt, outcome in cases
+        ),
+        settings=SuiteSettings(caller_number=caller),
+    )
+    check_message(suite_replies.suite_details(suite))
+
+
+@FEW
+@given(details=st.lists(HOSTILE, min_size=1, max_size=30))
+def test_an_audit_trail_shows_any_detail(details: list[str]) -> None:
+    actions = ["consented", "flagged", "alias_set", "cancelled"]
+    events = [
+        audit_event(actions[index % len(actions)], id=index, detail=detail)
+        for index, detail in enumerate(details)
+    ]
+    check_message(audit_trail(Trail("run 7110", events, more=True)))
