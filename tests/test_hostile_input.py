@@ -20,6 +20,7 @@ from thunderphone.webhooks import compute_signature
 from bot import ids
 from bot.bodies import MAX_BODY_BYTES
 from bot.sandbox.stack import SIGNING_SECRET, WEBHOOK_SECRET, LocalStack
+from bot.suites import SuiteError, parse_suite
 from bot.thunderphone import sign_v1
 from handlers.webhooks import ROUTE
 from storage.runs import save_transcript
@@ -361,4 +362,32 @@ async def test_the_transcript_modal_pages_a_hostile_transcript_to_its_last_turn(
     assert seen[129].endswith(("&lt;…", "&amp;…", "&gt;…"))  # a long one, cut between escapes
     assert seen[130] == "`131`  *&lt;!here&gt;:*  …"
     assert "<!channel>" not in json.dumps(modal.view) and "<&>" not in json.dumps(modal.view)
+    no_errors_logged(caplog)
+
+
+# ------------------------------------------------------------------ suite files
+
+
+def test_a_suite_file_python_cannot_read_is_refused_with_a_reason() -> None:
+    with pytest.raises(SuiteError, match="nested too deeply"):
+        parse_suite("[" * 100_000, name="refunds", filename=None)
+    with pytest.raises(SuiteError, match="a number too long to read"):
+        parse_suite("[" + "9" * 5000 + "]", name="refunds", filename=None)
+
+
+async def test_a_pasted_suite_nested_too_deeply_is_named_in_the_form(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    maria = stack.user()
+    reply = await maria.slash("suite import")
+    assert reply.status == 200
+    form = await stack.fake.wait_for(lambda: next(iter(stack.fake.open_stack("U0MARIA")), None))
+    pasted = "[" * 2999  # as much as the form's input holds
+    status, answer = await maria.submit_view(
+        form.id, {ids.SUITE_JSON: {ids.INPUT_VALUE: {"type": "plain_text_input", "value": pasted}}}
+    )
+    assert status == 200
+    assert answer["response_action"] == "errors"
+    assert any("nested too deeply" in error for error in answer["errors"].values())
+    assert rows(stack, "suites") == []
     no_errors_logged(caplog)

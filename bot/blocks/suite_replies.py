@@ -77,7 +77,8 @@ def suite_details(suite: Suite) -> dict[str, Any]:
     ]
     if len(suite.cases) > CASES_SHOWN:
         lines.append(f"_and {len(suite.cases) - CASES_SHOWN} more_")
-    return message(f"Suite {suite.name}: {cases}", [section(head), section("\n".join(lines))])
+    fallback = f"Suite {escape(suite.name)}: {cases}"
+    return message(fallback, [section(head), section("\n".join(lines))])
 
 
 def confirm_delete(name: str, cases: int) -> dict[str, Any]:
