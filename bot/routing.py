@@ -135,21 +135,23 @@ def decode(text: str | None) -> Route:
 
 
 def unreadable(text: str | None) -> str | None:
-    """What a payload names that `decode` had to leave out, like `run 99999999999999999999` (an
-    id beyond SQLite's), so the person can be told which id it was; None when nothing was."""
+    """An id a payload names that `decode` had to leave out for being beyond SQLite's integers,
+    like `run 99999999999999999999`, so the person can be told which; None when there is none."""
     if not isinstance(text, str) or not text:
         return None
     if ASSIGN not in text:
         digits = text.partition(":")[0]
-        if digits.isascii() and digits.isdigit() and _parse_int(digits) is None:
-            return f"run {_shown(digits)}"
-        return None
+        return f"run {_shown(digits)}" if _too_big(digits) else None
     for part in text[:MAX_LENGTH].split(SEPARATOR):
         key, _, raw = part.partition(ASSIGN)
         field = _BY_KEY.get(key)
-        if field is not None and field.parse(raw) is None:
+        if field is not None and field.valid is _is_int and _too_big(raw):
             return f"{key} {_shown(raw)}"
     return None
+
+
+def _too_big(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and _parse_int(raw) is None
 
 
 def _shown(raw: str) -> str:

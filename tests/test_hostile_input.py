@@ -18,6 +18,7 @@ import pytest
 from thunderphone.webhooks import compute_signature
 
 from bot import ids
+from bot.blocks.modals import flag_modal
 from bot.bodies import MAX_BODY_BYTES
 from bot.sandbox.stack import SIGNING_SECRET, WEBHOOK_SECRET, LocalStack
 from bot.suites import SuiteError, parse_suite
@@ -25,6 +26,7 @@ from bot.thunderphone import sign_v1
 from handlers.webhooks import ROUTE
 from storage.runs import save_transcript
 from tests.helpers import confirm, rows, shown, wait_for_graded_result
+from tests.test_blocks import make_run
 
 NOT_UTF8 = b"command=%2Ftestcall&text=\xff\xfe\xfd run agent:12 \xc3\x28"
 DEEP = b"[" * 200_000 + b"]" * 200_000
@@ -390,4 +392,18 @@ async def test_a_pasted_suite_nested_too_deeply_is_named_in_the_form(
     assert answer["response_action"] == "errors"
     assert any("nested too deeply" in error for error in answer["errors"].values())
     assert rows(stack, "suites") == []
+    no_errors_logged(caplog)
+
+
+async def test_a_flag_form_naming_an_impossible_run_id_is_answered_by_name(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    form = flag_modal(make_run(), turns=3)
+    form["private_metadata"] = f"run={TOO_BIG}"
+    view = stack.fake.push_view(form, user="U0MARIA", method="views.open")
+    status, answer = await stack.user().submit_view(view.id)
+    assert status == 200
+    named = f"I have no test call run {TOO_BIG}: that id is beyond any the bot keeps."
+    assert answer == {"response_action": "errors", "errors": {ids.FLAG_TITLE: named}}
+    assert rows(stack, "flags") == []
     no_errors_logged(caplog)

@@ -21,6 +21,7 @@ from bot.blocks.modals import TURNS_PER_PAGE, flag_modal, transcript_modal
 from bot.blocks.runs import launch_card, run_card, run_result
 from bot.commands import USAGE, Command, CommandError, parse_command
 from bot.expectations import Expected
+from bot.routing import decode, unreadable
 from bot.suites import Suite, SuiteCase, SuiteSettings
 from storage.models import BatchItem, BatchPart, FlagRecord, GradeRecord
 from tests.test_audit import event as audit_event
@@ -316,3 +317,27 @@ def test_an_audit_trail_shows_any_detail(details: list[str]) -> None:
         for index, detail in enumerate(details)
     ]
     check_message(audit_trail(Trail("run 7110", events, more=True)))
+
+
+# ------------------------------------------------------------------ routes in buttons and modals
+
+ROUTE_TEXT = st.one_of(
+    HOSTILE,
+    st.lists(
+        st.tuples(
+            st.sampled_from(["run", "page", "launch", "batch", "suite", "channel", "x"]),
+            st.one_of(st.integers(-(2**80), 2**80).map(str), HOSTILE),
+        ).map("=".join),
+        max_size=6,
+    ).map(";".join),
+)
+
+
+@FEW
+@given(ROUTE_TEXT)
+def test_any_route_is_read_without_error_and_only_within_range(text: str) -> None:
+    route = decode(text)
+    for value in (route.run_id, route.page):
+        assert value is None or 0 <= value <= 2**63 - 1
+    named = unreadable(text)
+    assert named is None or re.fullmatch(r"[a-z]+ [0-9]+(…)?", named)
