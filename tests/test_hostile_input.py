@@ -407,3 +407,29 @@ async def test_a_flag_form_naming_an_impossible_run_id_is_answered_by_name(
     assert answer == {"response_action": "errors", "errors": {ids.FLAG_TITLE: named}}
     assert rows(stack, "flags") == []
     no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize("route", ["slack", "webhook"])
+async def test_a_client_that_hangs_up_mid_body_leaves_no_trace(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture, route: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    if route == "slack":
+        url, head = stack.events_url, slack_headers(b"whatever")
+    else:
+        url, head = stack.webhook_url, v2_headers(b"whatever")
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    lines = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}", "Content-Length: 100000"]
+    lines += [f"{name}: {value}" for name, value in head.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + b"command=%2Ftestcall")
+    await writer.drain()
+    writer.write_eof()  # no more is coming
+    answer = await asyncio.wait_for(reader.read(), timeout=60)
+    writer.close()
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400 ")
+    await stack.fake.wait_for(
+        lambda: any("gave up on" in r.getMessage() for r in caplog.records) or None
+    )
+    no_errors_logged(caplog)
+    nothing_stored(stack)
