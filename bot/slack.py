@@ -155,7 +155,8 @@ async def handle_slack_events(request: web.Request) -> web.StreamResponse:
         return raw
     try:
         bolt_request = _bolt_request(request, raw)
-    except (ValueError, RecursionError) as error:
+    # Bolt's parser expects a JSON object: `[]`, `null` or `payload=1` fail in it.
+    except (ValueError, RecursionError, AttributeError, TypeError) as error:
         log.warning("refused a signed Slack request Bolt cannot read: %s", type(error).__name__)
         return web.json_response({"error": "unreadable request"}, status=400)
     bolt = request.app[BOLT]

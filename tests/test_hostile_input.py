@@ -124,13 +124,15 @@ async def test_a_signed_slack_request_over_the_limit_gets_413(
     nothing_stored(stack)
 
 
-@pytest.mark.parametrize("kind", ["not utf-8", "deeply nested"])
+@pytest.mark.parametrize(
+    "kind", ["not utf-8", "deeply nested", "a JSON list", "null", "payload=1", "payload=[]"]
+)
 async def test_a_signed_but_unreadable_slack_request_gets_400(
     stack: LocalStack, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
-    body = BODIES[kind]
+    body = BODIES.get(kind) or {"a JSON list": b"[]", "null": b"null"}.get(kind) or kind.encode()
     headers = slack_headers(body)
-    if kind == "deeply nested":
+    if not kind.startswith(("payload", "not utf-8")):
         headers["Content-Type"] = "application/json"
     response = await post(stack.events_url, body, headers)
     assert response.status_code == 400
