@@ -17,15 +17,20 @@ from bot.audit import Trail
 from bot.batch_report import Row
 from bot.blocks import batches, notes, replies, suite_replies
 from bot.blocks.audit import audit_trail
+from bot.blocks.home import home_view
 from bot.blocks.modals import TURNS_PER_PAGE, flag_modal, transcript_modal
 from bot.blocks.runs import launch_card, run_card, run_result
+from bot.blocks.suites import regression_summary
 from bot.commands import USAGE, Command, CommandError, parse_command
 from bot.expectations import Expected
 from bot.routing import decode, unreadable
 from bot.suites import Suite, SuiteCase, SuiteSettings
+from bot.verdicts import Counts, Divergence, Shift, Verdict
 from storage.models import BatchItem, BatchPart, FlagRecord, GradeRecord
 from tests.test_audit import event as audit_event
 from tests.test_blocks import BATCH, LAUNCH, THRESHOLD, batch_report, make_run
+from tests.test_suite_blocks import LABEL as SUITE_LABEL
+from tests.test_suite_blocks import change as suite_change
 
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -46,9 +51,10 @@ HOSTILE = st.one_of(
 )
 
 # The only `<…>` the bot writes itself: its mentions of the fixtures' people, dates and links
-# to Slack messages. Anything else in mrkdwn came from outside and should have been escaped.
+# to Slack messages (and `>` opening a quoted line). Anything else in mrkdwn came from outside
+# and should have been escaped.
 OWN_MARKUP = re.compile(
-    r"<@U0(?:MARIA|LI)>|<#C0QA>|<!date\^\d+\^[^|<>]*\|[^<>]*>|<https://slack\.com/archives/[^|<>]*\|[^<>]*>"
+    r"(?m)^>|<@U0(?:MARIA|LI)>|<#C0QA>|<!date\^\d+\^[^|<>]*\|[^<>]*>|<https://slack\.com/archives/[^|<>]*\|[^<>]*>"
 )
 LOOSE_AMPERSAND = re.compile(r"&(?!amp;|lt;|gt;)")
 
@@ -341,3 +347,43 @@ def test_any_route_is_read_without_error_and_only_within_range(text: str) -> Non
         assert value is None or 0 <= value <= 2**63 - 1
     named = unreadable(text)
     assert named is None or re.fullmatch(r"[a-z]+ [0-9]+(…)?", named)
+
+
+@FEW
+@given(
+    cases=st.lists(st.tuples(HOSTILE, HOSTILE, HOSTILE), min_size=1, max_size=30),
+    roles=st.tuples(HOSTILE, HOSTILE),
+)
+def test_a_regression_summary_shows_any_case_and_diverging_turn(
+    cases: list[tuple[str, str, str]], roles: tuple[str, str]
+) -> None:
+    changes = [
+        suite_change(
+            name,
+            verdict=Verdict.REGRESSED,
+            passed_runs=0,
+            score=Shift(0.91, 0.62, True),
+            divergence=Divergence(
+                turn=index + 1,
+                baseline_role=roles[0],
+                baseline=before,
+                current_role=roles[1],
+                current=now,
+            ),
+        )
+        for index, (name, before, now) in enumerate(cases)
+    ]
+    counts = Counts(cases=len(changes), failed=len(changes), regressed=len(changes))
+    check_message(regression_summary(SUITE_LABEL, changes, counts))
+
+
+@FEW
+@given(prompts=st.lists(st.tuples(HOSTILE, HOSTILE), min_size=1, max_size=12))
+def test_app_home_shows_any_recent_run(prompts: list[tuple[str, str]]) -> None:
+    runs = [
+        (make_run(run_id=index + 1, scenario_prompt=prompt, target_name=name), None)
+        for index, (prompt, name) in enumerate(prompts)
+    ]
+    view = home_view(runs, THRESHOLD, {1: "https://slack.com/archives/C0QA/p1763820120000100"})
+    check_blocks(view["blocks"], most=100)
+    View(**view).to_dict()

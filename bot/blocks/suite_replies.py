@@ -12,6 +12,7 @@ from bot.blocks.common import (
     clock,
     context,
     escape,
+    escaped,
     message,
     plural,
     section,
@@ -71,7 +72,7 @@ def suite_details(suite: Suite) -> dict[str, Any]:
     if settings:
         head += " · " + ", ".join(f"{key} {escape(str(value))}" for key, value in settings.items())
     lines = [
-        f"{index}. *{escape(trim(case.name, 80))}*: “{escape(trim(case.scenario_prompt, 120))}”"
+        f"{index}. *{escaped(case.name, 80)}*: “{escape(trim(case.scenario_prompt, 120))}”"
         f" → {_expectation(case.expected_outcome)}"
         for index, case in enumerate(suite.cases[:CASES_SHOWN], start=1)
     ]
