@@ -16,19 +16,30 @@ from slack_sdk.models.views import View
 from bot.audit import Trail
 from bot.batch_report import Row
 from bot.blocks import batches, notes, replies, suite_replies
+from bot.blocks import compare as compare_blocks
 from bot.blocks.audit import audit_trail
 from bot.blocks.home import home_view
 from bot.blocks.modals import TURNS_PER_PAGE, flag_modal, transcript_modal
 from bot.blocks.runs import launch_card, run_card, run_result
 from bot.blocks.suites import regression_summary
 from bot.commands import USAGE, Command, CommandError, parse_command
+from bot.compare import CompareView, Proposal, best_marks
 from bot.expectations import Expected
 from bot.routing import decode, unreadable
 from bot.suites import Suite, SuiteCase, SuiteSettings
 from bot.verdicts import Counts, Divergence, Shift, Verdict
 from storage.models import BatchItem, BatchPart, FlagRecord, GradeRecord
 from tests.test_audit import event as audit_event
-from tests.test_blocks import BATCH, LAUNCH, THRESHOLD, batch_report, make_run
+from tests.test_blocks import (
+    BATCH,
+    COMPARE,
+    COMPARE_TARGETS,
+    LAUNCH,
+    THRESHOLD,
+    batch_report,
+    compare_target,
+    make_run,
+)
 from tests.test_suite_blocks import LABEL as SUITE_LABEL
 from tests.test_suite_blocks import change as suite_change
 
@@ -387,3 +398,44 @@ def test_app_home_shows_any_recent_run(prompts: list[tuple[str, str]]) -> None:
     view = home_view(runs, THRESHOLD, {1: "https://slack.com/archives/C0QA/p1763820120000100"})
     check_blocks(view["blocks"], most=100)
     View(**view).to_dict()
+
+
+@FEW
+@given(
+    prompt=HOSTILE,
+    labels=st.tuples(HOSTILE, HOSTILE),
+    names=st.tuples(HOSTILE, HOSTILE),
+    tier=HOSTILE,
+    reason=HOSTILE,
+    cases=st.lists(st.tuples(HOSTILE, HOSTILE), min_size=1, max_size=6),
+)
+def test_a_compare_shows_any_prompt_label_and_name(
+    prompt: str,
+    labels: tuple[str, str],
+    names: tuple[str, str],
+    tier: str,
+    reason: str,
+    cases: list[tuple[str, str]],
+) -> None:
+    record = COMPARE.model_copy(update={"suite": None, "prompt": prompt, "chart_error": reason})
+    batches_of = [
+        COMPARE_TARGETS[index].model_copy(
+            update={"target_label": labels[index], "target_name": names[index]}
+        )
+        for index in range(2)
+    ]
+    items = [
+        BatchItem(batch_id=BATCH.id, position=index, part=0, case_name=name, prompt=text)
+        for index, (name, text) in enumerate(cases)
+    ]
+    proposal = Proposal(record, [(batch, [16]) for batch in batches_of], items)
+    check_message(compare_blocks.confirmation(proposal))
+    figures = [
+        compare_target(
+            index, label=labels[index], name=names[index], tier=tier, not_started=(reason,)
+        )
+        for index in range(2)
+    ]
+    for finished in (False, True):
+        view = CompareView(record, figures, len(cases), finished, best_marks(figures))
+        check_message(compare_blocks.compare_card(view))
