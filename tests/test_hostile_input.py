@@ -204,6 +204,16 @@ async def test_a_signed_but_unreadable_webhook_gets_400(
         ("test-call.completed", {"id": 2**70, "status": "completed"}, f"run {2**70}"),
         ("test-call.completed", {"test_call_run": {"id": str(2**64)}}, f"run {2**64}"),
         ("call.graded", {"call_id": 2**70, "grade": {"score": 90}}, f"call {2**70}"),
+        (
+            "test-call.completed",
+            {"id": 7, "call_id": 2**70, "status": "completed"},
+            f"data.call_id = {2**70}",
+        ),
+        (
+            "call.graded",
+            {"call_id": 42, "grade": {"score": 90, "scores": [1, -(2**64)]}},
+            f"data.grade.scores[1] = {-(2**64)}",
+        ),
     ],
 )
 async def test_a_webhook_naming_an_id_beyond_thunderphones_is_refused_by_name(

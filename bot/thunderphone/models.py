@@ -427,9 +427,36 @@ def _beyond_ids(value: object) -> bool:
     return len(text) > len(str(MAX_ID)) or int(text) > MAX_ID
 
 
+def _oversized(data: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The first whole number in `data` that no 64-bit integer (SQLite's) holds, and where."""
+    pending: list[tuple[str, object]] = [("data", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not -MAX_ID - 1 <= value <= MAX_ID:
+            return where, value
+        if isinstance(value, Mapping):
+            pending.extend((f"{where}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
+    return None
+
+
+def _check_numbers(event_type: str, data: Mapping[str, Any]) -> None:
+    found = _oversized(data)
+    if found is not None:
+        where, value = found
+        raise ThunderPhoneBadResponse(
+            f"{event_type} carries {where[:100]} = {value}, beyond a 64-bit integer",
+            body=dict(data),
+        )
+
+
 def check_test_call_completed(data: Mapping[str, Any]) -> None:
-    """What must hold before a `test-call.completed` delivery is accepted: it names its run.
-    Cheaper than `parse_test_call_completed`, which the worker does later."""
+    """What must hold before a `test-call.completed` delivery is accepted: it names its run, and
+    holds no number SQLite could not store. Cheaper than `parse_test_call_completed`, which the
+    worker does later."""
     run_id = _completed_run(data).get("id")
     if not _whole_number(run_id):
         raise ThunderPhoneBadResponse("test-call.completed names no run (id)", body=dict(data))
@@ -437,10 +464,12 @@ def check_test_call_completed(data: Mapping[str, Any]) -> None:
         raise ThunderPhoneBadResponse(
             f"test-call.completed names run {run_id}, beyond any ThunderPhone id", body=dict(data)
         )
+    _check_numbers("test-call.completed", data)
 
 
 def check_call_graded(data: Mapping[str, Any]) -> None:
-    """What must hold before a `call.graded` delivery is accepted: it names its call."""
+    """What must hold before a `call.graded` delivery is accepted: it names its call, and holds
+    no number SQLite could not store."""
     nested = data.get("grade")
     grade = nested if isinstance(nested, Mapping) else data
     call_id = grade.get("call_id")
@@ -452,6 +481,7 @@ def check_call_graded(data: Mapping[str, Any]) -> None:
         raise ThunderPhoneBadResponse(
             f"call.graded names call {call_id}, beyond any ThunderPhone id", body=dict(data)
         )
+    _check_numbers("call.graded", data)
 
 
 def parse_test_call_completed(data: Mapping[str, Any]) -> Run:
