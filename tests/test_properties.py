@@ -20,9 +20,10 @@ from bot.blocks import compare as compare_blocks
 from bot.blocks.audit import audit_trail
 from bot.blocks.home import home_view
 from bot.blocks.modals import TURNS_PER_PAGE, flag_modal, transcript_modal
+from bot.blocks.notices import shortened
 from bot.blocks.runs import launch_card, run_card, run_result
 from bot.blocks.suites import regression_summary
-from bot.commands import USAGE, Command, CommandError, parse_command
+from bot.commands import USAGE, Command, CommandError, parse_batch_form, parse_command
 from bot.compare import CompareView, Proposal, best_marks
 from bot.expectations import Expected
 from bot.routing import decode, unreadable
@@ -439,3 +440,23 @@ def test_a_compare_shows_any_prompt_label_and_name(
     for finished in (False, True):
         view = CompareView(record, figures, len(cases), finished, best_marks(figures))
         check_message(compare_blocks.compare_card(view))
+
+
+@FEW
+@given(target=HOSTILE, direction=HOSTILE, stagger=HOSTILE, repeat=HOSTILE, prompts=HOSTILE)
+def test_the_batch_form_reads_any_input(
+    target: str, direction: str, stagger: str, repeat: str, prompts: str
+) -> None:
+    command, problems = parse_batch_form(
+        target=target, direction=direction, stagger=stagger, repeat=repeat, prompts=prompts
+    )
+    assert (command is None) == bool(problems)
+    assert all(problem.strip() for problem in problems.values())
+    assert set(problems) <= {"target", "stagger", "repeat", "prompts"}
+
+
+@FEW
+@given(text=HOSTILE, code=HOSTILE)
+def test_a_message_slack_refused_is_shortened_validly(text: str, code: str) -> None:
+    payload = replies.refusal(text, USAGE["run"])
+    check_message(shortened(payload, code))
