@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -78,3 +80,25 @@ async def too_slow(request: web.Request, error: BodyTimeout) -> web.StreamRespon
     if request.transport is not None:
         request.transport.close()  # sends what is written, then closes
     return response
+
+
+# `\ud800` in JSON (or `%5Cud800` in a form holding JSON): half of a surrogate pair, which no
+# UTF-8 text can hold, so SQLite and every JSON client would fail on it later.
+_SURROGATE_ESCAPE = re.compile(r"(?:\\|%5C)u[dD][89a-fA-F]", re.IGNORECASE)
+
+
+def may_spell_lone_surrogates(raw: str) -> bool:
+    """Whether JSON in `raw` may decode to text holding a lone surrogate (cheap to ask)."""
+    return _SURROGATE_ESCAPE.search(raw) is not None
+
+
+def whole_characters(value: Any) -> Any:
+    """`value` (decoded JSON) with each lone surrogate in its text replaced by U+FFFD, as
+    undecodable bytes are."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {whole_characters(key): whole_characters(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_characters(item) for item in value]
+    return value

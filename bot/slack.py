@@ -20,7 +20,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.bodies import BodyBroken, BodyTimeout, read_body, too_slow
+from bot.bodies import (
+    BodyBroken,
+    BodyTimeout,
+    may_spell_lone_surrogates,
+    read_body,
+    too_slow,
+    whole_characters,
+)
 from bot.config import Settings
 from bot.services import SERVICES
 
@@ -146,6 +153,11 @@ def _bolt_request(request: web.Request, raw: str) -> AsyncBoltRequest:
         if "payload" not in form and "command" in form:
             bolt_request.body = form
             bolt_request.context = build_async_context(AsyncBoltContext({}), form)
+    # JSON may spell half of a surrogate pair (`\ud800`), which no UTF-8 can hold: SQLite and
+    # every JSON client would fail on it later. It becomes U+FFFD, as undecodable bytes do.
+    if may_spell_lone_surrogates(raw):
+        bolt_request.body = whole_characters(bolt_request.body)
+        bolt_request.context = build_async_context(AsyncBoltContext({}), bolt_request.body)
     return bolt_request
 
 

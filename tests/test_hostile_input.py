@@ -25,7 +25,14 @@ from bot.suites import SuiteError, parse_suite
 from bot.thunderphone import sign_v1
 from handlers.webhooks import ROUTE
 from storage.runs import save_transcript
-from tests.helpers import confirm, rows, shown, wait_for_graded_result
+from tests.helpers import (
+    confirm,
+    rows,
+    shown,
+    start_run,
+    wait_for_card,
+    wait_for_graded_result,
+)
 from tests.test_blocks import make_run
 
 NOT_UTF8 = b"command=%2Ftestcall&text=\xff\xfe\xfd run agent:12 \xc3\x28"
@@ -445,3 +452,35 @@ async def test_a_client_that_hangs_up_mid_body_leaves_no_trace(
     )
     no_errors_logged(caplog)
     nothing_stored(stack)
+
+
+async def test_half_a_surrogate_pair_in_a_slack_payload_is_stored_as_a_replacement(
+    live_stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack = live_stack
+    maria = stack.user()
+    await maria.click(await confirm(maria), ids.START_RUN)
+    result = await wait_for_graded_result(stack)
+    assert await maria.click(result, ids.FLAG_RUN) == 200
+    modal = await stack.fake.wait_for(lambda: next(iter(stack.fake.open_stack("U0MARIA")), None))
+    # JSON can spell a lone surrogate (`"\ud800"`); no UTF-8 text can hold one.
+    typed = {"type": "plain_text_input", "value": "Agent said \ud800 twice"}
+    status, answer = await maria.submit_view(modal.id, {ids.FLAG_TITLE: {ids.INPUT_VALUE: typed}})
+    assert (status, answer) == (200, None)
+    await stack.fake.wait_for(lambda: rows(stack, "flags") or None)
+    [flag] = rows(stack, "flags")
+    assert flag["title"] == "Agent said \ufffd\ufffd\ufffd twice"
+    no_errors_logged(caplog)
+
+
+async def test_half_a_surrogate_pair_in_a_webhook_is_applied_as_a_replacement(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_id = await start_run(stack)
+    data = {"id": run_id, "status": "failed", "error_message": "SIP \ud800 busy"}
+    body = json.dumps({"event_id": "evt-half", "type": "test-call.completed", "data": data})
+    assert "\\ud800" in body  # as JSON spells it
+    response = await post(stack.webhook_url, body.encode(), v2_headers(body.encode()))
+    assert response.status_code == 200
+    await wait_for_card(stack, "SIP \ufffd\ufffd\ufffd busy")
+    no_errors_logged(caplog)
