@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from aiohttp import web
 from thunderphone.webhooks import compute_signature
 
 from bot import ids
@@ -22,7 +23,7 @@ from bot.blocks.modals import flag_modal
 from bot.bodies import MAX_BODY_BYTES
 from bot.sandbox.stack import SIGNING_SECRET, WEBHOOK_SECRET, LocalStack
 from bot.suites import SuiteError, parse_suite
-from bot.thunderphone import sign_v1
+from bot.thunderphone import ThunderPhoneBadResponse, ThunderPhoneClient, sign_v1
 from handlers.webhooks import ROUTE
 from storage.runs import save_transcript
 from tests.helpers import (
@@ -484,3 +485,40 @@ async def test_half_a_surrogate_pair_in_a_webhook_is_applied_as_a_replacement(
     assert response.status_code == 200
     await wait_for_card(stack, "SIP \ufffd\ufffd\ufffd busy")
     no_errors_logged(caplog)
+
+
+# ------------------------------------------------------------------ what ThunderPhone answers
+
+
+@pytest.fixture
+async def odd_thunderphone() -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """An HTTP server on loopback answering GET /v1/test-calls with whatever text is set."""
+    answer = {"text": "[]"}
+
+    async def runs(request: web.Request) -> web.Response:
+        return web.Response(text=answer["text"], content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/v1/test-calls", runs)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", answer
+    finally:
+        await runner.cleanup()
+
+
+async def test_odd_json_from_thunderphone_is_read_or_refused_clearly(
+    odd_thunderphone: tuple[str, dict[str, str]],
+) -> None:
+    url, answer = odd_thunderphone
+    async with ThunderPhoneClient(base_url=url, api_key="sk_test_x") as client:
+        answer["text"] = '[{"id": 1, "status": "failed", "error_message": "SIP \\ud800 busy"}]'
+        [run] = await client.list_test_calls()
+        assert run.error_message == "SIP \ufffd\ufffd\ufffd busy"
+        answer["text"] = "[" * 100_000
+        with pytest.raises(ThunderPhoneBadResponse, match="not JSON"):
+            await client.list_test_calls()
