@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
+from thunderphone.webhooks import compute_signature
 
 from bot.audit import Trail
 from bot.batch_report import Row
@@ -28,6 +29,7 @@ from bot.compare import CompareView, Proposal, best_marks
 from bot.expectations import Expected
 from bot.routing import decode, unreadable
 from bot.suites import Suite, SuiteCase, SuiteSettings
+from bot.thunderphone import PendingCheck, sign_v1, start_webhook_check, verify_webhook
 from bot.verdicts import Counts, Divergence, Shift, Verdict
 from storage.models import BatchItem, BatchPart, FlagRecord, GradeRecord
 from tests.test_audit import event as audit_event
@@ -460,3 +462,37 @@ def test_the_batch_form_reads_any_input(
 def test_a_message_slack_refused_is_shortened_validly(text: str, code: str) -> None:
     payload = replies.refusal(text, USAGE["run"])
     check_message(shortened(payload, code))
+
+
+# ------------------------------------------------------------------ webhook signatures, streamed
+
+
+@FEW
+@given(
+    body=st.binary(max_size=3000),
+    sent=st.one_of(st.none(), st.binary(max_size=50)),
+    scheme=st.sampled_from(["v2", "v1"]),
+    path=st.sampled_from(["/webhooks/thunderphone", "/webhooks/thunderphone?x=1&y=%20"]),
+)
+def test_a_streamed_webhook_check_agrees_with_the_official_one(
+    body: bytes, sent: bytes | None, scheme: str, path: str
+) -> None:
+    """The body's signature as hashed while it arrives says what verify_webhook says of it
+    whole (the bot relies on the streamed one only for bodies too large to keep)."""
+    now = 1_800_000_000
+    signed = body if sent is None else sent  # what the sender signed; `body` is what arrives
+    if scheme == "v2":
+        signature = compute_signature(
+            "whsec_a", timestamp=now, method="POST", path=path, body=signed
+        )
+        headers = {"X-ThunderPhone-Signature-V2": f"t={now},v1={signature}"}
+    else:
+        headers = {"X-ThunderPhone-Signature": sign_v1("whsec_a", signed)}
+    secrets = ["whsec_old", "whsec_a"]
+    pending = start_webhook_check(headers, method="POST", path=path, secrets=secrets, now=now)
+    assert isinstance(pending, PendingCheck)
+    for start in range(0, len(body), 700):
+        for digest in pending.digests:
+            digest.update(body[start : start + 700])
+    whole = verify_webhook(headers, method="POST", path=path, body=body, secrets=secrets, now=now)
+    assert pending.matches() == whole.ok == (signed == body)
