@@ -35,12 +35,8 @@ class BodyBroken(Exception):
 class Body:
     """What was received: the bytes, unless there were more than the limit allows."""
 
-    data: bytes | None
+    data: bytes | None  # None: over the limit
     size: int
-
-    @property
-    def too_large(self) -> bool:
-        return self.data is None
 
 
 async def read_body(

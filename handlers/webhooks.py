@@ -83,7 +83,9 @@ async def handle_thunderphone(request: web.Request) -> web.StreamResponse:
             check_call_graded(event.data)
     # UnicodeDecodeError is a ValueError; RecursionError is JSON nested too deep to read.
     except (ThunderPhoneError, ValueError, RecursionError) as error:
-        return _reject(400, f"unreadable event: {error}"[:300])
+        reason = f"unreadable event: {error}"[:300]
+        log.warning("refused a signed webhook: %s", reason)
+        return _reject(400, reason)
     if event.type not in HANDLED_EVENTS:
         return web.json_response({"ok": True, "ignored": event.type}, status=202)
     key = event.event_id or hashlib.sha256(body).hexdigest()
