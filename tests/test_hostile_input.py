@@ -1,5 +1,9 @@
-"""Hostile and unusual requests on both routes: refused with a clear status before anything is
-parsed or stored, never with a traceback in the log, and never allowed to hold a connection."""
+"""Hostile and unusual input, with a clear answer every time and nothing half-stored.
+
+Requests on both routes are refused with a clear status before anything is parsed or stored and
+are never allowed to hold a connection; ids beyond ThunderPhone's, in commands, buttons, forms and
+webhooks, are named; transcripts, suite files and ThunderPhone's answers of any shape are shown or
+refused. Never a traceback in the log."""
 
 from __future__ import annotations
 
