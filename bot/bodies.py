@@ -9,6 +9,7 @@ its connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import re
 from collections.abc import Sequence
@@ -71,8 +72,9 @@ async def too_slow(request: web.Request, error: BodyTimeout) -> web.StreamRespon
     """408, then the connection is closed: what is still on its way is not waited for."""
     response = web.json_response({"ok": False, "error": str(error)}, status=408)
     response.force_close()
-    await response.prepare(request)
-    await response.write_eof()
+    with contextlib.suppress(ConnectionError):  # it may have gone meanwhile
+        await response.prepare(request)
+        await response.write_eof()
     if request.transport is not None:
         request.transport.close()  # sends what is written, then closes
     return response
