@@ -263,8 +263,8 @@ def parse_target(text: str, *, allow_alias: bool = True) -> Target:
             )
         if number > MAX_ID:
             raise CommandError(
-                f"There is no {kind_text.lower()} {_shortened(id_text)}: ThunderPhone's ids go up "
-                f"to {MAX_ID}."
+                f"There is no {'agent' if kind == 'agent' else 'number'} {_shortened(id_text)}: "
+                f"ThunderPhone's ids go up to {MAX_ID}."
             )
         return Target(kind="agent" if kind == "agent" else "phone_number", id=number)
     if raw.isdigit():
