@@ -11,9 +11,10 @@ from sqlite_utils import Database
 
 from bot import audit, batches, compare, launch
 from bot.blocks import budgets as blocks
+from bot.blocks.admin import refused
 from bot.blocks.batches import outcome as batch_outcome
 from bot.blocks.compare import outcome as compare_outcome
-from bot.blocks.replies import launch_outcome, refusal
+from bot.blocks.replies import launch_outcome
 from bot.budgets import (
     Standing,
     admins_of,
@@ -23,7 +24,7 @@ from bot.budgets import (
     period_start,
     standings,
 )
-from bot.commands import USAGE, BudgetClear, BudgetSet, BudgetShow
+from bot.commands import BudgetClear, BudgetSet, BudgetShow
 from bot.interactive import tell
 from bot.services import Services
 from storage import batches as batch_store
@@ -53,7 +54,10 @@ def answer(
     admins = admins_of(services)
     if user_id not in admins:
         who = ", ".join(f"<@{a}>" for a in admins) or "nobody yet (THUNDERBOT_ADMINS is empty)"
-        return refusal(f"Only an admin sets spend caps. Admins: {who}.", USAGE["budget"])
+        return refused(
+            f"Only an admin sets spend caps. Admins: {who}. Anyone can see where spend "
+            "stands with `/testcall budget`."
+        )
     scope = channel_id if parsed.channel == "here" else (parsed.channel or "")
     where = audit.Where(user_id, team_id, channel_id)
     subject: tuple[AuditSubject, str] = ("budget", f"{scope or 'workspace'} {parsed.period}")

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from bot.thunderphone.models import MAX_ID
+
 TargetKind = Literal["agent", "phone_number", "alias"]
 
 USAGE = {
@@ -42,6 +44,7 @@ _ALIAS_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 _TARGET_KINDS = {"agent": "agent", "number": "phone_number", "phone_number": "phone_number"}
 _BATCH_ID = re.compile(r"^[0-9a-f]{8,32}$")
 MIN_BATCH_ID_CHARS = 8  # as a batch's card shows it
+_MAX_DIGITS = len(str(MAX_ID))
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"'})
 
 
@@ -322,16 +325,36 @@ def parse_target(text: str, *, allow_alias: bool = True) -> Target:
         if kind is None:
             raise CommandError(f'I couldn\'t read "{raw}": {TARGET_HELP}.')
         noun = "an agent id" if kind == "agent" else "a phone number id"
-        if not id_text.isdigit() or int(id_text) <= 0:
+        number = whole_number(id_text)
+        if number is None or number <= 0:
             raise CommandError(
                 f'I couldn\'t read "{raw}": {noun} is a number, like {kind_text.lower()}:12.'
             )
-        return Target(kind="agent" if kind == "agent" else "phone_number", id=int(id_text))
+        if number > MAX_ID:
+            raise CommandError(
+                f"There is no {'agent' if kind == 'agent' else 'number'} {_shortened(id_text)}: "
+                f"ThunderPhone's ids go up to {MAX_ID}."
+            )
+        return Target(kind="agent" if kind == "agent" else "phone_number", id=number)
     if raw.isdigit():
         raise CommandError(f'I couldn\'t read "{raw}": say which kind, like agent:{raw}.')
     if allow_alias and _ALIAS_NAME.match(raw.lower()):
         return Target(kind="alias", alias=raw.lower())
     raise CommandError(f'I couldn\'t read "{raw}": {TARGET_HELP}.')
+
+
+def whole_number(text: str) -> int | None:
+    """ASCII digits as a number (of any size), or None. `str.isdigit` alone also takes "²" and
+    other digits `int` refuses, and `int` refuses more than a few thousand digits."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else MAX_ID + 1
+
+
+def _shortened(digits: str) -> str:
+    """A long number as it can be shown: its first and last digits."""
+    return digits if len(digits) <= 40 else f"{digits[:20]}…{digits[-8:]} ({len(digits)} digits)"
 
 
 def normalise_e164(text: str) -> str:
@@ -589,20 +612,22 @@ def _batch_option(
 
 
 def _stagger(text: str) -> int:
-    if not text.isdigit() or int(text) > MAX_STAGGER_SECONDS:
+    seconds = whole_number(text)
+    if seconds is None or seconds > MAX_STAGGER_SECONDS:
         raise CommandError(
             f"--stagger is the seconds between launches, from 0 to {MAX_STAGGER_SECONDS}; "
             f'"{text}" is not.'
         )
-    return int(text)
+    return seconds
 
 
 def _repeat(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_REPEAT:
+    times = whole_number(text)
+    if times is None or not 1 <= times <= MAX_REPEAT:
         raise CommandError(
             f'--repeat is how often each scenario runs, from 1 to {MAX_REPEAT}; "{text}" is not.'
         )
-    return int(text)
+    return times
 
 
 def _check_run_count(runs: int, usage: str) -> None:
@@ -722,9 +747,14 @@ def _parse_audit(tokens: list[_Token]) -> AuditCommand:
     text = raw.lower().removeprefix("#")
     for word in _AUDIT_KINDS:
         text = text.removeprefix(f"{word}:")
-    if text.isdigit() and int(text) > 0:
+    number = whole_number(text)
+    if number is not None and number > MAX_ID and not _BATCH_ID.match(text):
+        raise CommandError(
+            f"There is no run {_shortened(text)}: ThunderPhone's ids go up to {MAX_ID}.", "audit"
+        )
+    if number is not None and number > 0:
         prefix = text if len(text) >= MIN_BATCH_ID_CHARS else None
-        return AuditCommand(run_id=int(text), prefix=prefix)
+        return AuditCommand(run_id=number if number <= MAX_ID else None, prefix=prefix)
     if _BATCH_ID.match(text):
         return AuditCommand(prefix=text)
     if re.fullmatch(r"[0-9a-f]+", text) and not text.isdigit():

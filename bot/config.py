@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         description="The bot's public address, like https://bot.example.com: where Slack and "
         "ThunderPhone reach it. Only `doctor` and `webhooks` read it.",
     )
+    thunderbot_body_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client may take to send a request's body to /slack/events or "
+        "/webhooks/thunderphone; a slower one is answered 408 and its connection closed.",
+    )
     thunderbot_access_log: bool = Field(
         False, description="Log one line per HTTP request (off: it costs time on every request)."
     )

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.batches import reconcile_parts
+from bot.bodies import may_spell_lone_surrogates, whole_characters
 from bot.launch import CLOCK_SLACK, reconcile_launches
 from bot.publish import refresh
 from bot.reviews import STALE_FILING
@@ -72,6 +73,8 @@ async def drain_inbox(services: Services) -> int:
         async with gate:
             try:
                 envelope = json.loads(row["body"])
+                if may_spell_lone_surrogates(row["body"]):
+                    envelope = whole_characters(envelope)
                 await apply_event(services, row["event_type"], envelope.get("data") or {})
             except Exception as error:  # kept for a later attempt, never dropped silently
                 log.warning("webhook %s not applied yet: %r", row["key"], error)

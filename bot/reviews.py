@@ -11,6 +11,7 @@ from typing import Any
 from bot import audit, ids
 from bot.blocks import notes
 from bot.blocks.modals import SEVERITIES, flag_modal, transcript_modal
+from bot.commands import whole_number
 from bot.interactive import open_view, permalink, tell, update_view
 from bot.publish import refresh, run_card_key, run_result_key
 from bot.runs import fetch_transcript
@@ -64,11 +65,12 @@ def check_flag(
     turn: int | None = None
     if given.turn.strip():
         text = given.turn.strip()
-        if not text.isdigit() or not 1 <= int(text) <= max(turns, 1):
+        number = whole_number(text)
+        if number is None or not 1 <= number <= max(turns, 1):
             span = f"from 1 to {turns}" if turns else "a turn number"
             errors[ids.FLAG_TURN] = f"Enter {span}, as numbered in the transcript."
         else:
-            turn = int(text)
+            turn = number
     if errors:
         return None, errors
     return FlagForm(title, given.severity, given.description.strip(), turn), {}

@@ -135,6 +135,30 @@ def decode(text: str | None) -> Route:
     return Route(**found)
 
 
+def unreadable(text: str | None) -> str | None:
+    """An id a payload names that `decode` had to leave out for being beyond SQLite's integers,
+    like `run 99999999999999999999`, so the person can be told which; None when there is none."""
+    if not isinstance(text, str) or not text:
+        return None
+    if ASSIGN not in text:
+        digits = text.partition(":")[0]
+        return f"run {_shown(digits)}" if _too_big(digits) else None
+    for part in text[:MAX_LENGTH].split(SEPARATOR):
+        key, _, raw = part.partition(ASSIGN)
+        field = _BY_KEY.get(key)
+        if field is not None and field.valid is _is_int and _too_big(raw):
+            return f"{key} {_shown(raw)}"
+    return None
+
+
+def _too_big(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and _parse_int(raw) is None
+
+
+def _shown(raw: str) -> str:
+    return raw if len(raw) <= 40 else f"{raw[:24]}…"
+
+
 def _legacy(text: str) -> Route:
     """What the previous release put in button values and private_metadata."""
     if _LEGACY_LAUNCH.fullmatch(text):  # before the integer check: 32 digits is no run id

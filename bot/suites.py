@@ -253,6 +253,10 @@ def _load_json(text: str) -> Any:
         raise SuiteError(f"line {error.lineno}, column {error.colno}: {error.msg}") from error
     except _Refused as error:
         raise SuiteError(str(error)) from error
+    except RecursionError as error:
+        raise SuiteError("it is nested too deeply to read") from error
+    except ValueError as error:  # a number of thousands of digits, which int() refuses
+        raise SuiteError("it holds a number too long to read") from error
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

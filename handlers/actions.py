@@ -29,13 +29,11 @@ from bot.blocks import compare as compare_blocks
 from bot.blocks import replies, suite_replies
 from bot.blocks.admin import refused
 from bot.outcomes import AlreadyDecided, BatchAlreadyDecided
-from bot.routing import Route, decode
+from bot.routing import Route, decode, unreadable
 from handlers.context import services_of
 from storage import batches as batch_store
 from storage import runs as run_store
 from storage.models import RunRecord
-
-GONE = "I have no record of that test call any more."
 
 
 def _route(body: dict[str, Any]) -> Route:
@@ -127,7 +125,8 @@ async def _clicked_run(
     it is not theirs to see."""
     run = _run(context, _route(body))
     if run is None:
-        await respond(response_type="ephemeral", replace_original=False, text=GONE)
+        named = unreadable(body["actions"][0].get("value"))
+        await respond(response_type="ephemeral", replace_original=False, **replies.gone(named))
         return None
     seen = await privacy.run_access(services_of(context), run, body["user"]["id"])
     if not seen.allowed:

@@ -14,7 +14,7 @@ from bot.blocks import suite_replies
 from bot.blocks.common import trim
 from bot.commands import parse_batch_form
 from bot.interactive import download_text, show_ephemeral, tell
-from bot.routing import Route, decode
+from bot.routing import Route, decode, unreadable
 from bot.suites import SuiteError, parse_suite, suite_record
 from handlers.context import services_of
 from storage import runs as run_store
@@ -48,18 +48,19 @@ async def handle_flag_submission(
     run_id = _route(view).run_id
     run = run_store.get_run(services.db, run_id) if run_id is not None else None
     if run is None or run.call_id is None:
-        await ack(
-            response_action="errors",
-            errors={ids.FLAG_TITLE: "I have no record of this test call any more."},
-        )
+        named = unreadable(view.get("private_metadata"))
+        problem = "I have no record of this test call any more."
+        if named:
+            problem = f"I have no test call {named}: that id is beyond any the bot keeps."
+        await ack(response_action="errors", errors={ids.FLAG_TITLE: problem})
         return
     form, errors = reviews.check_flag(services, run, _flag_input(view))
     if form is None:
         await ack(response_action="errors", errors=errors)
         return
-    problem = await permissions.flag_refusal(services, run, form.severity, body["user"]["id"])
-    if problem is not None:
-        await ack(response_action="errors", errors={ids.FLAG_SEVERITY: problem})
+    refused = await permissions.flag_refusal(services, run, form.severity, body["user"]["id"])
+    if refused is not None:
+        await ack(response_action="errors", errors={ids.FLAG_SEVERITY: refused})
         return
     await ack()
     await reviews.file_flag(services, run, form, body["user"]["id"])

@@ -11,11 +11,14 @@ import logging
 
 from aiohttp import web
 
+from bot.bodies import MAX_BODY_BYTES, BodyBroken, BodyTimeout, read_body, too_slow
 from bot.reconcile import HANDLED_EVENTS
 from bot.services import SERVICES
 from bot.thunderphone import (
+    SignatureCheck,
     ThunderPhoneError,
     WebhookEvent,
+    start_webhook_check,
     verify_webhook,
 )
 from bot.thunderphone.models import check_call_graded, check_test_call_completed
@@ -29,16 +32,43 @@ def _reject(status: int, reason: str) -> web.Response:
     return web.json_response({"ok": False, "error": reason}, status=status)
 
 
-async def handle_thunderphone(request: web.Request) -> web.Response:
+async def handle_thunderphone(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    body = await request.read()
+    settings = services.settings
+    pending = start_webhook_check(
+        request.headers,
+        method=request.method,
+        path=request.raw_path,
+        secrets=settings.webhook_secrets,
+        require_v2=settings.thunderphone_require_v2_signature,
+    )
+    if isinstance(pending, SignatureCheck):  # refused on its headers, the body unread
+        log.warning("rejected a webhook: %s", pending.reason)
+        return _reject(401, pending.reason)
+    try:
+        received = await read_body(
+            request, timeout=settings.thunderbot_body_timeout, digests=pending.digests
+        )
+    except BodyTimeout as error:
+        log.warning("gave up on a webhook: %s", error)
+        return await too_slow(request, error)
+    except BodyBroken as error:
+        log.warning("gave up on a webhook: %s", error)
+        return _reject(400, "incomplete body")
+    if received.data is None:
+        if not pending.matches():
+            log.warning("rejected a webhook: signature does not match")
+            return _reject(401, "signature does not match")
+        log.warning("refused a signed webhook of %d bytes", received.size)
+        return _reject(413, f"body over {MAX_BODY_BYTES} bytes")
+    body = received.data
     check = verify_webhook(
         request.headers,
         method=request.method,
         path=request.raw_path,
         body=body,
-        secrets=services.settings.webhook_secrets,
-        require_v2=services.settings.thunderphone_require_v2_signature,
+        secrets=settings.webhook_secrets,
+        require_v2=settings.thunderphone_require_v2_signature,
     )
     if not check.ok:
         log.warning("rejected a webhook: %s", check.reason)
@@ -51,8 +81,11 @@ async def handle_thunderphone(request: web.Request) -> web.Response:
             check_test_call_completed(event.data)
         elif event.type == "call.graded":
             check_call_graded(event.data)
-    except (ThunderPhoneError, ValueError) as error:  # UnicodeDecodeError is a ValueError
-        return _reject(400, f"unreadable event: {error}")
+    # UnicodeDecodeError is a ValueError; RecursionError is JSON nested too deep to read.
+    except (ThunderPhoneError, ValueError, RecursionError) as error:
+        reason = f"unreadable event: {error}"[:300]
+        log.warning("refused a signed webhook: %s", reason)
+        return _reject(400, reason)
     if event.type not in HANDLED_EVENTS:
         return web.json_response({"ok": True, "ignored": event.type}, status=202)
     key = event.event_id or hashlib.sha256(body).hexdigest()

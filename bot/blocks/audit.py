@@ -93,7 +93,7 @@ def audit_trail(trail: Trail) -> dict[str, Any]:
     if not trail.events:
         empty = f"Nothing is recorded for {about} yet."
         return message(
-            f"Audit trail of {trail.about or 'this channel'}: nothing recorded yet.",
+            f"Audit trail of {about}: nothing recorded yet.",
             [section_block(f"{heading}\n{empty}")],
         )
     count = len(trail.events)
@@ -105,4 +105,4 @@ def audit_trail(trail: Trail) -> dict[str, Any]:
         )
     blocks = [section_block(heading), *_sections([line(e) for e in trail.events]), context(note)]
     plural = "event" if count == 1 else "events"
-    return message(f"Audit trail of {trail.about or 'this channel'}: {count} {plural}", blocks)
+    return message(f"Audit trail of {about}: {count} {plural}", blocks)

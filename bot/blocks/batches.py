@@ -14,6 +14,7 @@ from bot.blocks.common import (
     context,
     direction_text,
     escape,
+    escaped,
     last_runs,
     mention,
     message,
@@ -91,7 +92,7 @@ def confirmation(
     lines.append(f"*Cost*  billed at 2× the normal rate{estimate}")
     cases = [item for item in items if item.attempt == 1]
     shown = [
-        (f"• *{escape(trim(item.case_name, 80))}*: " if item.case_name else "• ")
+        (f"• *{escaped(item.case_name, 80)}*: " if item.case_name else "• ")
         + f"“{escape(trim(item.prompt, 200))}”"
         for item in cases[:PROMPTS_SHOWN]
     ]
@@ -210,7 +211,7 @@ def _verdict(report: BatchReport) -> str:
 def run_heading(row: Row, repeat: int) -> str:
     """What heads a run's reply in a batch: its case (or prompt), and which repeat it was.
     The verdict follows on the next line, held against the case's expectation."""
-    name = escape(trim(row.case, 120))
+    name = escaped(row.case, 120)
     if row.item.case_name is None:
         name = f"“{name}”"
     heading = f"*{name}*"

@@ -26,8 +26,32 @@ def escape(text: str) -> str:
 
 
 def trim(text: str, limit: int) -> str:
+    """Plain text on one line, cut to `limit` characters with an ellipsis."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# What a cut at the end of mrkdwn may have split: an escape (`&amp;`) or a link, a mention or a
+# date (`<…>`, only ever the bot's own, since everything else is escaped).
+_BROKEN_ENTITY = re.compile(r"&[a-z]{0,3}$")
+EMPTY = "…"  # what stands in for a text with nothing to show, which Slack would refuse
+
+
+def cut_mrkdwn(text: str, limit: int) -> str:
+    """mrkdwn cut to at most `limit` characters, an ellipsis at the cut, never inside an escape
+    or a link; never empty."""
+    if len(text) > limit:
+        head = _BROKEN_ENTITY.sub("", text[: limit - 1])
+        opened = head.rfind("<")
+        if opened > head.rfind(">"):
+            head = head[:opened]
+        text = head.rstrip() + "…"
+    return text if text.strip() else EMPTY
+
+
+def escaped(text: str, limit: int) -> str:
+    """User or transcript text on one line, escaped, within `limit` characters once escaped."""
+    return cut_mrkdwn(escape(trim(text, limit)), limit)
 
 
 def mention(user_id: str) -> str:
@@ -158,14 +182,15 @@ def section(text: str, **extra: Any) -> dict[str, Any]:
 
 
 def trim_block(text: str, limit: int = SECTION_LIMIT) -> str:
-    """Keep line breaks, cut to Slack's section limit."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """Keep line breaks, cut to Slack's section limit (never inside an escape or a link)."""
+    return cut_mrkdwn(text, limit)
 
 
 def context(*texts: str) -> dict[str, Any]:
+    shown = [t for t in texts if t.strip()] or [EMPTY]
     return {
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": trim_block(t, 2000)} for t in texts if t][:10],
+        "elements": [{"type": "mrkdwn", "text": trim_block(t, 2000)} for t in shown][:10],
     }
 
 
@@ -187,4 +212,4 @@ def actions(block_id: str, *elements: dict[str, Any]) -> dict[str, Any]:
 
 def message(text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
     """A message payload: blocks plus the plain-text fallback notifications read."""
-    return {"text": trim(text, 3000), "blocks": blocks[:50]}
+    return {"text": cut_mrkdwn(" ".join(text.split()), 3000), "blocks": blocks[:50]}

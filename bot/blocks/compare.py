@@ -14,6 +14,7 @@ from bot.blocks.common import (
     direction_text,
     duration,
     escape,
+    escaped,
     last_runs,
     mention,
     message,
@@ -124,7 +125,7 @@ def confirmation(proposal: Proposal) -> dict[str, Any]:
     blocks = [section("\n".join(lines))]
     if compare.suite is not None:
         shown = [
-            f"• *{escape(trim(item.case_name or '', 80))}*: “{escape(trim(item.prompt, 200))}”"
+            f"• *{escaped(item.case_name or '', 80)}*: “{escape(trim(item.prompt, 200))}”"
             for item in items
             if item.attempt == 1
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import ids
-from bot.blocks.common import context, escape, section, trim
+from bot.blocks.common import context, escaped, section, trim
 from bot.blocks.turns import turn_line
 from bot.routing import Route, encode
 from storage.models import RunRecord
@@ -93,9 +93,7 @@ def transcript_modal(
     start = page * TURNS_PER_PAGE
     shown = entries[start : start + TURNS_PER_PAGE]
     blocks: list[dict[str, Any]] = [
-        context(
-            f"Run {run.run_id} · call {run.call_id} · “{escape(trim(run.scenario_prompt, 200))}”"
-        )
+        context(f"Run {run.run_id} · call {run.call_id} · “{escaped(run.scenario_prompt, 200)}”")
     ]
     chunk: list[str] = []
     for number, entry in enumerate(shown, start=start + 1):

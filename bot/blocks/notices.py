@@ -8,7 +8,7 @@ from typing import Any
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
-from bot.blocks.common import context, escape, message, section, trim
+from bot.blocks.common import context, cut_mrkdwn, escape, message, section
 from bot.slack_errors import Problem, SlackFailure
 
 SHORTENED_BLOCK_ID = "thunderbot_shortened"
@@ -40,7 +40,8 @@ def undeliverable(
 def shortened(payload: dict[str, Any], code: str) -> dict[str, Any]:
     """A version of a message Slack refused that is always valid: its text, cut well inside the
     limits, and its buttons (when they pass Block Kit's own checks)."""
-    text = trim(str(payload.get("text") or "A message from thunderbot."), 2800)
+    whole = " ".join(str(payload.get("text") or "A message from thunderbot.").split())
+    text = cut_mrkdwn(whole, 2800)  # mrkdwn already: never cut inside an escape or a link
     blocks = [
         section(text),  # already mrkdwn, escaped by the builder that made it
         {

@@ -237,13 +237,26 @@ def launch_outcome(outcome: LaunchOutcome) -> dict[str, Any]:
     return answer
 
 
+def gone(named: str | None = None) -> dict[str, Any]:
+    """A button about a test call the bot has no record of; `named`, an id it could not even
+    read (like `run 99999999999999999999`)."""
+    if named:
+        return plain(f"I have no test call {named}: that id is beyond any the bot keeps.")
+    return plain("I have no record of that test call any more.")
+
+
+def plain(text: str) -> dict[str, Any]:
+    """A message of one section, its text escaped in both the section and the fallback."""
+    return message(escape(text), [section(escape(text))])
+
+
 def refusal(problem: str, usage: str | None = None) -> dict[str, Any]:
     """Name the problem and the fix, then the usage."""
     blocks = [section(escape(problem))]
     if usage:
         blocks.append(context(f"Usage: `{escape(usage)}`"))
     text = problem if not usage else f"{problem} Usage: {usage}"
-    return message(text, blocks)
+    return message(escape(text), blocks)
 
 
 def help_message() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from bot.blocks.common import (
     clock,
     context,
     escape,
+    escaped,
     message,
     plural,
     section,
@@ -71,13 +72,14 @@ def suite_details(suite: Suite) -> dict[str, Any]:
     if settings:
         head += " · " + ", ".join(f"{key} {escape(str(value))}" for key, value in settings.items())
     lines = [
-        f"{index}. *{escape(trim(case.name, 80))}*: “{escape(trim(case.scenario_prompt, 120))}”"
+        f"{index}. *{escaped(case.name, 80)}*: “{escape(trim(case.scenario_prompt, 120))}”"
         f" → {_expectation(case.expected_outcome)}"
         for index, case in enumerate(suite.cases[:CASES_SHOWN], start=1)
     ]
     if len(suite.cases) > CASES_SHOWN:
         lines.append(f"_and {len(suite.cases) - CASES_SHOWN} more_")
-    return message(f"Suite {suite.name}: {cases}", [section(head), section("\n".join(lines))])
+    fallback = f"Suite {escape(suite.name)}: {cases}"
+    return message(fallback, [section(head), section("\n".join(lines))])
 
 
 def confirm_delete(name: str, cases: int) -> dict[str, Any]:

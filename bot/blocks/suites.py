@@ -12,6 +12,7 @@ from bot.blocks.common import (
     context,
     duration,
     escape,
+    escaped,
     mention,
     message,
     money,
@@ -125,7 +126,7 @@ def _turn_text(role: str, text: str) -> str:
     if not role and not text:
         return "_(the call had already ended)_"
     speaker, said = turn_parts({"role": role, "content": text})
-    return f"*{escape(speaker)}:*  {escape(trim(said, 200))}"
+    return f"*{escaped(speaker, 60)}:*  {escape(trim(said, 200))}"
 
 
 def _diff(found: Divergence) -> list[str]:
@@ -153,7 +154,7 @@ def change_entry(change: CaseChange, *, turns: bool = True) -> str:
     if show_diff:
         assert change.divergence is not None
         parts.append(f"diverged at turn {change.divergence.turn}")
-    name = escape(trim(change.case, NAME_LIMIT))
+    name = escaped(change.case, NAME_LIMIT)
     lines = [f"{_icon(change)} *{name}*: {' · '.join(parts)}"]
     if show_diff and turns:
         assert change.divergence is not None

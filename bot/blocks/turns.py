@@ -6,7 +6,7 @@ import contextlib
 import json
 from typing import Any
 
-from bot.blocks.common import escape, plural, trim
+from bot.blocks.common import escaped, plural, trim
 
 _SPEAKERS = {"assistant": "Agent", "agent": "Agent", "user": "Caller", "caller": "Caller"}
 
@@ -40,8 +40,9 @@ def turn_parts(entry: dict[str, Any]) -> tuple[str, str]:
 
 
 def turn_line(entry: dict[str, Any], *, limit: int = 300) -> str:
+    """`*Agent:*  what was said`, what was said escaped and at most `limit` characters so."""
     speaker, said = turn_parts(entry)
-    return f"*{speaker}:*  {escape(trim(said, limit))}"
+    return f"*{escaped(trim(speaker, 40), 60)}:*  {escaped(said, limit)}"
 
 
 def snippet(entries: list[dict[str, Any]], *, head: int = 2, tail: int = 2) -> str:

@@ -33,7 +33,13 @@ from bot.thunderphone.models import (
     parse_call_graded,
     parse_test_call_completed,
 )
-from bot.thunderphone.signatures import SignatureCheck, sign_v1, verify_webhook
+from bot.thunderphone.signatures import (
+    PendingCheck,
+    SignatureCheck,
+    sign_v1,
+    start_webhook_check,
+    verify_webhook,
+)
 
 __all__ = [
     "Agent",
@@ -43,6 +49,7 @@ __all__ = [
     "Grade",
     "IssueReport",
     "IssueReportRequest",
+    "PendingCheck",
     "PhoneNumber",
     "Run",
     "SignatureCheck",
@@ -67,5 +74,6 @@ __all__ = [
     "parse_call_graded",
     "parse_test_call_completed",
     "sign_v1",
+    "start_webhook_check",
     "verify_webhook",
 ]

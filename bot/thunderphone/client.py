@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 import stamina
 
+from bot.bodies import may_spell_lone_surrogates, whole_characters
 from bot.thunderphone.errors import (
     ThunderPhoneBadResponse,
     ThunderPhoneNotFound,
@@ -128,8 +129,10 @@ class ThunderPhoneClient:
         try:
             body: Any = response.json()
             decoded = True
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
             body, decoded = None, False
+        if decoded and may_spell_lone_surrogates(text):
+            body = whole_characters(body)
         if not 200 <= status < 300:
             raise error_for_status(status, body, text)
         if not decoded:

@@ -29,6 +29,9 @@ from pydantic import (
 
 from bot.thunderphone.errors import ThunderPhoneBadResponse
 
+# ThunderPhone's ids (agents, numbers, calls, runs) are 64-bit integers, as SQLite's are.
+MAX_ID = 2**63 - 1
+
 __all__ = [
     "Agent",
     "Batch",
@@ -402,10 +405,12 @@ class WebhookEvent(ResponseModel):
 
 
 def _whole_number(value: object) -> bool:
-    # As the models read ids: an int, or digits in a string; never a bool.
+    # As the models read ids: an int, or ASCII digits in a string; never a bool.
     if isinstance(value, bool):
         return False
-    return isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+    if isinstance(value, str):
+        return value.strip().isascii() and value.strip().isdigit()
+    return isinstance(value, int) and value >= 0
 
 
 def _completed_run(data: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -417,15 +422,54 @@ def _completed_run(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return data
 
 
+def _beyond_ids(value: object) -> bool:
+    text = str(value).strip()
+    return len(text) > len(str(MAX_ID)) or int(text) > MAX_ID
+
+
+def _oversized(data: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The first whole number in `data` that no 64-bit integer (SQLite's) holds, and where."""
+    pending: list[tuple[str, object]] = [("data", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not -MAX_ID - 1 <= value <= MAX_ID:
+            return where, value
+        if isinstance(value, Mapping):
+            pending.extend((f"{where}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
+    return None
+
+
+def _check_numbers(event_type: str, data: Mapping[str, Any]) -> None:
+    found = _oversized(data)
+    if found is not None:
+        where, value = found
+        raise ThunderPhoneBadResponse(
+            f"{event_type} carries {where[:100]} = {value}, beyond a 64-bit integer",
+            body=dict(data),
+        )
+
+
 def check_test_call_completed(data: Mapping[str, Any]) -> None:
-    """What must hold before a `test-call.completed` delivery is accepted: it names its run.
-    Cheaper than `parse_test_call_completed`, which the worker does later."""
-    if not _whole_number(_completed_run(data).get("id")):
+    """What must hold before a `test-call.completed` delivery is accepted: it names its run, and
+    holds no number SQLite could not store. Cheaper than `parse_test_call_completed`, which the
+    worker does later."""
+    run_id = _completed_run(data).get("id")
+    if not _whole_number(run_id):
         raise ThunderPhoneBadResponse("test-call.completed names no run (id)", body=dict(data))
+    if _beyond_ids(run_id):
+        raise ThunderPhoneBadResponse(
+            f"test-call.completed names run {run_id}, beyond any ThunderPhone id", body=dict(data)
+        )
+    _check_numbers("test-call.completed", data)
 
 
 def check_call_graded(data: Mapping[str, Any]) -> None:
-    """What must hold before a `call.graded` delivery is accepted: it names its call."""
+    """What must hold before a `call.graded` delivery is accepted: it names its call, and holds
+    no number SQLite could not store."""
     nested = data.get("grade")
     grade = nested if isinstance(nested, Mapping) else data
     call_id = grade.get("call_id")
@@ -433,6 +477,11 @@ def check_call_graded(data: Mapping[str, Any]) -> None:
         call_id = data.get("call_id")
     if not _whole_number(call_id):
         raise ThunderPhoneBadResponse("call.graded names no call (call_id)", body=dict(data))
+    if _beyond_ids(call_id):
+        raise ThunderPhoneBadResponse(
+            f"call.graded names call {call_id}, beyond any ThunderPhone id", body=dict(data)
+        )
+    _check_numbers("call.graded", data)
 
 
 def parse_test_call_completed(data: Mapping[str, Any]) -> Run:

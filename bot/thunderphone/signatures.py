@@ -26,8 +26,10 @@ from thunderphone.webhooks import verify_signature
 __all__ = [
     "SIGNATURE_V1_HEADER",
     "SIGNATURE_V2_HEADER",
+    "PendingCheck",
     "SignatureCheck",
     "sign_v1",
+    "start_webhook_check",
     "verify_webhook",
 ]
 
@@ -140,4 +142,76 @@ def verify_webhook(
                 ok=False, scheme="v1", reason="V1 signatures are not accepted (V2 required)"
             )
         return _check_v1(v1, body=body, secrets=usable)
+    return SignatureCheck(ok=False, scheme=None, reason="missing signature header")
+
+
+@dataclass(frozen=True)
+class PendingCheck:
+    """A delivery whose signature headers could be right: the body goes to `digests` as it
+    arrives. `verify_webhook` decides on a body that was kept; `matches` only on one too large
+    to keep, so such a body can be refused as too large (it is ThunderPhone's) or as unsigned
+    (it is not) without holding it."""
+
+    scheme: Literal["v2", "v1"]
+    received: tuple[bytes, ...]
+    digests: tuple[hmac.HMAC, ...]
+
+    def matches(self) -> bool:
+        matched = False
+        for digest in self.digests:
+            expected = digest.hexdigest().encode("ascii")
+            for signature in self.received:
+                matched |= hmac.compare_digest(expected, signature)
+        return matched
+
+
+def start_webhook_check(
+    headers: Mapping[str, str],
+    *,
+    method: str,
+    path: str,
+    secrets: Sequence[str],
+    require_v2: bool = False,
+    now: float | None = None,
+    tolerance: int = 300,
+) -> SignatureCheck | PendingCheck:
+    """What the signature headers alone say, before any of the body is read: a failed
+    SignatureCheck when they already show the delivery is not ThunderPhone's (missing,
+    malformed, outside the window, V1 where V2 is required), else a PendingCheck."""
+    usable = [secret for secret in secrets if secret]
+    if not usable:
+        return SignatureCheck(ok=False, scheme=None, reason="no webhook secret configured")
+    lowered = {name.lower(): value for name, value in headers.items()}
+    v2 = lowered.get(SIGNATURE_V2_HEADER.lower())
+    if v2 is not None:
+        timestamp = _v2_timestamp(v2)
+        signatures = [
+            value.strip().lower()
+            for key, _, value in (item.strip().partition("=") for item in v2.split(","))
+            if key.strip() == "v1" and value.strip()
+        ]
+        if timestamp is None or not signatures:
+            return SignatureCheck(ok=False, scheme="v2", reason="malformed V2 signature header")
+        current = time.time() if now is None else now
+        if abs(current - timestamp) > tolerance:
+            return SignatureCheck(
+                ok=False, scheme="v2", reason=f"timestamp outside the {tolerance} s window"
+            )
+        base = f"{timestamp}\n{method.upper()}\n{path}\n".encode()
+        return PendingCheck(
+            scheme="v2",
+            received=tuple(value.encode("utf-8", "surrogatepass") for value in signatures),
+            digests=tuple(hmac.new(s.encode("utf-8"), base, hashlib.sha256) for s in usable),
+        )
+    v1 = lowered.get(SIGNATURE_V1_HEADER.lower())
+    if v1 is not None:
+        if require_v2:
+            return SignatureCheck(
+                ok=False, scheme="v1", reason="V1 signatures are not accepted (V2 required)"
+            )
+        return PendingCheck(
+            scheme="v1",
+            received=(v1.strip().lower().encode("utf-8", "surrogatepass"),),
+            digests=tuple(hmac.new(s.encode("utf-8"), b"", hashlib.sha256) for s in usable),
+        )
     return SignatureCheck(ok=False, scheme=None, reason="missing signature header")
