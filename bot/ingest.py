@@ -1,15 +1,45 @@
 """Group commit of webhook deliveries: the ones that arrive together share one transaction,
-and each is answered once that transaction has committed, never before."""
+and each is answered once that transaction has committed, never before.
+
+A completion report about a run this bot did not start (the organisation's other test calls
+reach the same endpoint) is stored as applied already, so the worker never reads it again;
+that is decided as the worker would decide it, while no launch is waiting for its run.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from storage import inbox
+from storage import batches as batch_store
+from storage import inbox, launches
+from storage import runs as run_store
 
-Delivery = tuple[str, str, str]  # key, event type, body
+
+@dataclass(frozen=True)
+class Delivery:
+    key: str
+    event_type: str
+    body: str
+    run_id: int | None = None  # the run a `test-call.completed` report is about
+
+
+def launches_in_doubt(db: Database) -> bool:
+    """Whether a launch or batch is being started or looked for: a report about a run not on
+    record may then be about its run."""
+    return launches.any_unsettled(db) or batch_store.any_unsettled_parts(db)
+
+
+def not_ours(db: Database, deliveries: list[Delivery]) -> frozenset[str]:
+    """The keys of completion reports about runs this bot did not start, and cannot start
+    any more: no launch is in doubt, and the run is not on record."""
+    about = [d.run_id for d in deliveries if d.run_id is not None]
+    if not about or launches_in_doubt(db):
+        return frozenset()
+    known = run_store.known_run_ids(db, about)
+    return frozenset(d.key for d in deliveries if d.run_id is not None and d.run_id not in known)
 
 
 class GroupCommit:
@@ -17,11 +47,11 @@ class GroupCommit:
         self._db = db
         self._waiting: list[tuple[Delivery, asyncio.Future[bool]]] = []
 
-    async def store(self, key: str, event_type: str, body: str) -> bool:
+    async def store(self, delivery: Delivery) -> bool:
         """Store one delivery durably; False when it was stored before (a duplicate)."""
         loop = asyncio.get_running_loop()
         stored: asyncio.Future[bool] = loop.create_future()
-        self._waiting.append(((key, event_type, body), stored))
+        self._waiting.append((delivery, stored))
         if len(self._waiting) == 1:
             # After every request already in hand this turn of the loop: they join the group.
             loop.call_soon(self._commit)
@@ -29,8 +59,15 @@ class GroupCommit:
 
     def _commit(self) -> None:
         group, self._waiting = self._waiting, []
+        deliveries = [delivery for delivery, _ in group]
         try:
-            fresh = inbox.store_events(self._db, [delivery for delivery, _ in group])
+            # Decided and stored in one synchronous step: no launch can change between them.
+            handled = not_ours(self._db, deliveries)
+            fresh = inbox.store_events(
+                self._db,
+                [(d.key, d.event_type, d.body) for d in deliveries],
+                handled=handled,
+            )
         except Exception as error:  # every request of the group gets the failure, so no 2xx
             for _, stored in group:
                 if not stored.done():

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.batches import reconcile_parts
 from bot.bodies import may_spell_lone_surrogates, whole_characters
+from bot.ingest import launches_in_doubt
 from bot.launch import CLOCK_SLACK, reconcile_launches
 from bot.publish import refresh
 from bot.reviews import STALE_FILING
@@ -47,15 +48,11 @@ class RunNotKnownYet(Exception):
     """A report about a run that may belong to a launch still being looked for."""
 
 
-def _any_unsettled(services: Services) -> bool:
-    return launches.any_unsettled(services.db) or batch_store.any_unsettled_parts(services.db)
-
-
 async def apply_event(services: Services, event_type: str, data: dict[str, object]) -> None:
     if event_type == "test-call.completed":
         report = parse_test_call_completed(data)
         known = await apply_run(services, report)
-        if not known and _any_unsettled(services):
+        if not known and launches_in_doubt(services.db):
             # Kept for a later attempt: it may be the run of a launch whose answer was lost.
             raise RunNotKnownYet(report.id)
     elif event_type == "call.graded":

@@ -12,6 +12,7 @@ import logging
 from aiohttp import web
 
 from bot.bodies import MAX_BODY_BYTES, BodyBroken, BodyTimeout, read_body, too_slow
+from bot.ingest import Delivery
 from bot.reconcile import HANDLED_EVENTS
 from bot.services import SERVICES
 from bot.thunderphone import (
@@ -77,8 +78,9 @@ async def handle_thunderphone(request: web.Request) -> web.StreamResponse:
         text = body.decode("utf-8")
         event = WebhookEvent.from_body(text)
         # Enough to know whom it is about; the worker reads the rest.
+        run_id = None
         if event.type == "test-call.completed":
-            check_test_call_completed(event.data)
+            run_id = check_test_call_completed(event.data)
         elif event.type == "call.graded":
             check_call_graded(event.data)
     # UnicodeDecodeError is a ValueError; RecursionError is JSON nested too deep to read.
@@ -89,7 +91,7 @@ async def handle_thunderphone(request: web.Request) -> web.StreamResponse:
     if event.type not in HANDLED_EVENTS:
         return web.json_response({"ok": True, "ignored": event.type}, status=202)
     key = event.event_id or hashlib.sha256(body).hexdigest()
-    fresh = await services.ingest.store(key, event.type, text)
+    fresh = await services.ingest.store(Delivery(key, event.type, text, run_id))
     services.inbox_signal.set()
     return web.json_response({"ok": True, "duplicate": not fresh})
 

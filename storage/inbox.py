@@ -11,18 +11,24 @@ from sqlite_utils import Database
 from storage.db import now_iso
 
 _INSERT = (
-    "insert or ignore into webhook_events (key, event_type, body, received_at, attempts)"
-    " values (?, ?, ?, ?, 0)"
+    "insert or ignore into webhook_events (key, event_type, body, received_at, attempts,"
+    " processed_at) values (?, ?, ?, ?, 0, ?)"
 )
 
 
-def store_events(db: Database, deliveries: list[tuple[str, str, str]]) -> list[bool]:
+def store_events(
+    db: Database, deliveries: list[tuple[str, str, str]], *, handled: frozenset[str] = frozenset()
+) -> list[bool]:
     """Store (key, event type, body) deliveries in one transaction, committed when this
-    returns; for each, False when it was stored before (a duplicate)."""
+    returns; for each, False when it was stored before (a duplicate). Those whose key is in
+    `handled` need nothing more: they are stored as applied already."""
     received = now_iso()
     with db.conn:  # one commit for the group
         return [
-            db.conn.execute(_INSERT, [key, event_type, body, received]).rowcount == 1
+            db.conn.execute(
+                _INSERT, [key, event_type, body, received, received if key in handled else None]
+            ).rowcount
+            == 1
             for key, event_type, body in deliveries
         ]
 

@@ -30,6 +30,15 @@ def get_run(db: Database, run_id: int) -> RunRecord | None:
     return RunRecord.from_row(row) if row else None
 
 
+def known_run_ids(db: Database, run_ids: list[int]) -> set[int]:
+    """Which of `run_ids` are runs this bot started."""
+    if not run_ids:
+        return set()
+    marks = ",".join("?" * len(run_ids))
+    rows = db.execute(f"select run_id from runs where run_id in ({marks})", run_ids)
+    return {row[0] for row in rows.fetchall()}
+
+
 def find_run_by_call(db: Database, call_id: int) -> RunRecord | None:
     row = fetch_row(db, "select * from runs where call_id = ? limit 1", [call_id])
     return RunRecord.from_row(row) if row else None

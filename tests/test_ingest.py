@@ -11,11 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlite_utils
+from sqlite_utils import Database
 from thunderphone.webhooks import compute_signature
 
-from bot.ingest import GroupCommit
+from bot.ingest import Delivery, GroupCommit
 from bot.sandbox.stack import WEBHOOK_SECRET
+from storage import inbox, launches
+from storage import runs as run_store
 from storage.db import open_db
+from storage.models import Launch, RunRecord
 from tests.serve_process import ServedBot
 
 ROUTE = "/webhooks/thunderphone"
@@ -86,12 +90,50 @@ async def test_deliveries_arriving_together_share_one_commit(tmp_path: Path) -> 
     db.conn.set_trace_callback(statements.append)
     group = GroupCommit(db)
     fresh = await asyncio.gather(
-        *(group.store(f"evt-{n % 8}", "test-call.completed", "{}") for n in range(10))
+        *(group.store(Delivery(f"evt-{n % 8}", "call.graded", "{}")) for n in range(10))
     )
     # Ten deliveries, two of them repeats of earlier ones in the same group.
     assert fresh == [True] * 8 + [False] * 2
     assert [s for s in statements if s.upper().startswith("COMMIT")] == ["COMMIT"]
     assert db.execute("select count(*) from webhook_events").fetchone() == (8,)
     # A later delivery is a group of its own, and a duplicate of a stored one stays one.
-    assert await group.store("evt-1", "test-call.completed", "{}") is False
+    assert await group.store(Delivery("evt-1", "call.graded", "{}")) is False
+    db.close()
+
+
+def pending_keys(db: Database) -> set[str]:
+    return {str(row["key"]) for row in inbox.pending_events(db)}
+
+
+async def test_a_report_about_a_run_the_bot_did_not_start_is_stored_as_applied(
+    tmp_path: Path,
+) -> None:
+    db = open_db(str(tmp_path / "ingest.db"))
+    run_store.save_run(
+        db,
+        RunRecord(
+            run_id=7, team_id="T", channel_id="C", started_by="U", target_type="agent", target_id=12
+        ),
+    )
+    group = GroupCommit(db)
+    completed = "test-call.completed"
+    await asyncio.gather(
+        group.store(Delivery("ours", completed, "{}", run_id=7)),
+        group.store(Delivery("theirs", completed, "{}", run_id=8)),
+        group.store(Delivery("graded", "call.graded", "{}")),
+    )
+    # The organisation's other runs need no work; the bot's own run and any grade do.
+    assert pending_keys(db) == {"ours", "graded"}
+    stored = db.execute("select key from webhook_events").fetchall()
+    assert {row[0] for row in stored} == {"ours", "theirs", "graded"}
+
+    # While a launch waits for its answer, a run not on record may be its run: kept for the
+    # worker, which waits for the launch to settle.
+    launch = launches.save_launch(
+        db,
+        Launch(id="L", team_id="T", channel_id="C", user_id="U", target_type="agent", target_id=12),
+    )
+    assert launches.claim_launch(db, launch.id, to="launching", by="U")
+    await group.store(Delivery("maybe-ours", completed, "{}", run_id=9))
+    assert pending_keys(db) == {"ours", "graded", "maybe-ours"}
     db.close()

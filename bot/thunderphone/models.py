@@ -453,10 +453,10 @@ def _check_numbers(event_type: str, data: Mapping[str, Any]) -> None:
         )
 
 
-def check_test_call_completed(data: Mapping[str, Any]) -> None:
+def check_test_call_completed(data: Mapping[str, Any]) -> int:
     """What must hold before a `test-call.completed` delivery is accepted: it names its run, and
-    holds no number SQLite could not store. Cheaper than `parse_test_call_completed`, which the
-    worker does later."""
+    holds no number SQLite could not store; returns the run's id. Cheaper than
+    `parse_test_call_completed`, which the worker does later."""
     run_id = _completed_run(data).get("id")
     if not _whole_number(run_id):
         raise ThunderPhoneBadResponse("test-call.completed names no run (id)", body=dict(data))
@@ -465,6 +465,7 @@ def check_test_call_completed(data: Mapping[str, Any]) -> None:
             f"test-call.completed names run {run_id}, beyond any ThunderPhone id", body=dict(data)
         )
     _check_numbers("test-call.completed", data)
+    return int(str(run_id).strip())
 
 
 def check_call_graded(data: Mapping[str, Any]) -> None:
