@@ -471,10 +471,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=defaults.runs_per_batch, help="per batch")
     parser.add_argument("--kills", type=int, default=defaults.kills)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--drop", type=float, default=defaults.drop, help="webhooks dropped")
+    parser.add_argument("--duplicate", type=float, default=defaults.duplicate)
+    parser.add_argument("--api-faults", type=float, default=defaults.api_fault_rate)
+    parser.add_argument("--slack-faults", type=float, default=defaults.slack_fault_rate)
     parser.add_argument("--workdir", type=Path, help="keep the bot's database and logs here")
     args = parser.parse_args(argv)
     plan = FaultPlan(
-        batches=args.batches, runs_per_batch=args.runs, kills=args.kills, seed=args.seed
+        batches=args.batches,
+        runs_per_batch=args.runs,
+        kills=args.kills,
+        seed=args.seed,
+        drop=args.drop,
+        duplicate=args.duplicate,
+        api_fault_rate=args.api_faults,
+        slack_fault_rate=args.slack_faults,
     )
     logging.basicConfig(level=logging.ERROR)
     began = time.monotonic()
