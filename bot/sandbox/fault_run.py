@@ -31,6 +31,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import platform
 import random
 import re
 import signal
@@ -40,6 +42,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -48,7 +51,13 @@ import sqlite_utils
 from bot import ids
 from bot.sandbox.served import ServedBot
 from bot.sandbox.slack import Ephemeral, Message, SlackChaos
-from bot.sandbox.thunderphone import ApiFaults, ThunderPhoneSandbox, WebhookFaults
+from bot.sandbox.slack_render import Json
+from bot.sandbox.thunderphone import (
+    ApiFaults,
+    RecordedRequest,
+    ThunderPhoneSandbox,
+    WebhookFaults,
+)
 from storage import batches as batch_store
 from storage import launches, messages
 from storage import runs as run_store
@@ -95,6 +104,7 @@ class FaultPlan:
     poll_seconds: float = 0.5  # THUNDERBOT_POLL_SECONDS: how soon dropped webhooks are made up
     grade_grace: float = 2.0  # THUNDERBOT_GRADE_GRACE
     timeout: float = 420.0  # for the whole run
+    create_faults: tuple[str, ...] = CREATE_FAULTS
 
 
 @dataclass
@@ -164,6 +174,39 @@ def _card_ts(text: str) -> str | None:
     return f"{digits[:-6]}.{digits[-6:]}"
 
 
+def result_counts(
+    runs: list[Json], sent: list[BatchSent], replies: dict[str, list[Message]]
+) -> dict[int, int]:
+    """For every run ThunderPhone made (its run objects): how many replies in its batch's
+    channel (`replies`) show the run's prompt as their heading."""
+    counts: dict[int, int] = {}
+    by_prompt = {prompt: batch for batch in sent for prompt in batch.prompts}
+    for run in runs:
+        prompt = str(run["scenario_prompt"])
+        batch = by_prompt.get(prompt)
+        heading = f"“{prompt}”"
+        found = replies.get(batch.channel, []) if batch is not None else []
+        counts[int(run["id"])] = sum(heading in shown(reply) for reply in found)
+    return counts
+
+
+def tally(counts: dict[int, int], requests: list[RecordedRequest]) -> FaultReport:
+    """The counts of the last line: results per run, and creates per launch (a batch part is
+    sent with a name of its own) among the requests ThunderPhone received."""
+    creates = Counter(
+        str((request.json or {}).get("name"))
+        for request in requests
+        if request.method == "POST" and request.path == BATCHES_PATH
+    )
+    return FaultReport(
+        runs=len(counts),
+        results_posted=sum(counts.values()),
+        duplicates=sum(max(0, count - 1) for count in counts.values()),
+        lost=sum(count == 0 for count in counts.values()),
+        relaunches=sum(count - 1 for count in creates.values()),
+    )
+
+
 def kill_points(plan: FaultPlan) -> set[int]:
     """After which batches (0-based) the bot is killed: spread over the middle of the run."""
     return {plan.batches * (k + 1) // (plan.kills + 1) - 1 for k in range(plan.kills)} - {-1}
@@ -209,7 +252,7 @@ class FaultRun:
                 seed=plan.seed,
             )
             sandbox.api_faults = ApiFaults(
-                rate=plan.api_fault_rate, seed=plan.seed + 1, create_kinds=CREATE_FAULTS
+                rate=plan.api_fault_rate, seed=plan.seed + 1, create_kinds=plan.create_faults
             )
             fake.chaos = SlackChaos(
                 rate=plan.slack_fault_rate,
@@ -251,6 +294,10 @@ class FaultRun:
             batch.answer = answer.split("\n")[0][:80]
             if not any(word in answer for word in REFUSED):
                 batch.card_ts = _card_ts(answer)
+                if batch.card_ts is None and "can't tell yet" in answer:
+                    # No link in this answer: the card went up in the channel before the send.
+                    cards = self._cards(batch.channel)
+                    batch.card_ts = cards[-1].ts if cards else None
                 return
         raise FaultRunError(f"ThunderPhone refused a batch {MAX_TRIES} times: {batch.answer}")
 
@@ -291,25 +338,16 @@ class FaultRun:
 
     # ---------------------------------------------------------------- what people see
 
+    def _cards(self, channel: str) -> list[Message]:
+        return [m for m in self.served.fake.messages.get(channel, []) if m.thread_ts is None]
+
     def _replies(self, channel: str) -> list[Message]:
         return [m for m in self.served.fake.messages.get(channel, []) if m.thread_ts is not None]
 
     def _result_counts(self) -> dict[int, int]:
         """For every run ThunderPhone made: how many result replies Slack shows for it."""
-        counts: dict[int, int] = {}
         replies = {channel: self._replies(channel) for channel in self.channels}
-        by_prompt = {p: b for b in self.sent for p in b.prompts}
-        for run in self.sandbox.runs.values():
-            prompt = str(run["scenario_prompt"])
-            batch = by_prompt.get(prompt)
-            if batch is None:
-                counts[int(run["id"])] = 0
-                continue
-            heading = f"“{prompt}”"
-            counts[int(run["id"])] = sum(
-                heading in m.text or heading in shown(m) for m in replies[batch.channel]
-            )
-        return counts
+        return result_counts(list(self.sandbox.runs.values()), self.sent, replies)
 
     def _card_problem(self, batch: BatchSent) -> str | None:
         if batch.card_ts is None:
@@ -373,18 +411,7 @@ class FaultRun:
             db.close()
 
     def report(self) -> FaultReport:
-        report = FaultReport()
-        counts = self._result_counts()
-        report.runs = len(counts)
-        report.results_posted = sum(counts.values())
-        report.duplicates = sum(max(0, count - 1) for count in counts.values())
-        report.lost = sum(count == 0 for count in counts.values())
-        creates = Counter(
-            str((request.json or {}).get("name"))
-            for request in self.sandbox.requests
-            if request.method == "POST" and request.path == BATCHES_PATH
-        )
-        report.relaunches = sum(count - 1 for count in creates.values())
+        report = tally(self._result_counts(), self.sandbox.requests)
         singles = [
             r for r in self.sandbox.requests if r.method == "POST" and r.path == "/v1/test-calls"
         ]
@@ -404,12 +431,17 @@ class FaultRun:
             report.problems.append(f"left pending: {pending}")
         if failed := self._failed_messages():
             report.problems.append(f"{failed} Slack messages were given up")
-        cards = sum(
-            1
+        tops = [
+            m
             for channel in self.channels
             for m in self.served.fake.messages.get(channel, [])
             if m.thread_ts is None
-        )
+        ]
+        cards = len(tops)
+        started = {batch.card_ts for batch in self.sent}
+        for card in tops:
+            if card.ts not in started and "did not start" not in shown(card):
+                report.problems.append(f"a card of a refused batch shows {card.text!r}")
         # Each Start puts one card up before anything is spent; a refused batch's card stays,
         # saying it did not start.
         tries = sum(batch.tries for batch in self.sent)
@@ -444,6 +476,11 @@ class FaultRunError(Exception):
     """The run could not go on (the bot did not answer, or refused everything)."""
 
 
+def machine() -> str:
+    """Cores and Python version, for the record of a run."""
+    return f"{os.cpu_count() or 0} cores, Python {platform.python_version()}, {platform.system()}"
+
+
 def _answer(confirmation: Ephemeral) -> str | None:
     text = shown(confirmation)
     return text if any(word in text for word in START_ANSWERS) else None
@@ -475,6 +512,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duplicate", type=float, default=defaults.duplicate)
     parser.add_argument("--api-faults", type=float, default=defaults.api_fault_rate)
     parser.add_argument("--slack-faults", type=float, default=defaults.slack_fault_rate)
+    parser.add_argument(
+        "--create-faults",
+        default=",".join(defaults.create_faults),
+        help="what a create may meet, among error,lost,rate_limited,slow (error and lost "
+        "leave a batch unclear for minutes: give --timeout 900)",
+    )
+    parser.add_argument("--timeout", type=float, default=defaults.timeout)
     parser.add_argument("--workdir", type=Path, help="keep the bot's database and logs here")
     args = parser.parse_args(argv)
     plan = FaultPlan(
@@ -486,9 +530,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         duplicate=args.duplicate,
         api_fault_rate=args.api_faults,
         slack_fault_rate=args.slack_faults,
+        create_faults=tuple(kind for kind in args.create_faults.split(",") if kind),
+        timeout=args.timeout,
     )
     logging.basicConfig(level=logging.ERROR)
     began = time.monotonic()
+    print(f"fault run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}")
+    print(
+        f"{plan.batches} batches of {plan.runs_per_batch} runs, seed {plan.seed}: webhooks "
+        f"{plan.drop:.0%} dropped, {plan.duplicate:.0%} duplicated, shuffled; "
+        f"{plan.api_fault_rate:.0%} of API calls and {plan.slack_fault_rate:.0%} of Slack "
+        f"calls failing; {plan.kills} SIGKILLs"
+    )
     with contextlib.ExitStack() as stack:
         workdir = args.workdir
         if workdir is None:
