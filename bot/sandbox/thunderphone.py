@@ -14,6 +14,10 @@ seconds, with the manual clock (`step_seconds=None`) only `advance` moves a run.
 
 Webhook endpoints (`/v1/developer/webhook-endpoints`, see `tp_endpoints`) can be listed,
 created and sent a test event; the runs' own webhooks go to `webhook_url` alone.
+
+Faults: `fail_next` makes the next matching request fail; `api_faults` (`ApiFaults`) makes
+requests fail or answer late at random, and `webhook_faults` (`WebhookFaults`) drops, repeats,
+delays and reorders webhooks at random, both seeded.
 """
 
 from __future__ import annotations
