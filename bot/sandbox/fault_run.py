@@ -122,6 +122,9 @@ class BatchSent:
 
 @dataclass
 class FaultReport:
+    """What the run saw: runs ThunderPhone made, result replies Slack shows for them (repeated
+    ones counted), runs with none, creates beyond one per launch, and everything else wrong."""
+
     runs: int = 0
     results_posted: int = 0
     duplicates: int = 0
@@ -215,6 +218,8 @@ def kill_points(plan: FaultPlan) -> set[int]:
 
 
 class FaultRun:
+    """One fault run: the bot as a process, the fakes with their faults, the people typing."""
+
     def __init__(self, plan: FaultPlan, workdir: Path, say: Callable[[str], None]) -> None:
         self.plan = plan
         self.say = say
