@@ -22,7 +22,9 @@ from bot.sandbox.thunderphone import RecordedRequest
 
 
 async def test_a_short_fault_run_posts_every_result_exactly_once(tmp_path: Path) -> None:
-    plan = FaultPlan(batches=2, runs_per_batch=5, kills=1, channels=2, timeout=50)
+    plan = FaultPlan(
+        batches=2, runs_per_batch=5, kills=1, kills_while_sending=0, channels=2, timeout=50
+    )
     said: list[str] = []
     report = await run_faults(plan, tmp_path, said.append)
 

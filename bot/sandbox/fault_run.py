@@ -82,7 +82,15 @@ OUTBOX_METHODS = frozenset(
 )
 # Rate-limit bursts are what Slack sends most; errors, lost answers and hangs now and then.
 SLACK_KINDS = ("burst", "burst", "burst", "error", "lost", "hang")
-START_ANSWERS = ("Started", "Couldn't start", "didn't start", "can't tell yet", "did not start")
+START_ANSWERS = (
+    "Started",
+    "Already started",
+    "Already being started",
+    "Couldn't start",
+    "didn't start",
+    "can't tell yet",
+    "did not start",
+)
 REFUSED = ("Couldn't start", "didn't start", "did not start")
 MAX_TRIES = 4  # times a person types a refused batch again
 CARD_LINK = re.compile(r"/archives/(?P<channel>C[A-Z0-9]+)/p(?P<ts>\d{7,})")
@@ -107,6 +115,10 @@ class FaultPlan:
     grade_grace: float = 2.0  # THUNDERBOT_GRADE_GRACE
     timeout: float = 420.0  # for the whole run
     create_faults: tuple[str, ...] = CREATE_FAULTS
+    # Of the kills, how many (the last ones) land the moment a batch's create reaches
+    # ThunderPhone, before the bot can read the answer, instead of after a batch has started.
+    # The bot looks such a batch up only after `PART_ANSWER_TIMEOUT` (3 minutes).
+    kills_while_sending: int = 1
 
 
 @dataclass
@@ -195,14 +207,14 @@ def result_counts(
     return counts
 
 
+def _creates(requests: list[RecordedRequest]) -> list[RecordedRequest]:
+    return [r for r in requests if r.method == "POST" and r.path == BATCHES_PATH]
+
+
 def tally(counts: dict[int, int], requests: list[RecordedRequest]) -> FaultReport:
     """The counts of the last line: results per run, and creates per launch (a batch part is
     sent with a name of its own) among the requests ThunderPhone received."""
-    creates = Counter(
-        str((request.json or {}).get("name"))
-        for request in requests
-        if request.method == "POST" and request.path == BATCHES_PATH
-    )
+    creates = Counter(str((request.json or {}).get("name")) for request in _creates(requests))
     return FaultReport(
         runs=len(counts),
         results_posted=sum(counts.values()),
@@ -269,16 +281,20 @@ class FaultRun:
                 hang_seconds=(0.5, 3.0),
             )
             kills = kill_points(plan)
+            while_sending = set(sorted(kills)[max(0, len(kills) - plan.kills_while_sending) :])
             for index in range(plan.batches):
                 channel = self.channels[index % len(self.channels)]
                 batch = BatchSent(channel, prompts_for(index, plan.runs_per_batch))
                 self.sent.append(batch)
-                await self.start_batch(batch)
+                if index in while_sending:
+                    await self.start_batch_killed_while_sending(batch)
+                else:
+                    await self.start_batch(batch)
                 self.say(
                     f"batch {index + 1}/{plan.batches} in {channel}: {batch.answer}"
                     + (f" (typed {batch.tries} times)" if batch.tries > 1 else "")
                 )
-                if index in kills:
+                if index in kills - while_sending:
                     await self.kill_and_restart()
             await self.settle()
             return self.report()
@@ -308,9 +324,47 @@ class FaultRun:
                 return
         raise FaultRunError(f"ThunderPhone refused a batch {MAX_TRIES} times: {batch.answer}")
 
-    async def kill_and_restart(self) -> None:
-        """SIGKILL while runs are moving and webhooks arrive, then start on the same database."""
-        await asyncio.sleep(self.random.uniform(0.2, 1.5))
+    async def start_batch_killed_while_sending(self, batch: BatchSent) -> None:
+        """Type the command and press Start; kill the bot the moment its create reaches
+        ThunderPhone, before it can read the answer; start it again, and press Start once more,
+        as a person who saw nothing happen would."""
+        sandbox = self.sandbox
+        faults = sandbox.api_faults
+        # This create is answered 3 s late: ThunderPhone makes the runs after the bot is gone.
+        sandbox.api_faults = ApiFaults(
+            rate=1.0, kinds=(), create_kinds=("slow",), slow_seconds=(3.0, 3.0)
+        )
+        quoted = " ".join(f'"{prompt}"' for prompt in batch.prompts)
+        batch.tries += 1
+        user = self.served.user("U0MARIA", batch.channel)
+        reply = await user.slash(f"batch agent:12 --stagger 0 {quoted}")
+        if reply.ephemeral is None:
+            raise FaultRunError(f"/testcall batch got {reply.status}: {reply.body_text}")
+        confirmation = reply.ephemeral
+        creates = len(_creates(sandbox.requests))
+        if (status := await user.click(confirmation, ids.START_BATCH)) != 200:
+            raise FaultRunError(f"Start got HTTP {status}")
+        await self.served.fake.wait_for(
+            lambda: len(_creates(sandbox.requests)) > creates or None, timeout=90
+        )
+        await self.kill_and_restart(pause=False)
+        sandbox.api_faults = faults
+        if ids.START_BATCH not in shown(confirmation):
+            # The click was taken before the kill: the confirmation no longer offers Start.
+            batch.answer = "killed while sending; the confirmation shows: " + confirmation.text
+            return
+        again = self.served.user("U0MARIA", batch.channel)
+        if (status := await again.click(confirmation, ids.START_BATCH)) != 200:
+            raise FaultRunError(f"Start got HTTP {status} after the restart")
+        answer = await self.served.fake.wait_for(partial(_answer, confirmation), timeout=90)
+        batch.answer = "killed while sending; Start again: " + answer.split("\n")[0][:60]
+        batch.card_ts = _card_ts(answer)
+
+    async def kill_and_restart(self, *, pause: bool = True) -> None:
+        """SIGKILL (after a moment, while runs are moving and webhooks arrive, unless `pause`
+        is False), then start on the same database."""
+        if pause:
+            await asyncio.sleep(self.random.uniform(0.2, 1.5))
         exited = await self.served.stop_bot(signal.SIGKILL)
         if exited.code != -signal.SIGKILL:
             raise FaultRunError(f"the bot was not killed: exit code {exited.code}")
@@ -356,12 +410,26 @@ class FaultRun:
         replies = {channel: self._replies(channel) for channel in self.channels}
         return result_counts(list(self.sandbox.runs.values()), self.sent, replies)
 
+    def _card_of(self, batch: BatchSent) -> str | None:
+        """The ts of a batch's card: linked from the answer to Start, else the thread its
+        results went to (an answer given after a restart may not link it)."""
+        if batch.card_ts is not None:
+            return batch.card_ts
+        headings = {f"“{prompt}”" for prompt in batch.prompts}
+        threads = {
+            reply.thread_ts
+            for reply in self._replies(batch.channel)
+            if any(heading in shown(reply) for heading in headings)
+        }
+        return threads.pop() if len(threads) == 1 else None
+
     def _card_problem(self, batch: BatchSent) -> str | None:
-        if batch.card_ts is None:
-            return f"no card link in the answer to Start: {batch.answer!r}"
-        card = self.served.fake.find_message(batch.channel, batch.card_ts)
+        card_ts = self._card_of(batch)
+        if card_ts is None:
+            return f"no card for the batch answered {batch.answer!r}"
+        card = self.served.fake.find_message(batch.channel, card_ts)
         if card is None:
-            return f"the card {batch.card_ts} is not in {batch.channel}"
+            return f"the card {card_ts} is not in {batch.channel}"
         total = len(batch.prompts)
         passed = sum(passes(p) for p in batch.prompts)
         failed = total - passed
@@ -381,7 +449,7 @@ class FaultRun:
                 for reply in self._replies(batch.channel):
                     if heading not in shown(reply):
                         continue
-                    if reply.thread_ts != batch.card_ts:
+                    if reply.thread_ts != self._card_of(batch):
                         problems.append(f"the result of {prompt!r} is not under its card")
                     if passes(prompt) != ("✅ Passed" in shown(reply)):
                         problems.append(f"the result of {prompt!r} shows {reply.text!r}")
@@ -445,7 +513,7 @@ class FaultRun:
             if m.thread_ts is None
         ]
         cards = len(tops)
-        started = {batch.card_ts for batch in self.sent}
+        started = {self._card_of(batch) for batch in self.sent}
         for card in tops:
             if card.ts not in started and "did not start" not in shown(card):
                 report.problems.append(f"a card of a refused batch shows {card.text!r}")
@@ -526,6 +594,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "leave a batch unclear for minutes: give --timeout 900)",
     )
     parser.add_argument("--timeout", type=float, default=defaults.timeout)
+    parser.add_argument(
+        "--kills-while-sending",
+        type=int,
+        default=defaults.kills_while_sending,
+        help="how many of the kills land the moment a create reaches ThunderPhone",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the bot's database and logs here")
     args = parser.parse_args(argv)
     plan = FaultPlan(
@@ -539,6 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         slack_fault_rate=args.slack_faults,
         create_faults=tuple(kind for kind in args.create_faults.split(",") if kind),
         timeout=args.timeout,
+        kills_while_sending=min(args.kills_while_sending, args.kills),
     )
     logging.basicConfig(level=logging.ERROR)
     began = time.monotonic()
@@ -547,7 +622,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{plan.batches} batches of {plan.runs_per_batch} runs, seed {plan.seed}: webhooks "
         f"{plan.drop:.0%} dropped, {plan.duplicate:.0%} duplicated, shuffled; "
         f"{plan.api_fault_rate:.0%} of API calls and {plan.slack_fault_rate:.0%} of Slack "
-        f"calls failing; {plan.kills} SIGKILLs"
+        f"calls failing; {plan.kills} SIGKILLs, {plan.kills_while_sending} of them while a "
+        "create is on its way"
     )
     with contextlib.ExitStack() as stack:
         workdir = args.workdir
