@@ -12,7 +12,9 @@ Start, one batch after another, in a few channels, while:
 - Slack answers a share of the bot's calls with 429 bursts, errors, lost answers and hangs
   (`SlackChaos`);
 - the bot is killed with SIGKILL mid-way (`kills` times, while runs are moving and webhooks are
-  arriving) and started again on the same database.
+  arriving; the last `kills_while_sending` of them the moment a batch's create reaches
+  ThunderPhone, after which the person presses Start again) and started again on the same
+  database.
 
 A batch ThunderPhone refuses (a 429 on the create) is typed again, as a person would. Once
 everything has settled, the run counts, per run ThunderPhone made, the result replies Slack
@@ -22,7 +24,8 @@ tally and what the bot still holds as work. It ends with the line
     runs N · results posted N · duplicates 0 · lost 0 · relaunches 0
 
 `python -m bot.sandbox.fault_run` (`make faults`) runs 10 batches of 20 runs; it exits 1 when a
-run's result is missing or repeated, a launch was sent twice, a card is wrong or work is left.
+run's result is missing or repeated, a launch was sent twice, a card is wrong or work is left,
+and 2 when it could not go on.
 """
 
 from __future__ import annotations
