@@ -346,7 +346,9 @@ class Outbox:
         """The ts of a message whose post may have reached Slack, found by its metadata.
 
         Reading needs the bot in the channel: it joins public channels. Where it still cannot
-        read, the message counts as not found: a rare duplicate beats a lost result."""
+        read, the message counts as not found: a rare duplicate beats a lost result. A join
+        that fails for now (rate limited, no clear answer) is no such case: it raises, and the
+        look is made again later."""
         for joined in (False, True):
             try:
                 return await self._search(row, thread_ts)
@@ -355,8 +357,11 @@ class Outbox:
                 if failure.problem not in (Problem.NO_CHANNEL, Problem.AUTH):
                     raise
                 if failure.code == "not_in_channel" and not joined:
-                    with contextlib.suppress(SlackCallFailed):
+                    try:
                         await self._call("conversations_join", channel=row.channel)
+                    except SlackCallFailed as join_error:
+                        if join_error.failure.problem in (Problem.RATE_LIMITED, Problem.TRANSIENT):
+                            raise
                     continue
                 log.warning(
                     "cannot read %s to look for message %s (%s); posting it again",

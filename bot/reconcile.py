@@ -146,6 +146,9 @@ async def poll(services: Services) -> None:
             log.warning("checking %s with ThunderPhone failed: %s", name, error)
         except Exception:
             log.exception("checking %s failed", name)
+    # Webhooks about runs of a launch that was being looked for, now found, go at once.
+    if inbox.wake_known_runs(db):
+        services.inbox_signal.set()
 
 
 def _details_step(services: Services, run_id: int) -> Callable[[], Awaitable[None]]:

@@ -60,6 +60,19 @@ def mark_processed_all(db: Database, keys: list[str]) -> None:
         )
 
 
+def wake_known_runs(db: Database) -> int:
+    """Deliveries held back because their run was not known yet (`RunNotKnownYet`) whose run
+    is known now: due at once rather than after their growing wait. Returns how many."""
+    with db.conn:
+        cursor = db.conn.execute(
+            "update webhook_events set next_attempt_at = null"
+            " where processed_at is null and next_attempt_at is not null"
+            " and error like 'RunNotKnownYet(%'"
+            " and json_extract(body, '$.data.test_call_run.id') in (select run_id from runs)"
+        )
+    return int(cursor.rowcount)
+
+
 def mark_failed(db: Database, key: str, error: str) -> None:
     """Count a failed attempt and wait longer before each next one (5 s doubling, up to 10 min)."""
     row = db.table("webhook_events").get(key)

@@ -68,6 +68,29 @@ async def test_a_result_whose_answer_was_lost_appears_exactly_once(stack: LocalS
     assert "✅ Passed · " in shown(result)
 
 
+async def test_a_lost_result_is_not_posted_again_when_joining_to_look_fails_for_now(
+    stack: LocalStack,
+) -> None:
+    run_id = await start_run(stack)
+    # Slack posts the result but the answer is lost; to look for it the bot must join the
+    # channel, and Slack answers that join with a 429, then with a 5xx.
+    stack.fake.fault("chat.postMessage", error=None, drop=True, handled=True)
+    joins = [
+        stack.fake.fault("conversations.join", status=429, retry_after=1),
+        stack.fake.fault("conversations.join", error="fatal_error", status=500, retry_after=None),
+    ]
+    await advance_all(stack, run_id)
+    key = ("run", str(run_id), "result")
+    await stack.fake.wait_for(
+        lambda: getattr(messages.get_message(stack.services.db, key), "state", "") == "sent",
+        timeout=30,
+    )
+
+    assert len(results(stack)) == 1, stack.fake.render_channel(CHANNEL)
+    assert posts_to(stack, CHANNEL, thread=True) == 1, "found once the join went through"
+    assert [fault.hits for fault in joins] == [1, 1]
+
+
 async def test_a_card_whose_answer_was_lost_appears_once_and_moves_on(stack: LocalStack) -> None:
     stack.fake.fault("chat.postMessage", error=None, drop=True, handled=True)
     maria = stack.user()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,9 +13,11 @@ import pytest
 from thunderphone.webhooks import compute_signature
 
 from bot import ids
+from bot.launch import ANSWER_TIMEOUT
 from bot.sandbox.stack import WEBHOOK_SECRET, LocalStack
 from bot.thunderphone import sign_v1
 from handlers.webhooks import ROUTE
+from storage.db import now_iso
 from tests.helpers import (
     cards,
     confirm,
@@ -205,6 +208,45 @@ async def test_a_lost_completion_webhook_is_made_up_for_by_polling(stack: LocalS
     result = await finish_run(stack, run_id)
     assert "✅ Passed · " in shown(result)
     assert rows(stack, "webhook_events") == []
+
+
+async def test_a_webhook_held_back_while_its_launch_was_looked_for_goes_once_it_is_found(
+    stack: LocalStack,
+) -> None:
+    stack.sandbox.fail_next(
+        "POST", "/v1/test-calls", 502, {"detail": "Bad gateway"}, after_handling=True
+    )
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    await maria.click(confirmation, ids.START_RUN)
+    await stack.fake.wait_for(lambda: "can't tell yet" in shown(confirmation) or None)
+    [ours] = stack.sandbox.runs
+    # The run ends while nobody knows it is ours: its completion is kept, to be tried again.
+    for _ in range(2):
+        await stack.sandbox.advance(ours)
+
+    def held_back() -> list[dict[str, Any]]:
+        return [
+            row
+            for row in rows(stack, "webhook_events")
+            if row["event_type"] == "test-call.completed" and row["attempts"]
+        ]
+
+    [row] = await stack.fake.wait_for(held_back)
+    # It has been tried many times already: its next try is an hour away.
+    stack.services.db.execute(
+        "update webhook_events set next_attempt_at = ? where key = ?",
+        [now_iso(-timedelta(hours=1)), row["key"]],
+    )
+    # Once the answer is overdue, the bot looks for the run and finds it.
+    stack.services.db.execute(
+        "update launches set decided_at = ?", [now_iso(ANSWER_TIMEOUT + timedelta(seconds=10))]
+    )
+    await wait_for_card(stack, f"run {ours}")
+    await stack.fake.wait_for(
+        lambda: all(r["processed_at"] for r in rows(stack, "webhook_events")) or None
+    )
+    assert [r["error"] for r in rows(stack, "webhook_events")] == [None]
 
 
 async def test_a_later_grade_replaces_an_earlier_one(stack: LocalStack) -> None:

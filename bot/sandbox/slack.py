@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -34,6 +36,7 @@ __all__ = [
     "Fault",
     "Message",
     "SlackCall",
+    "SlackChaos",
     "SlackError",
     "UploadedFile",
     "Usergroup",
@@ -54,6 +57,67 @@ class Usergroup:
 
 MODAL_STACK_MAX = 3  # root + two pushes
 SHUTDOWN_TIMEOUT = 1.0  # seconds close() lets an in-flight handler finish before cancelling it
+
+
+# What a call hit by `SlackChaos` gets: a burst of 429s (this call and the next few to the same
+# method and channel), an error (a 5xx from the load balancer or Slack's own `fatal_error`), a
+# lost answer (Slack did it, the connection dropped), or a hang (answered late: past the client's
+# timeout, the client gives up while Slack still does it).
+SLACK_FAULT_KINDS = ("burst", "error", "lost", "hang")
+
+
+@dataclass
+class SlackChaos:
+    """Web API calls misbehaving at random, at `rate` (a share between 0 and 1), made of the
+    same `Fault`s as `FakeSlack.fault` (see `SLACK_FAULT_KINDS`; a kind listed twice is drawn
+    twice as often). `methods` limits it to those Web API methods (None: all of them).
+
+    Draws come from `random.Random(seed)`: the same seed gives the same draws for the same
+    sequence of calls. `injected` counts (method, kind) of what was done.
+    """
+
+    rate: float
+    seed: int = 0
+    methods: Collection[str] | None = None
+    kinds: tuple[str, ...] = SLACK_FAULT_KINDS
+    burst: tuple[int, int] = (2, 5)  # calls refused in one burst, this one included
+    retry_after: int = 1
+    hang_seconds: tuple[float, float] = (0.5, 3.0)
+    injected: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("rate is a share between 0 and 1")
+        if set(self.kinds) - set(SLACK_FAULT_KINDS):
+            raise ValueError(f"fault kinds are among {SLACK_FAULT_KINDS}")
+        self._random = random.Random(self.seed)
+
+    def draw(self, method: str, args: Json) -> Fault | None:
+        """The fault for one call, or None (most of the time)."""
+        if self.methods is not None and method not in self.methods:
+            return None
+        if not self.kinds or self._random.random() >= self.rate:
+            return None
+        kind = self._random.choice(self.kinds)
+        self.injected[(method, kind)] += 1
+        if kind == "burst":
+            channel = args.get("channel") or args.get("channel_id")
+            return Fault(
+                method,
+                retry_after=self.retry_after,
+                channel=str(channel) if channel else None,
+                times=self._random.randint(*self.burst),
+            )
+        if kind == "error":
+            if self._random.random() < 0.5:
+                return Fault(
+                    method, status=503, plain_text="upstream connect error", retry_after=None
+                )
+            return Fault(method, error="fatal_error", status=500, retry_after=None)
+        if kind == "lost":
+            return Fault(method, error=None, drop=True, handled=True)
+        hang = self._random.uniform(*self.hang_seconds)
+        return Fault(method, error=None, hang=hang, handled=self._random.random() < 0.5)
 
 
 class FakeSlack:
@@ -104,6 +168,7 @@ class FakeSlack:
         self.members: dict[str, set[str]] = {c: set(self.users) for c in self.channels}
         self.usergroups: dict[str, Usergroup] = {}
         self.faults: list[Fault] = []
+        self.chaos: SlackChaos | None = None  # random faults, off unless set
         self.calls: list[SlackCall] = []
         self.messages: dict[str, list[Message]] = {c: [] for c in self.channels}
         self.ephemerals: list[Ephemeral] = []
@@ -291,13 +356,19 @@ class FakeSlack:
         self.faults.clear()
 
     def _take_fault(self, method: str, args: Json) -> Fault | None:
+        """The fault this call meets: the first one set that matches, else one `chaos` draws
+        (a burst stays set for the calls after this one)."""
         fault = next((f for f in self.faults if f.matches(method, args)), None)
+        if fault is None and self.chaos is not None:
+            fault = self.chaos.draw(method, args)
+            if fault is not None and (fault.times or 0) > 1:
+                self.faults.append(fault)
         if fault is None:
             return None
         fault.hits += 1
         if fault.times is not None:
             fault.times -= 1
-            if fault.times <= 0:
+            if fault.times <= 0 and any(f is fault for f in self.faults):
                 self.faults.remove(fault)
         return fault
 

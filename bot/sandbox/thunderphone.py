@@ -14,15 +14,21 @@ seconds, with the manual clock (`step_seconds=None`) only `advance` moves a run.
 
 Webhook endpoints (`/v1/developer/webhook-endpoints`, see `tp_endpoints`) can be listed,
 created and sent a test event; the runs' own webhooks go to `webhook_url` alone.
+
+Faults: `fail_next` makes the next matching request fail; `api_faults` (`ApiFaults`) makes
+requests fail or answer late at random, and `webhook_faults` (`WebhookFaults`) drops, repeats,
+delays and reorders webhooks at random, both seeded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +43,7 @@ from bot.sandbox.tp_validation import CONSENT_MESSAGE as CONSENT_MESSAGE
 from bot.sandbox.tp_validation import E164_MESSAGE as E164_MESSAGE
 from bot.sandbox.tp_validation import REQUIRED as REQUIRED
 from bot.sandbox.tp_webhooks import WebhookDelivery as WebhookDelivery
+from bot.sandbox.tp_webhooks import WebhookFaults as WebhookFaults
 
 NOT_FOUND = {"detail": "Not found."}
 BALANCE_MESSAGE = "Insufficient balance. Top up your account to place test calls."
@@ -63,6 +70,59 @@ class _Fault:
     body: JSON
     after_handling: bool = False
     skip: int = 0  # matching requests let through before this one fails
+
+
+# What a request hit by `ApiFaults` gets: a 5xx before anything is done ("error"), the request
+# carried out and then a 5xx, its answer lost ("lost"), a 429 with Retry-After ("rate_limited"),
+# or the right answer, late ("slow").
+API_FAULT_KINDS = ("error", "lost", "rate_limited", "slow")
+RATE_LIMITED = {"detail": "Request was throttled. Expected available in 1 second."}
+
+
+@dataclass
+class ApiFaults:
+    """API requests failing at random, at `rate` (a share between 0 and 1), as ThunderPhone or
+    what stands in front of it fails: 5xx answers, 429s and slow answers (see
+    `API_FAULT_KINDS`; a kind listed twice is drawn twice as often).
+
+    `create_kinds` is what may happen to a POST (a create: a test call, a batch, an issue
+    report). An "error" or "lost" create leaves the client unable to tell whether it was made;
+    leave them out when the run under test cannot wait for the client to find out.
+
+    Draws come from `random.Random(seed)`: the same seed gives the same draws for the same
+    sequence of requests. `injected` counts (method, kind) of what was done.
+    """
+
+    rate: float
+    seed: int = 0
+    kinds: tuple[str, ...] = API_FAULT_KINDS
+    create_kinds: tuple[str, ...] = API_FAULT_KINDS
+    slow_seconds: tuple[float, float] = (0.3, 1.5)
+    statuses: tuple[int, ...] = (500, 502, 503)
+    injected: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("rate is a share between 0 and 1")
+        unknown = set(self.kinds) | set(self.create_kinds)
+        if unknown - set(API_FAULT_KINDS):
+            raise ValueError(f"fault kinds are among {API_FAULT_KINDS}")
+        self._random = random.Random(self.seed)
+
+    def draw(self, method: str) -> str | None:
+        """The fault for one request, or None (most of the time)."""
+        kinds = self.create_kinds if method == "POST" else self.kinds
+        if not kinds or self._random.random() >= self.rate:
+            return None
+        kind = self._random.choice(kinds)
+        self.injected[(method, kind)] += 1
+        return kind
+
+    def status(self) -> int:
+        return self._random.choice(self.statuses)
+
+    def delay(self) -> float:
+        return self._random.uniform(*self.slow_seconds)
 
 
 @dataclass
@@ -107,6 +167,10 @@ class ThunderPhoneSandbox(WebhookEndpoints):
         self.clock = clock
         self.grade_before_complete = False
         self.duplicate_webhooks = False
+        # Random misbehaviour, off unless set: of the API (`ApiFaults`) and of the webhooks
+        # the sandbox sends (`WebhookFaults`).
+        self.api_faults: ApiFaults | None = None
+        self.webhook_faults: WebhookFaults | None = None
         self.requests: list[RecordedRequest] = []
         self.deliveries: list[WebhookDelivery] = []
         self.runs: dict[int, JSON] = {}
@@ -249,6 +313,11 @@ class ThunderPhoneSandbox(WebhookEndpoints):
             self._faults.remove(fault)
             if not fault.after_handling:
                 return web.json_response(fault.body, status=fault.status)
+        elif self.api_faults is not None and request.path != "/v1/healthz":
+            fault = await self._random_fault(request.method)
+            if fault is not None and not fault.after_handling:
+                headers = {"Retry-After": "1"} if fault.status == 429 else None
+                return web.json_response(fault.body, status=fault.status, headers=headers)
         try:
             response = await handler(request)
             if fault is not None:
@@ -259,6 +328,21 @@ class ThunderPhoneSandbox(WebhookEndpoints):
         except web.HTTPMethodNotAllowed:
             detail = f'Method "{request.method}" not allowed.'
             return web.json_response({"detail": detail}, status=405)
+
+    async def _random_fault(self, method: str) -> _Fault | None:
+        """What `api_faults` does to this request: a fault to answer with (None: answer it,
+        perhaps late)."""
+        faults = self.api_faults
+        assert faults is not None
+        kind = faults.draw(method)
+        if kind == "slow":
+            await asyncio.sleep(faults.delay())
+        elif kind == "rate_limited":
+            return _Fault(method, "", 429, RATE_LIMITED)
+        elif kind is not None:
+            body = {"detail": "upstream connect error or disconnect/reset before headers"}
+            return _Fault(method, "", faults.status(), body, after_handling=kind == "lost")
+        return None
 
     @staticmethod
     def _id(request: web.Request) -> int | None:

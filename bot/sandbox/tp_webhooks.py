@@ -7,9 +7,10 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -31,6 +32,48 @@ class WebhookDelivery:
     error: str | None = None
 
 
+@dataclass
+class WebhookFaults:
+    """How the sandbox's own webhooks misbehave, as ThunderPhone's may (at-least-once, best-effort
+    order): a share `drop` of events is never sent, a share `duplicate` is sent twice, each
+    delivery waits a random `delay` (uniform, seconds) before its first attempt, and with
+    `shuffle` a run's deliveries no longer wait for each other, so `call.graded` can arrive
+    before `test-call.completed`.
+
+    Draws come from `random.Random(seed)`: the same seed gives the same draws for the same
+    sequence of events. `dropped` and `duplicated` count what was done.
+    """
+
+    drop: float = 0.0
+    duplicate: float = 0.0
+    shuffle: bool = False
+    delay: tuple[float, float] = (0.0, 0.0)
+    seed: int = 0
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (event id, type)
+    duplicated: int = 0
+
+    def __post_init__(self) -> None:
+        for share in (self.drop, self.duplicate):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError("drop and duplicate are shares between 0 and 1")
+        if not 0.0 <= self.delay[0] <= self.delay[1]:
+            raise ValueError("delay is a (low, high) range of seconds")
+        self._random = random.Random(self.seed)
+
+    def copies(self, event_id: str, event_type: str) -> int:
+        """How many times to send this event: 0 (dropped), 1 or 2."""
+        if self._random.random() < self.drop:
+            self.dropped.append((event_id, event_type))
+            return 0
+        if self._random.random() < self.duplicate:
+            self.duplicated += 1
+            return 2
+        return 1
+
+    def wait(self) -> float:
+        return self._random.uniform(*self.delay)
+
+
 class WebhookSender:
     """Sends the sandbox's events to `webhook_url`; the class using it sets these attributes."""
 
@@ -39,6 +82,7 @@ class WebhookSender:
     webhook_retry_base_seconds: float
     webhook_max_attempts: int
     duplicate_webhooks: bool
+    webhook_faults: WebhookFaults | None
     clock: Callable[[], float]
     deliveries: list[WebhookDelivery]
     _deliveries_pending: set[asyncio.Task[None]]
@@ -46,17 +90,25 @@ class WebhookSender:
     _session: aiohttp.ClientSession | None
 
     def _emit(self, run_id: int, event_type: str, data: JSON) -> list[asyncio.Task[None]]:
-        """Queue one event behind the run's earlier deliveries so a run's events stay ordered."""
+        """Queue one event behind the run's earlier deliveries so a run's events stay ordered
+        (unless `webhook_faults` drop, repeat, delay or shuffle them)."""
         if self.webhook_url is None:
             return []
         event_id = str(uuid.uuid4())
         envelope = {"event_id": event_id, "type": event_type, "data": data}
         body = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+        faults = self.webhook_faults
+        copies = 2 if self.duplicate_webhooks else 1
+        if faults is not None:
+            copies *= faults.copies(event_id, event_type)
         tasks = []
-        for _ in range(2 if self.duplicate_webhooks else 1):
-            previous = self._tails.get(run_id)
-            task = asyncio.create_task(self._deliver(previous, event_id, event_type, body))
-            self._tails[run_id] = task
+        for _ in range(copies):
+            ordered = faults is None or not faults.shuffle
+            previous = self._tails.get(run_id) if ordered else None
+            delay = faults.wait() if faults is not None else 0.0
+            task = asyncio.create_task(self._deliver(previous, event_id, event_type, body, delay))
+            if ordered:
+                self._tails[run_id] = task
             self._deliveries_pending.add(task)
             task.add_done_callback(self._deliveries_pending.discard)
             tasks.append(task)
@@ -102,10 +154,17 @@ class WebhookSender:
         return delivery
 
     async def _deliver(
-        self, previous: asyncio.Task[None] | None, event_id: str, event_type: str, body: bytes
+        self,
+        previous: asyncio.Task[None] | None,
+        event_id: str,
+        event_type: str,
+        body: bytes,
+        delay: float = 0.0,
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])
+        if delay:
+            await asyncio.sleep(delay)
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         for attempt in range(1, self.webhook_max_attempts + 1):
