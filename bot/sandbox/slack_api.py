@@ -323,13 +323,21 @@ def _cursor(ts: str) -> str:
     return base64.b64encode(f"next_ts:{ts.replace('.', '')}".encode()).decode()
 
 
-def _cursor_ts(cursor: str) -> Decimal:
+def _cursor_digits(cursor: str, prefix: str) -> str:
+    """The digits a cursor of ours carries after `prefix`; invalid_cursor for anything else."""
     try:
         decoded = base64.b64decode(cursor, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise SlackError("invalid_cursor") from exc
-    digits = decoded.removeprefix("next_ts:")
-    if digits == decoded or not digits.isdigit() or len(digits) <= 6:
+    digits = decoded.removeprefix(prefix)
+    if digits == decoded or not digits.isdigit():
+        raise SlackError("invalid_cursor")
+    return digits
+
+
+def _cursor_ts(cursor: str) -> Decimal:
+    digits = _cursor_digits(cursor, "next_ts:")
+    if len(digits) <= 6:
         raise SlackError("invalid_cursor")
     return Decimal(f"{digits[:-6]}.{digits[-6:]}")
 
@@ -474,14 +482,7 @@ def _offset_cursor(offset: int) -> str:
 
 
 def _cursor_offset(cursor: str) -> int:
-    try:
-        decoded = base64.b64decode(cursor, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise SlackError("invalid_cursor") from exc
-    digits = decoded.removeprefix("offset:")
-    if digits == decoded or not digits.isdigit():
-        raise SlackError("invalid_cursor")
-    return int(digits)
+    return int(_cursor_digits(cursor, "offset:"))
 
 
 def conversations_members(slack: FakeSlack, args: Json, call: SlackCall) -> Json:
