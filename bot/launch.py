@@ -114,6 +114,7 @@ def _propose(
         channel_id=channel_id,
         user_id=user_id,
         target_label=label,
+        created_at=now_iso(),
         **spec.model_dump(),
     )
     stored = launches.save_launch(services.db, launch)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 
 from sqlite_utils import Database
 
@@ -11,13 +12,17 @@ from storage.models import Launch, LaunchStatus
 
 
 def new_launch_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits, the clock's nanoseconds then 64 random bits: unguessable, and in the
+    order they were made, so a proposal is added at the end of the id index instead of
+    anywhere in it (every `/testcall run` stores one before it is answered)."""
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
 
 
 def save_launch(db: Database, launch: Launch) -> Launch:
-    stored = launch.model_copy(update={"created_at": launch.created_at or now_iso()})
-    insert_row(db, "launches", stored.model_dump())
-    return stored
+    if not launch.created_at:
+        launch = launch.model_copy(update={"created_at": now_iso()})
+    insert_row(db, "launches", launch.model_dump())
+    return launch
 
 
 def get_launch(db: Database, launch_id: str) -> Launch | None:
