@@ -312,7 +312,7 @@ def parse_command(text: str) -> Command:
     hint = f" Did you mean {close[0]}?" if close else ""
     raise CommandError(
         f'Unknown command: "{tokens[0].text}".{hint} Try run, batch, suite, smoke, compare, '
-        "alias, audit or help.",
+        "alias, audit, budget, admin or help.",
         "help",
     )
 
@@ -374,6 +374,31 @@ def _clean(text: str) -> str:
     return re.sub(r"<((?:tel:|mailto:|https?://)[^|>]*)>", r"\1", labelled).strip()
 
 
+# How Slack sends what was picked as one typed (the manifest has it escape mentions): people,
+# channels, user groups, @here and the like, and dates, each with the name shown, if any.
+_SLACK_MARKUP = re.compile(r"<([@#!])([^<>|]*)(?:\|([^<>]*))?>")
+_EVERYONE_MARKUP = re.compile(r"^<!(?:everyone|channel|here)(?:\|[^>]*)?>$")
+
+
+def _markup_as_typed(match: re.Match[str]) -> str:
+    sigil, target, label = match[1], match[2], match[3]
+    if sigil == "!" and target.startswith("date^"):
+        return label or target
+    if sigil == "!" and target.startswith("subteam^"):
+        shown = label or target.removeprefix("subteam^")
+        return shown if shown.startswith("@") else f"@{shown}"
+    if sigil == "!":
+        return f"@{label or target}".replace("@@", "@")
+    return f"{'@' if sigil == '@' else '#'}{label or target}"
+
+
+def as_typed(text: str) -> str:
+    """Text with Slack's markup for mentions, channels, user groups and dates read back as a
+    person typed them: `<@U0LI|li>` -> `@li`, `<#C0QA|voice-qa>` -> `#voice-qa`. A scenario
+    prompt is read by the test bot, not by Slack."""
+    return _SLACK_MARKUP.sub(_markup_as_typed, text) if "<" in text else text
+
+
 def _tokenize(text: str) -> list[_Token]:
     # Double quotes group words; apostrophes stay literal, since prompts are full of them.
     tokens: list[_Token] = []
@@ -388,7 +413,7 @@ def _tokenize(text: str) -> list[_Token]:
                 raise CommandError(
                     'The scenario prompt has an opening quote but no closing one (").'
                 )
-            tokens.append(_Token(text[position + 1 : end].strip(), quoted=True))
+            tokens.append(_Token(as_typed(text[position + 1 : end]).strip(), quoted=True))
             position = end + 1
         else:
             end = position
@@ -776,7 +801,7 @@ MAX_BUDGET_CENTS = 100_000_000  # $1,000,000
 
 def _parse_budget(tokens: list[_Token]) -> Command:
     action = tokens[0].text.lower() if tokens else ""
-    if not tokens:
+    if not tokens or (len(tokens) == 1 and action == "show"):
         return BudgetShow()
     if action not in {"set", "clear"}:
         raise CommandError(
@@ -902,6 +927,7 @@ def _parse_admin(tokens: list[_Token]) -> AdminCommand:
         )
     if len(rest) == 1 and rest[0].lower() in {"reset", "default"}:
         return AdminSet(chosen, None, channel)
+    rest = ["everyone" if _EVERYONE_MARKUP.match(word) else word for word in rest]
     if len(rest) == 1 and rest[0].lower() in {"everyone", "everybody", "all"}:
         return AdminSet(chosen, Who(everyone=True), channel)
     users: list[str] = []
@@ -937,7 +963,7 @@ def _admin_person(word: str) -> tuple[Literal["user", "group"], str, str]:
             "admin",
         )
     raise CommandError(
-        f'I couldn\'t read "{word}": name people or user groups with @, or say everyone.',
+        f'I couldn\'t read "{as_typed(word)}": name people or user groups with @, or say everyone.',
         "admin",
     )
 
@@ -956,7 +982,7 @@ def _channel_named(word: str, usage: str) -> str:
     if _CHANNEL_ID.match(word):
         return word
     raise CommandError(
-        f"I can't tell which channel {word} is: pick it from Slack's list as you type #, give "
-        "its id (C…, from the channel's details), or say here for this channel.",
+        f"I can't tell which channel {as_typed(word)} is: pick it from Slack's list as you type "
+        "#, give its id (C…, from the channel's details), or say here for this channel.",
         usage,
     )

@@ -8,14 +8,17 @@ from hypothesis import strategies as st
 
 from bot.commands import (
     USAGE,
+    AdminSet,
     AliasList,
     AliasRemove,
     AliasSet,
     AuditCommand,
+    BudgetShow,
     CommandError,
     HelpCommand,
     RunCommand,
     Target,
+    Who,
     parse_command,
 )
 
@@ -56,6 +59,29 @@ def test_links_slack_formatted_read_as_typed() -> None:
     )
     assert isinstance(command, RunCommand)
     assert command.prompt == ("See https://example.com/faq or example.com/a, call +14155550123.")
+
+
+def test_mentions_slack_escaped_in_a_prompt_read_as_typed() -> None:
+    # Picked as one types, people, channels, groups and @here arrive as Slack's markup; the
+    # test bot that reads the prompt gets them as they were shown.
+    command = parse_command(
+        'run agent:12 "Ask for <@U0LI|li> (<@U0SAM>) about <#C0QA|voice-qa>, cc '
+        '<!subteam^S0QA|@qa-leads> and <!here>, by <!date^1796146481^{date}|Dec 1>."'
+    )
+    assert isinstance(command, RunCommand)
+    assert command.prompt == (
+        "Ask for @li (@U0SAM) about #voice-qa, cc @qa-leads and @here, by Dec 1."
+    )
+
+
+def test_admin_and_budget_read_slack_markup_and_name_it_as_typed() -> None:
+    everyone = parse_command("admin start <!everyone> in <#C0QA|voice-qa>")
+    assert isinstance(everyone, AdminSet)
+    assert (everyone.who, everyone.channel) == (Who(everyone=True), "C0QA")
+    assert parse_command("budget show") == BudgetShow()
+    with pytest.raises(CommandError) as raised:
+        parse_command("admin start <@U0LI|li> in <@U0SAM|sam>")
+    assert "I can't tell which channel @sam is" in raised.value.problem
 
 
 def test_options_after_a_quoted_prompt_still_count() -> None:
@@ -117,8 +143,8 @@ def test_alias_commands() -> None:
     [
         (
             "deploy now",
-            'Unknown command: "deploy". Try run, batch, suite, smoke, compare, alias, audit or '
-            "help.",
+            'Unknown command: "deploy". Try run, batch, suite, smoke, compare, alias, audit, '
+            "budget, admin or help.",
         ),
         ("run", "Which agent or number should I call? Name a target, like agent:12."),
         ('run "Ask about refunds."', "Which agent or number should I call?"),
