@@ -23,6 +23,7 @@ from tests.helpers import (
     launches_posted,
     rows,
     shown,
+    slack_calls,
     wait_for_graded_result,
     wait_for_result,
 )
@@ -470,6 +471,11 @@ async def test_two_user_groups_slack_is_slow_to_name_still_get_a_refusal_within_
     assert "I couldn't ask Slack who is in <!subteam^S0A> (timeout)" in answer
     assert "I couldn't ask Slack who is in <!subteam^S0B> (timeout)" in answer
     assert rows(stack, "launches") == []
+
+    asked = slack_calls(stack, "usergroups.users.list")
+    again = await say(stack, f'run agent:12 "{PROMPT}"')
+    assert "I couldn't ask Slack who is in <!subteam^S0A> (timeout)" in again
+    assert slack_calls(stack, "usergroups.users.list") == asked, "a timeout is remembered briefly"
 
 
 async def test_one_user_group_naming_the_person_is_enough_while_another_is_slow(
