@@ -699,10 +699,17 @@ async def sample(workdir: Path) -> Sample:
 # The hot queries, as the storage functions send them (storage/runs.py, storage/suites.py,
 # storage/messages.py, storage/inbox.py): App Home, the suite list, and every worker round.
 HOT_QUERIES_RECENT = "App Home: runs.recent_runs"
+HOT_QUERIES_OWN = "App Home: runs.runs_started_by"
 HOT_QUERIES: dict[str, tuple[str, list[Any]]] = {
     HOT_QUERIES_RECENT: (
-        "select * from runs where team_id = ? order by created_at desc limit 10",
-        [TEAM],
+        "select * from runs where team_id = ? order by created_at desc, run_id desc"
+        " limit ? offset ?",
+        [TEAM, 100, 0],
+    ),
+    HOT_QUERIES_OWN: (
+        "select * from runs where team_id = ? and started_by = ?"
+        " order by created_at desc, run_id desc limit ?",
+        [TEAM, "U0SAND000", 10],
     ),
     "App Home: runs.get_grade (×10)": ("select * from grades where call_id = ?", [500_000_001]),
     "suite list: suites.list_suites": (
@@ -743,6 +750,8 @@ HOT_QUERIES: dict[str, tuple[str, list[Any]]] = {
 # What would spare each query reading most of a big table.
 FIXES = {
     HOT_QUERIES_RECENT: "create index idx_runs_team_created on runs (team_id, created_at)",
+    HOT_QUERIES_OWN: "create index idx_runs_team_started_by on runs"
+    " (team_id, started_by, created_at)",
     "worker: runs.active_runs": "create index idx_runs_active on runs (created_at)"
     " where status not in ('completed', 'failed')",
     "worker: runs.runs_missing_details": "create index idx_runs_status_updated on runs"

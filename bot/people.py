@@ -65,20 +65,26 @@ class PeopleCache:
 
         return await self._look_up(("channel", channel), fetch)
 
-    async def group_members(self, slack: AsyncWebClient, group: str) -> Members:
-        """The people in user group `group` (usergroups.users.list)."""
+    async def group_members(
+        self, slack: AsyncWebClient, group: str, *, seconds: float = LOOKUP_SECONDS
+    ) -> Members:
+        """The people in user group `group` (usergroups.users.list); Slack not answering
+        within `seconds` counts as not saying."""
 
         async def fetch() -> frozenset[str]:
             answer = await slack.usergroups_users_list(usergroup=group)
             return frozenset(str(user) for user in answer.get("users") or [])
 
-        return await self._look_up(("group", group), fetch)
+        return await self._look_up(("group", group), fetch, seconds)
 
     def forget(self) -> None:
         self._entries.clear()
 
     async def _look_up(
-        self, key: tuple[str, str], fetch: Callable[[], Awaitable[frozenset[str]]]
+        self,
+        key: tuple[str, str],
+        fetch: Callable[[], Awaitable[frozenset[str]]],
+        seconds: float = LOOKUP_SECONDS,
     ) -> Members:
         now = self.clock()
         cached = self._entries.get(key)
@@ -87,7 +93,7 @@ class PeopleCache:
             if now - at < (self.seconds if members.known else self.failure_seconds):
                 return members
         try:
-            async with asyncio.timeout(LOOKUP_SECONDS):
+            async with asyncio.timeout(seconds):
                 found = Members(await fetch())
         except SLACK_EXCEPTIONS as error:
             code = classify(error).code if not isinstance(error, ValueError) else str(error)

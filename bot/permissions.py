@@ -13,6 +13,7 @@ and the refusal says so.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from bot.blocks.admin import WORDS, people_text, place_text
@@ -26,6 +27,7 @@ from bot.commands import (
     SmokeCommand,
     SuiteRun,
 )
+from bot.people import Members
 from bot.privacy import run_access
 from bot.services import Services
 from storage import batches as batch_store
@@ -38,6 +40,10 @@ from storage.models import RunRecord
 # stored.
 STARTING_COMMANDS = (RunCommand, BatchCommand, SuiteRun, SmokeCommand, CompareCommand)
 Proposal = Literal["launch", "batch", "compare"]
+# A rule's user groups are asked about before a slash command's ack, which Slack awaits for
+# 3 s, and the target lookup (`bot.lookup`, up to 1.5 s) comes after: all the groups
+# together get this long, and one Slack has not named by then counts nobody in it.
+GROUPS_SECONDS = 1.0
 
 
 class NotAllowed(Exception):
@@ -74,13 +80,14 @@ async def check(
     rule = store.rule_for(services.db, team_id, capability, channel_id)
     if rule is None or rule.everyone or user_id in rule.users:
         return None
-    unanswered: list[tuple[str, str]] = []
-    for group in rule.groups:
-        members = await services.people.group_members(services.slack, group)
-        if not members.known:
-            unanswered.append((group, members.problem or "no answer"))
-        elif user_id in members.ids:
-            return None
+    answers = await _group_answers(services, rule.groups)
+    if any(user_id in members.ids for members in answers.values()):
+        return None
+    unanswered = [
+        (group, members.problem or "no answer")
+        for group, members in answers.items()
+        if not members.known
+    ]
     allowed = people_text([*rule.users, *rule.groups], limit=8) or "nobody"
     where = place_text(rule.channel_id)
     text = f"Only {allowed} may {WORDS[capability]} {where}."
@@ -92,6 +99,19 @@ async def check(
     text += " " + admins_note(services)
     plain = f"You may not {WORDS[capability]} here; ask an admin."
     return NotAllowed(text, plain)
+
+
+async def _group_answers(services: Services, groups: list[str]) -> dict[str, Members]:
+    """Who is in each of `groups`, asked of Slack all at once, each within GROUPS_SECONDS: a
+    group Slack has not named by then is not answered ("timeout", remembered briefly)."""
+    asked = list(dict.fromkeys(groups))
+    answers = await asyncio.gather(
+        *(
+            services.people.group_members(services.slack, group, seconds=GROUPS_SECONDS)
+            for group in asked
+        )
+    )
+    return dict(zip(asked, answers, strict=True))
 
 
 async def require(

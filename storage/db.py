@@ -574,3 +574,9 @@ def m010_budgets(db: Database) -> None:
         not_null={"subject_kind", "subject_id", "requested_by", "status", "created_at"},
     )
     db.table("budget_approvals").create_index(["subject_kind", "subject_id"], unique=True)
+
+
+@migrations()
+def m011_runs_by_starter(db: Database) -> None:
+    """App Home lists the viewer's own newest runs, however many others ran since."""
+    db.execute("create index idx_runs_team_started_by on runs (team_id, started_by, created_at)")

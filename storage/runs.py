@@ -79,11 +79,25 @@ def active_runs(db: Database) -> list[RunRecord]:
     )
 
 
-def recent_runs(db: Database, team_id: str, *, limit: int = 10) -> list[RunRecord]:
+def recent_runs(db: Database, team_id: str, *, limit: int = 10, offset: int = 0) -> list[RunRecord]:
+    """A workspace's runs, newest first; `offset` skips that many (the next page)."""
     return _runs(
         db,
-        "select * from runs where team_id = ? order by created_at desc limit ?",
-        [team_id, limit],
+        "select * from runs where team_id = ? order by created_at desc, run_id desc"
+        " limit ? offset ?",
+        [team_id, limit, offset],
+    )
+
+
+def runs_started_by(
+    db: Database, team_id: str, user_id: str, *, limit: int = 10
+) -> list[RunRecord]:
+    """The runs `user_id` started in a workspace, newest first."""
+    return _runs(
+        db,
+        "select * from runs where team_id = ? and started_by = ?"
+        " order by created_at desc, run_id desc limit ?",
+        [team_id, user_id, limit],
     )
 
 

@@ -120,4 +120,5 @@ def test_upgrading_twice_changes_nothing(upgraded: Database, tmp_path: Path) -> 
         "m008_history_indexes",
         "m009_permissions",
         "m010_budgets",
+        "m011_runs_by_starter",
     ]

@@ -5,6 +5,7 @@ launched or stored."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -22,6 +23,7 @@ from tests.helpers import (
     launches_posted,
     rows,
     shown,
+    slack_calls,
     wait_for_graded_result,
     wait_for_result,
 )
@@ -451,6 +453,40 @@ async def test_a_user_group_slack_is_slow_to_name_counts_nobody_in_it(stack: Loc
     answer = await say(stack, f'run agent:12 "{PROMPT}"')
     assert "I couldn't ask Slack who is in <!subteam^S0LEADS> (timeout)" in answer
     assert rows(stack, "launches") == []
+
+
+async def test_two_user_groups_slack_is_slow_to_name_still_get_a_refusal_within_the_ack(
+    stack: LocalStack,
+) -> None:
+    """Slack awaits a slash command's answer for 3 s: the groups are asked about together, so
+    the refusal comes in time rather than Slack's own timeout."""
+    stack.fake.add_usergroup("S0A", "qa-leads", ["U0MARIA"])
+    stack.fake.add_usergroup("S0B", "voice-leads", ["U0MARIA"])
+    await admin(stack, "start <!subteam^S0A> <!subteam^S0B>")
+    stack.fake.fault("usergroups.users.list", error=None, hang=5, times=None)
+    began = time.monotonic()
+    answer = await say(stack, f'run agent:12 "{PROMPT}"')
+    took = time.monotonic() - began
+    assert took < 2.0, f"answered after {took:.1f} s"
+    assert "I couldn't ask Slack who is in <!subteam^S0A> (timeout)" in answer
+    assert "I couldn't ask Slack who is in <!subteam^S0B> (timeout)" in answer
+    assert rows(stack, "launches") == []
+
+    asked = slack_calls(stack, "usergroups.users.list")
+    again = await say(stack, f'run agent:12 "{PROMPT}"')
+    assert "I couldn't ask Slack who is in <!subteam^S0A> (timeout)" in again
+    assert slack_calls(stack, "usergroups.users.list") == asked, "a timeout is remembered briefly"
+
+
+async def test_one_user_group_naming_the_person_is_enough_while_another_is_slow(
+    stack: LocalStack,
+) -> None:
+    stack.fake.add_usergroup("S0A", "qa-leads", ["U0MARIA"])
+    stack.fake.add_usergroup("S0B", "voice-leads", ["U0LI"])
+    await admin(stack, "start <!subteam^S0B> <!subteam^S0A>")
+    stack.fake.fault("usergroups.users.list", error=None, hang=5, times=1)
+    answer = await say(stack, f'run agent:12 "{PROMPT}"')
+    assert "couldn't ask Slack" not in answer and "Only" not in answer, answer
 
 
 def test_admin_answers_are_valid_block_kit_and_escape_what_was_typed() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
@@ -71,7 +72,15 @@ async def told(stack: LocalStack, user_id: str, needle: str) -> Ephemeral:
     )
 
 
-def seed_run(stack: LocalStack, run_id: int, channel: str, started_by: str, prompt: str) -> None:
+def seed_run(
+    stack: LocalStack,
+    run_id: int,
+    channel: str,
+    started_by: str,
+    prompt: str,
+    *,
+    minutes_ago: float = 0,
+) -> None:
     run_store.save_run(
         stack.services.db,
         RunRecord(
@@ -83,9 +92,19 @@ def seed_run(stack: LocalStack, run_id: int, channel: str, started_by: str, prom
             target_id=12,
             scenario_prompt=prompt,
             status="completed",
-            created_at=now_iso(),
+            created_at=now_iso(timedelta(minutes=minutes_ago)),
         ),
     )
+
+
+def seed_private_runs(stack: LocalStack, count: int, *, member: str) -> None:
+    """`count` runs in #secret-qa, where only `member` is, newer than the runs seeded before
+    them (an hour ago or earlier)."""
+    stack.fake.add_channel("C0PRIV", "secret-qa", private=True, bot_member=True, members=[member])
+    for number in range(count):
+        seed_run(
+            stack, 9000 + number, "C0PRIV", member, f"Secret scenario {number}.", minutes_ago=59
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +121,46 @@ async def test_app_home_lists_only_runs_in_the_viewers_channels(
     assert "refund policy" not in sam and "None yet" in sam, "Sam is not"
     asked = [call.args.get("channel") for call in stack.fake.calls_to("conversations.members")]
     assert set(asked) == {CHANNEL}
+
+
+async def test_app_home_lists_the_viewers_own_run_behind_a_hundred_newer_hidden_ones(
+    stack: LocalStack,
+) -> None:
+    stack.fake.users["U0ZED"] = "zed"
+    seed_run(stack, 601, CHANNEL, "U0MARIA", "Maria's own older scenario.", minutes_ago=60)
+    seed_private_runs(stack, 100, member="U0ZED")
+    maria = await home_of(stack, "U0MARIA")
+    assert "Maria's own older scenario" in maria
+    assert "None yet" not in maria and "Secret scenario" not in maria
+
+
+async def test_app_home_looks_past_a_page_of_runs_hidden_from_the_viewer(
+    stack: LocalStack,
+) -> None:
+    stack.fake.users["U0ZED"] = "zed"
+    stack.fake.users[SAM] = "sam"
+    seed_run(stack, 602, CHANNEL, SAM, "Sam's scenario in voice-qa.", minutes_ago=60)
+    seed_private_runs(stack, 150, member="U0ZED")
+    li = await home_of(stack, "U0LI")
+    assert "Sam's scenario in voice-qa" in li, "Li is in #voice-qa"
+    assert "Secret scenario" not in li
+
+
+async def test_app_home_says_truthfully_when_it_stopped_looking(stack: LocalStack) -> None:
+    stack.fake.users["U0ZED"] = "zed"
+    stack.fake.users[SAM] = "sam"
+    seed_run(stack, 603, CHANNEL, "U0LI", "Li's scenario in voice-qa.", minutes_ago=60)
+    seed_private_runs(stack, 300, member="U0ZED")
+    sam = await home_of(stack, SAM)
+    assert "None yet" not in sam
+    assert "None you can see among the latest 300 test calls" in sam
+    assert "runs in channels you are not in are not shown" in sam
+    assert "Secret scenario" not in sam and "Li's scenario" not in sam
+
+    seed_run(stack, 604, "C0QA", SAM, "Sam's own old scenario.", minutes_ago=120)
+    sam = await home_of(stack, SAM)
+    assert "Sam's own old scenario" in sam
+    assert "older ones may be missing here" in sam
 
 
 async def test_slack_is_asked_once_a_minute_per_channel(

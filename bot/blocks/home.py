@@ -18,11 +18,13 @@ def home_view(
     links: Mapping[int, str] | None = None,
     *,
     unanswered: Mapping[str, str] | None = None,
+    looked_through: int | None = None,
 ) -> dict[str, Any]:
     """Recent test calls the reader may see, each with the day and time it started (in the
     reader's time zone) and its run id linked to its thread when `links` (by run id) has it.
     `unanswered`: channels Slack could not say the reader is in (channel -> Slack's error),
-    whose runs by others are left out."""
+    whose runs by others are left out. `looked_through`: how many of the workspace's newest
+    runs were looked through, when older ones were not (the list may be cut short)."""
     links = links or {}
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "thunderbot"}},
@@ -34,8 +36,23 @@ def home_view(
         {"type": "divider"},
         section("*Recent test calls*"),
     ]
-    if not runs:
+    if not runs and looked_through is None:
         blocks.append(section("_None yet._"))
+    elif not runs:
+        blocks.append(
+            section(
+                f"_None you can see among the latest {looked_through:,} test calls in this "
+                "workspace: runs in channels you are not in are not shown._"
+            )
+        )
+    elif looked_through is not None:
+        blocks.append(
+            context(
+                f"Besides your own, I looked through the latest {looked_through:,} test calls "
+                "in this workspace; older ones may be missing here, and runs in channels you "
+                "are not in are not shown."
+            )
+        )
     if unanswered:
         places = ", ".join(
             f"{channel_text(channel)} ({escape(problem)})"
