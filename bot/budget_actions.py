@@ -18,7 +18,6 @@ from bot.blocks.replies import launch_outcome
 from bot.budgets import (
     Standing,
     admins_of,
-    approval_key,
     as_stored,
     audit_detail,
     period_start,
@@ -30,7 +29,7 @@ from bot.services import Services
 from storage import batches as batch_store
 from storage import budgets as store
 from storage import compares as compare_store
-from storage import launches
+from storage import launches, messages
 from storage.budgets import Approval, ApprovalSubject, Cap, Period
 from storage.db import now_iso
 from storage.models import AuditSubject
@@ -120,14 +119,13 @@ def _what(db: Database, approval: Approval) -> str:
     return f"compare {approval.subject_id[:8]}"
 
 
-def _show_decided(services: Services, approval_id: int) -> None:
+def _show_decided(services: Services, approval_id: int, why: str | None = None) -> None:
+    """Every copy of the request (one per admin) gives way to the line of record."""
     approval = store.get_approval(services.db, approval_id)
     assert approval is not None
-    services.outbox.show(
-        approval_key(approval.id),
-        approval.channel_id,
-        blocks.approval_decided(approval, _what(services.db, approval)),
-    )
+    decided = blocks.approval_decided(approval, _what(services.db, approval), why)
+    for copy in messages.owned_by(services.db, "approval", str(approval.id)):
+        services.outbox.show(copy.key, copy.channel, decided)
 
 
 def _not_admin(services: Services, verb: str) -> str:

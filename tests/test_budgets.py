@@ -32,6 +32,7 @@ BATCHES = "/v1/test-call-batches"
 @pytest.fixture
 async def stack() -> AsyncIterator[LocalStack]:
     async with LocalStack(step_seconds=None, poll_seconds=0.1, thunderbot_admins=ADMIN) as running:
+        running.fake.users[ADMIN] = "admin"
         yield running
 
 
@@ -50,9 +51,15 @@ def channel_messages(stack: LocalStack, needle: str) -> list[Message]:
     ]
 
 
-async def approval_request(stack: LocalStack) -> Message:
+def direct_messages(stack: LocalStack, user: str, needle: str) -> list[Message]:
+    """What the bot sent `user` by direct message that says `needle`."""
+    return [m for m in stack.fake.messages.get("D" + user[1:], []) if needle in shown(m)]
+
+
+async def approval_request(stack: LocalStack, admin: str = ADMIN) -> Message:
+    """The request for approval as `admin` sees it, in the bot's direct message to them."""
     return await stack.fake.wait_for(
-        lambda: (channel_messages(stack, "Approval needed") or [None])[0]
+        lambda: (direct_messages(stack, admin, "Approval needed") or [None])[0]
     )
 
 
@@ -138,8 +145,9 @@ async def test_an_admin_approves_and_the_launch_starts_exactly_once(stack: Local
 
     # A second click on the same Start (a double click) finds the request already asked.
     await maria.click(stale, ids.START_RUN)
-    await answered(stack, stale, "was already asked")
-    assert len(channel_messages(stack, "Approval needed")) == 1
+    await answered(stack, stale, "I already asked the admin")
+    await outbox_idle(stack)
+    assert len(direct_messages(stack, ADMIN, "Approval needed")) == 1
 
     await stack.user("U0LI").click(request, ids.APPROVE_SPEND)
     await stack.fake.wait_for(
@@ -193,7 +201,7 @@ async def test_a_cap_set_to_refuse_refuses_with_the_figures(stack: LocalStack) -
     assert "$0.00 of $0.50 spent today" in text
     await outbox_idle(stack)
     assert launches_posted(stack) == []
-    assert channel_messages(stack, "Approval needed") == []
+    assert direct_messages(stack, ADMIN, "Approval needed") == []
     assert [r["status"] for r in rows(stack, "launches")] == ["proposed"]
     assert "over_budget" in [r["action"] for r in rows(stack, "audit_events")]
 
@@ -331,3 +339,39 @@ async def test_a_launch_started_another_way_is_not_started_again_by_approve(
     await outbox_idle(stack)
     assert len(launches_posted(stack)) == 1
     assert "Closed" in shown(request) and ids.APPROVE_SPEND not in shown(request)
+
+
+async def test_approval_is_asked_of_every_admin_by_direct_message_from_a_dm() -> None:
+    # Maria works with the bot in her direct message with it: no admin is in there to approve.
+    async with LocalStack(
+        step_seconds=None, poll_seconds=0.1, thunderbot_admins=f"{ADMIN},U0ADA"
+    ) as two:
+        two.fake.users.update({ADMIN: "admin", "U0ADA": "ada"})
+        two.fake.add_channel("D0MARIA", "maria", members=["U0MARIA"], bot_member=True)
+        await say(two, "budget set day $0.50", user=ADMIN)
+        maria = two.user("U0MARIA", channel_id="D0MARIA")
+        confirmation = await confirm(maria)
+        await maria.click(confirmation, ids.START_RUN)
+        text = await answered(two, confirmation, "Waiting for an admin's approval")
+        assert "I've asked the admins (<@U0ADA>, <@U0ADMIN>) by direct message" in text
+        assert "<#D0MARIA>" not in text
+
+        ada_copy = await approval_request(two, "U0ADA")
+        admin_copy = await approval_request(two, ADMIN)
+        await outbox_idle(two)
+        assert "in a direct message, over a spend cap" in shown(ada_copy)
+        assert [m for m in two.fake.messages["D0MARIA"] if "Approval needed" in shown(m)] == []
+        stale = copy.deepcopy(admin_copy)
+
+        await two.user("U0ADA").click(ada_copy, ids.APPROVE_SPEND)
+        await two.fake.wait_for(lambda: len(launches_posted(two)) == 1 or None)
+        await outbox_idle(two)
+        for seen in (ada_copy, admin_copy):
+            assert "✅ Approved by <@U0ADA>" in shown(seen)
+            assert ids.APPROVE_SPEND not in shown(seen), "every copy gives way"
+        await two.user(ADMIN).click(stale, ids.APPROVE_SPEND)
+        await two.fake.wait_for(
+            lambda: any("Already approved by <@U0ADA>" in a for a in answers(two)) or None
+        )
+        await outbox_idle(two)
+        assert len(launches_posted(two)) == 1
