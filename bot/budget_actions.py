@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot import audit, batches, compare, launch
+from bot import audit, batches, compare, launch, permissions
 from bot.blocks import budgets as blocks
 from bot.blocks.admin import refused
 from bot.blocks.batches import outcome as batch_outcome
@@ -25,6 +25,7 @@ from bot.budgets import (
 )
 from bot.commands import BudgetClear, BudgetSet, BudgetShow
 from bot.interactive import tell
+from bot.privacy import place
 from bot.services import Services
 from storage import batches as batch_store
 from storage import budgets as store
@@ -169,6 +170,15 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
             "This request is more than a day old, so I didn't start anything. Ask for a fresh one."
         )
     subject: tuple[ApprovalSubject, str] = (approval.subject_kind, approval.subject_id)
+    refusal = await permissions.check(
+        services,
+        "start",
+        team_id=approval.team_id,
+        channel_id=approval.channel_id,
+        user_id=approval.requested_by,
+    )
+    if refusal is not None:
+        return _not_permitted(services, approval, admin_id)
     try:
         with db.atomic():
             if not store.decide_approval(db, approval_id, "approved", admin_id):
@@ -198,6 +208,20 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
         f"<@{admin_id}> approved your {_what(db, approval)} over the spend cap. {text}",
     )
     return text
+
+
+def _not_permitted(services: Services, approval: Approval, admin_id: str) -> str:
+    """Approve on a launch whose requester may no longer start test calls there: nothing
+    starts, and the request is closed saying why."""
+    who = f"<@{approval.requested_by}>"
+    where = place(approval.channel_id)
+    if store.decide_approval(services.db, approval.id, "void", admin_id):
+        why = f"{who} may no longer start test calls in {where}, so nothing was started"
+        _show_decided(services, approval.id, why)
+    return (
+        f"I didn't start it: {who} may no longer start test calls in {where} (an admin "
+        "changed who may, with `/testcall admin`). The request is closed."
+    )
 
 
 async def _proceed(services: Services, approval: Approval) -> str:

@@ -375,3 +375,24 @@ async def test_approval_is_asked_of_every_admin_by_direct_message_from_a_dm() ->
         )
         await outbox_idle(two)
         assert len(launches_posted(two)) == 1
+
+
+async def test_approve_checks_the_requester_may_still_start(stack: LocalStack) -> None:
+    await say(stack, "budget set day $0.50", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria)
+    await maria.click(confirmation, ids.START_RUN)
+    await answered(stack, confirmation, "Waiting for an admin's approval")
+    request = await approval_request(stack)
+
+    assert "<@U0LI>" in await say(stack, "admin start <@U0LI>", user=ADMIN)
+    await stack.user(ADMIN).click(request, ids.APPROVE_SPEND)
+    await stack.fake.wait_for(
+        lambda: any("I didn't start it" in a for a in answers(stack)) or None
+    )
+    await outbox_idle(stack)
+    assert launches_posted(stack) == []
+    assert "may no longer start test calls in <#C0QA>" in shown(request)
+    assert ids.APPROVE_SPEND not in shown(request)
+    assert [r["status"] for r in rows(stack, "budget_approvals")] == ["void"]
+    assert [r["status"] for r in rows(stack, "launches")] == ["proposed"]
