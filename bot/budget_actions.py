@@ -33,7 +33,7 @@ from storage import compares as compare_store
 from storage import launches, messages
 from storage.budgets import Approval, ApprovalSubject, Cap, Period
 from storage.db import now_iso
-from storage.models import AuditSubject
+from storage.models import AuditSubject, BatchRecord, CompareRecord, Launch
 
 # An approval is for spending now: one found a day later is not acted on.
 APPROVAL_LIFETIME = timedelta(days=1)
@@ -127,6 +127,40 @@ def _show_decided(services: Services, approval_id: int, why: str | None = None) 
     decided = blocks.approval_decided(approval, _what(services.db, approval), why)
     for copy in messages.owned_by(services.db, "approval", str(approval.id)):
         services.outbox.show(copy.key, copy.channel, decided)
+
+
+def _status(db: Database, kind: ApprovalSubject, subject_id: str) -> str | None:
+    """Where the launch (batch, compare) stands: `proposed` until somebody decides it."""
+    found: Launch | BatchRecord | CompareRecord | None
+    if kind == "launch":
+        found = launches.get_launch(db, subject_id)
+    elif kind == "batch":
+        found = batch_store.get_batch(db, subject_id)
+    else:
+        found = compare_store.get_compare(db, subject_id)
+    return found.status if found is not None else None
+
+
+def settle(services: Services, kind: ApprovalSubject, subject_id: str, user_id: str) -> None:
+    """After a Start or Cancel click on a launch (batch, compare): if that decided it (started
+    once the cap allowed it, cancelled, expired), an approval still waiting for it is closed
+    and every copy of its request gives way to the line of record."""
+    db = services.db
+    approval = store.approval_for(db, (kind, subject_id))
+    if approval is None or approval.status != "waiting":
+        return
+    status = _status(db, kind, subject_id)
+    if status in (None, "proposed"):
+        return
+    if not store.decide_approval(db, approval.id, "void", user_id):
+        return
+    if status == "cancelled":
+        why = f"cancelled by <@{user_id}>, so nothing was started"
+    elif status == "expired":
+        why = "its confirmation expired, so nothing was started"
+    else:
+        why = f"<@{user_id}> pressed Start again once the caps allowed it"
+    _show_decided(services, approval.id, why)
 
 
 def _not_admin(services: Services, verb: str) -> str:

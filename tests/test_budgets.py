@@ -318,7 +318,7 @@ async def test_a_smoke_test_counts_in_full_and_is_refused_over_a_refusing_cap(
     assert [r["status"] for r in rows(stack, "batches")] == ["proposed"]
 
 
-async def test_a_launch_started_another_way_is_not_started_again_by_approve(
+async def test_a_launch_started_another_way_closes_its_request_and_approve_starts_nothing(
     stack: LocalStack,
 ) -> None:
     await say(stack, "budget set day $0.50", user=ADMIN)
@@ -328,17 +328,42 @@ async def test_a_launch_started_another_way_is_not_started_again_by_approve(
     await maria.click(confirmation, ids.START_RUN)
     await answered(stack, confirmation, "Waiting for an admin's approval")
     request = await approval_request(stack)
+    old_request = copy.deepcopy(request)  # what another open Slack client still shows
 
     await say(stack, "budget set day $5", user=ADMIN)
     await maria.click(stale, ids.START_RUN)
     await answered(stack, stale, "Started")
-    await stack.user(ADMIN).click(request, ids.APPROVE_SPEND)
+    await outbox_idle(stack)
+    assert "Closed" in shown(request), "the request gives way once the launch is decided"
+    assert "<@U0MARIA> pressed Start again once the caps allowed it" in shown(request)
+    assert ids.APPROVE_SPEND not in shown(request)
+    await stack.user(ADMIN).click(old_request, ids.APPROVE_SPEND)
     await stack.fake.wait_for(
-        lambda: any("nothing to approve" in a for a in answers(stack)) or None
+        lambda: any("This request was closed" in a for a in answers(stack)) or None
     )
     await outbox_idle(stack)
     assert len(launches_posted(stack)) == 1
-    assert "Closed" in shown(request) and ids.APPROVE_SPEND not in shown(request)
+
+
+async def test_a_held_batch_cancelled_by_its_requester_closes_the_request(
+    stack: LocalStack,
+) -> None:
+    await say(stack, "budget set day $0.50", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria, 'batch agent:12 --stagger 0 "One." "Two."')
+    stale = copy.deepcopy(confirmation)
+    await maria.click(confirmation, ids.START_BATCH)
+    await answered(stack, confirmation, "Waiting for an admin's approval")
+    request = await approval_request(stack)
+    assert ids.DECLINE_SPEND in shown(request)
+
+    await maria.click(stale, ids.CANCEL_BATCH)
+    await answered(stack, stale, "Cancelled")
+    await outbox_idle(stack)
+    assert "Closed" in shown(request) and ids.DECLINE_SPEND not in shown(request)
+    assert "cancelled by <@U0MARIA>, so nothing was started" in shown(request)
+    assert [r["status"] for r in rows(stack, "budget_approvals")] == ["void"]
+    assert batch_posts(stack) == []
 
 
 async def test_approval_is_asked_of_every_admin_by_direct_message_from_a_dm() -> None:
@@ -387,9 +412,7 @@ async def test_approve_checks_the_requester_may_still_start(stack: LocalStack) -
 
     assert "<@U0LI>" in await say(stack, "admin start <@U0LI>", user=ADMIN)
     await stack.user(ADMIN).click(request, ids.APPROVE_SPEND)
-    await stack.fake.wait_for(
-        lambda: any("I didn't start it" in a for a in answers(stack)) or None
-    )
+    await stack.fake.wait_for(lambda: any("I didn't start it" in a for a in answers(stack)) or None)
     await outbox_idle(stack)
     assert launches_posted(stack) == []
     assert "may no longer start test calls in <#C0QA>" in shown(request)
