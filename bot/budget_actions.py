@@ -172,7 +172,7 @@ def _not_admin(services: Services, verb: str) -> str:
 def _already(approval: Approval) -> str:
     by = f"<@{approval.decided_by}>" if approval.decided_by else "someone"
     if approval.status == "void":
-        return "This request was closed: it was decided another way, or asked too long ago."
+        return "This request was closed, so there is nothing to decide: it says why."
     return f"Already {approval.status} by {by}."
 
 
@@ -212,7 +212,7 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
         user_id=approval.requested_by,
     )
     if refusal is not None:
-        return _not_permitted(services, approval, admin_id)
+        return await _not_permitted(services, approval, admin_id)
     try:
         with db.atomic():
             if not store.decide_approval(db, approval_id, "approved", admin_id):
@@ -244,14 +244,22 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
     return text
 
 
-def _not_permitted(services: Services, approval: Approval, admin_id: str) -> str:
+async def _not_permitted(services: Services, approval: Approval, admin_id: str) -> str:
     """Approve on a launch whose requester may no longer start test calls there: nothing
-    starts, and the request is closed saying why."""
+    starts, the request is closed saying why, and the requester is told."""
     who = f"<@{approval.requested_by}>"
     where = place(approval.channel_id)
     if store.decide_approval(services.db, approval.id, "void", admin_id):
         why = f"{who} may no longer start test calls in {where}, so nothing was started"
         _show_decided(services, approval.id, why)
+        await tell(
+            services,
+            approval.channel_id,
+            approval.requested_by,
+            f"<@{admin_id}> pressed Approve on your {_what(services.db, approval)} over the "
+            f"spend cap, but you may no longer start test calls in {where}: nothing was "
+            "started or charged.",
+        )
     return (
         f"I didn't start it: {who} may no longer start test calls in {where} (an admin "
         "changed who may, with `/testcall admin`). The request is closed."

@@ -419,3 +419,5 @@ async def test_approve_checks_the_requester_may_still_start(stack: LocalStack) -
     assert ids.APPROVE_SPEND not in shown(request)
     assert [r["status"] for r in rows(stack, "budget_approvals")] == ["void"]
     assert [r["status"] for r in rows(stack, "launches")] == ["proposed"]
+    told = [e for e in stack.fake.ephemerals if e.user == "U0MARIA" and "pressed Approve" in e.text]
+    assert told and "you may no longer start test calls in <#C0QA>" in told[0].text

@@ -89,8 +89,11 @@ def _asked(outcome: OverBudget) -> str:
         )
     who = ", ".join(mention(a) for a in outcome.admins)
     sent = "I already asked" if outcome.asked_before else "I've asked"
-    admins = "the admin" if len(outcome.admins) == 1 else "the admins"
-    return f"{sent} {admins} ({who}) by direct message. It starts once one presses Approve."
+    if len(outcome.admins) == 1:
+        return f"{sent} the admin ({who}) by direct message. It starts once they press Approve."
+    return (
+        f"{sent} the admins ({who}) by direct message. It starts once one of them presses Approve."
+    )
 
 
 def _upper_first(text: str) -> str:
@@ -123,7 +126,7 @@ def approval_request(
             button("Decline", ids.DECLINE_SPEND, value, style="danger"),
         ),
     ]
-    text = f"Approval needed: {charge.what} is over a spend cap (about {money(charge.total)})"
+    text = f"Approval needed: {charge.what} would go over a spend cap (about {money(charge.total)})"
     return message(text, blocks)
 
 
