@@ -421,3 +421,25 @@ async def test_approve_checks_the_requester_may_still_start(stack: LocalStack) -
     assert [r["status"] for r in rows(stack, "launches")] == ["proposed"]
     told = [e for e in stack.fake.ephemerals if e.user == "U0MARIA" and "pressed Approve" in e.text]
     assert told and "you may no longer start test calls in <#C0QA>" in told[0].text
+
+
+async def test_a_held_compare_whose_confirmation_expires_closes_the_request(
+    stack: LocalStack,
+) -> None:
+    await say(stack, "budget set day $1.50", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria, 'compare "Ask about opening hours." agent:12 agent:14')
+    stale = copy.deepcopy(confirmation)
+    await maria.click(confirmation, ids.START_COMPARE)
+    await answered(stack, confirmation, "Waiting for an admin's approval")
+    request = await approval_request(stack)
+
+    # Two hours pass before Maria presses Start again.
+    stack.services.db.execute("update compares set created_at = '2000-01-01T00:00:00.000+00:00'")
+    await maria.click(stale, ids.START_COMPARE)
+    await stack.fake.wait_for(lambda: "old" in shown(stale) or None)
+    await outbox_idle(stack)
+    assert "its confirmation expired, so nothing was started" in shown(request)
+    assert ids.APPROVE_SPEND not in shown(request)
+    assert [r["status"] for r in rows(stack, "compares")] == ["expired"]
+    assert batch_posts(stack) == []
