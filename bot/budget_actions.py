@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot import audit, batches, compare, launch
+from bot import audit, batches, compare, launch, permissions
 from bot.blocks import budgets as blocks
 from bot.blocks.admin import refused
 from bot.blocks.batches import outcome as batch_outcome
@@ -18,7 +18,6 @@ from bot.blocks.replies import launch_outcome
 from bot.budgets import (
     Standing,
     admins_of,
-    approval_key,
     as_stored,
     audit_detail,
     period_start,
@@ -26,14 +25,15 @@ from bot.budgets import (
 )
 from bot.commands import BudgetClear, BudgetSet, BudgetShow
 from bot.interactive import tell
+from bot.privacy import place
 from bot.services import Services
 from storage import batches as batch_store
 from storage import budgets as store
 from storage import compares as compare_store
-from storage import launches
+from storage import launches, messages
 from storage.budgets import Approval, ApprovalSubject, Cap, Period
 from storage.db import now_iso
-from storage.models import AuditSubject
+from storage.models import AuditSubject, BatchRecord, CompareRecord, Launch
 
 # An approval is for spending now: one found a day later is not acted on.
 APPROVAL_LIFETIME = timedelta(days=1)
@@ -120,14 +120,47 @@ def _what(db: Database, approval: Approval) -> str:
     return f"compare {approval.subject_id[:8]}"
 
 
-def _show_decided(services: Services, approval_id: int) -> None:
+def _show_decided(services: Services, approval_id: int, why: str | None = None) -> None:
+    """Every copy of the request (one per admin) gives way to the line of record."""
     approval = store.get_approval(services.db, approval_id)
     assert approval is not None
-    services.outbox.show(
-        approval_key(approval.id),
-        approval.channel_id,
-        blocks.approval_decided(approval, _what(services.db, approval)),
-    )
+    decided = blocks.approval_decided(approval, _what(services.db, approval), why)
+    for copy in messages.owned_by(services.db, "approval", str(approval.id)):
+        services.outbox.show(copy.key, copy.channel, decided)
+
+
+def _status(db: Database, kind: ApprovalSubject, subject_id: str) -> str | None:
+    """Where the launch (batch, compare) stands: `proposed` until somebody decides it."""
+    found: Launch | BatchRecord | CompareRecord | None
+    if kind == "launch":
+        found = launches.get_launch(db, subject_id)
+    elif kind == "batch":
+        found = batch_store.get_batch(db, subject_id)
+    else:
+        found = compare_store.get_compare(db, subject_id)
+    return found.status if found is not None else None
+
+
+def settle(services: Services, kind: ApprovalSubject, subject_id: str, user_id: str) -> None:
+    """After a Start or Cancel click on a launch (batch, compare): if that decided it (started
+    once the cap allowed it, cancelled, expired), an approval still waiting for it is closed
+    and every copy of its request gives way to the line of record."""
+    db = services.db
+    approval = store.approval_for(db, (kind, subject_id))
+    if approval is None or approval.status != "waiting":
+        return
+    status = _status(db, kind, subject_id)
+    if status in (None, "proposed"):
+        return
+    if not store.decide_approval(db, approval.id, "void", user_id):
+        return
+    if status == "cancelled":
+        why = f"cancelled by <@{user_id}>, so nothing was started"
+    elif status == "expired":
+        why = "its confirmation expired, so nothing was started"
+    else:
+        why = f"<@{user_id}> pressed Start again once the caps allowed it"
+    _show_decided(services, approval.id, why)
 
 
 def _not_admin(services: Services, verb: str) -> str:
@@ -139,7 +172,7 @@ def _not_admin(services: Services, verb: str) -> str:
 def _already(approval: Approval) -> str:
     by = f"<@{approval.decided_by}>" if approval.decided_by else "someone"
     if approval.status == "void":
-        return "This request was closed: it was decided another way, or asked too long ago."
+        return "This request was closed, so there is nothing to decide: it says why."
     return f"Already {approval.status} by {by}."
 
 
@@ -171,6 +204,15 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
             "This request is more than a day old, so I didn't start anything. Ask for a fresh one."
         )
     subject: tuple[ApprovalSubject, str] = (approval.subject_kind, approval.subject_id)
+    refusal = await permissions.check(
+        services,
+        "start",
+        team_id=approval.team_id,
+        channel_id=approval.channel_id,
+        user_id=approval.requested_by,
+    )
+    if refusal is not None:
+        return await _not_permitted(services, approval, admin_id)
     try:
         with db.atomic():
             if not store.decide_approval(db, approval_id, "approved", admin_id):
@@ -200,6 +242,28 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
         f"<@{admin_id}> approved your {_what(db, approval)} over the spend cap. {text}",
     )
     return text
+
+
+async def _not_permitted(services: Services, approval: Approval, admin_id: str) -> str:
+    """Approve on a launch whose requester may no longer start test calls there: nothing
+    starts, the request is closed saying why, and the requester is told."""
+    who = f"<@{approval.requested_by}>"
+    where = place(approval.channel_id)
+    if store.decide_approval(services.db, approval.id, "void", admin_id):
+        why = f"{who} may no longer start test calls in {where}, so nothing was started"
+        _show_decided(services, approval.id, why)
+        await tell(
+            services,
+            approval.channel_id,
+            approval.requested_by,
+            f"<@{admin_id}> pressed Approve on your {_what(services.db, approval)} over the "
+            f"spend cap, but you may no longer start test calls in {where}: nothing was "
+            "started or charged.",
+        )
+    return (
+        f"I didn't start it: {who} may no longer start test calls in {where} (an admin "
+        "changed who may, with `/testcall admin`). The request is closed."
+    )
 
 
 async def _proceed(services: Services, approval: Approval) -> str:

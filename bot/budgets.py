@@ -212,8 +212,11 @@ def audit_detail(text: str) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def approval_key(approval_id: int) -> MessageKey:
-    return ("approval", str(approval_id), "request")
+def approval_key(approval_id: int, admin_id: str) -> MessageKey:
+    """The copy of an approval request sent to one admin by direct message. Every copy of a
+    request shares its owner (`("approval", id)`), so all of them are found when it is
+    decided."""
+    return ("approval", str(approval_id), f"dm {admin_id}")
 
 
 def stopped(
@@ -222,8 +225,10 @@ def stopped(
     user_id: str,
     over: OverCap,
 ) -> OverBudget:
-    """What a Start click over a cap comes to: refused, or an approval asked in the channel
-    (once, however often Start is pressed), with a record in the audit trail."""
+    """What a Start click over a cap comes to: refused, or an approval asked of each admin by
+    direct message (once, however often Start is pressed), with a record in the audit trail.
+    The request goes to the admins rather than the run's channel: a direct message or a
+    private channel may have no admin in it, or not let the bot post."""
     from bot.blocks.budgets import approval_request, breach_words  # builders read this module
 
     db = services.db
@@ -262,11 +267,9 @@ def stopped(
                 detail=audit_detail(f"waiting for approval: {reason}"),
                 cost_cents=charge.total,
             )
-            services.outbox.show(
-                approval_key(approval.id),
-                charge.channel_id,
-                approval_request(approval, charge, breaches, admins),
-            )
+            request = approval_request(approval, charge, breaches, admins)
+            for admin in admins:
+                services.outbox.show(approval_key(approval.id, admin), admin, request)
     return OverBudget(charge, breaches, admins, approval, asked_before=not asked)
 
 

@@ -78,6 +78,7 @@ def _decision(
             outcome = decide(services, key, user_id)
             if inspect.isawaitable(outcome):
                 outcome = await outcome
+            budget_actions.settle(services, kind, key, user_id)  # a held launch decided here
         await respond(replace_original=True, **render(outcome))
 
     return handle

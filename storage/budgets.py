@@ -206,6 +206,16 @@ def get_approval(db: Database, approval_id: int) -> Approval | None:
     return Approval.from_row(row) if row else None
 
 
+def approval_for(db: Database, subject: tuple[ApprovalSubject, str]) -> Approval | None:
+    """The approval asked for a launch (batch, compare), if one was."""
+    row = fetch_row(
+        db,
+        "select * from budget_approvals where subject_kind = ? and subject_id = ?",
+        list(subject),
+    )
+    return Approval.from_row(row) if row else None
+
+
 def decide_approval(db: Database, approval_id: int, to: ApprovalStatus, by: str) -> bool:
     """Decide a waiting approval; True only for the one caller that did it."""
     cursor = db.execute(

@@ -25,6 +25,16 @@ def get_message(db: Database, key: MessageKey) -> MessageRecord | None:
     return MessageRecord.from_row(row) if row else None
 
 
+def owned_by(db: Database, owner_kind: str, owner_id: str) -> list[MessageRecord]:
+    """Every message kept for one owner (each copy of a request, say), oldest first."""
+    rows = db.execute(
+        "select * from slack_messages where owner_kind = ? and owner_id = ? order by id",
+        [owner_kind, owner_id],
+    )
+    columns = [c[0] for c in rows.description]
+    return [MessageRecord.from_row(dict(zip(columns, row, strict=True))) for row in rows]
+
+
 def get_message_by_id(db: Database, message_id: int) -> MessageRecord | None:
     row = fetch_row(db, "select * from slack_messages where id = ?", [message_id])
     return MessageRecord.from_row(row) if row else None

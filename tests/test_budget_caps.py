@@ -230,7 +230,10 @@ def test_over_a_cap_the_person_reads_the_figures_and_who_can_approve() -> None:
     waiting = budget_examples()["budget_over_waiting"]["text"]
     assert "This test call (about $1.00) would take <#C0QA>'s daily cap past its limit" in waiting
     assert "$9.40 of $10.00 spent today (Dec 1, UTC), $1.00 of it for runs in flight" in waiting
-    assert "<@U0ADMIN>" in waiting
+    assert "I've asked the admin (<@U0ADMIN>) by direct message" in waiting
+    alone = blocks.over_budget(OverBudget(CHARGE, (BREACH,), (), APPROVAL))["text"]
+    assert "No admin is set (THUNDERBOT_ADMINS), so nobody can approve it" in alone
+    assert "asked" not in alone
     refused = budget_examples()["budget_over_refused"]["text"]
     assert refused.startswith("Not started: over a spend cap. Nothing was charged.")
 

@@ -32,6 +32,7 @@ BATCHES = "/v1/test-call-batches"
 @pytest.fixture
 async def stack() -> AsyncIterator[LocalStack]:
     async with LocalStack(step_seconds=None, poll_seconds=0.1, thunderbot_admins=ADMIN) as running:
+        running.fake.users[ADMIN] = "admin"
         yield running
 
 
@@ -50,9 +51,15 @@ def channel_messages(stack: LocalStack, needle: str) -> list[Message]:
     ]
 
 
-async def approval_request(stack: LocalStack) -> Message:
+def direct_messages(stack: LocalStack, user: str, needle: str) -> list[Message]:
+    """What the bot sent `user` by direct message that says `needle`."""
+    return [m for m in stack.fake.messages.get("D" + user[1:], []) if needle in shown(m)]
+
+
+async def approval_request(stack: LocalStack, admin: str = ADMIN) -> Message:
+    """The request for approval as `admin` sees it, in the bot's direct message to them."""
     return await stack.fake.wait_for(
-        lambda: (channel_messages(stack, "Approval needed") or [None])[0]
+        lambda: (direct_messages(stack, admin, "Approval needed") or [None])[0]
     )
 
 
@@ -138,8 +145,9 @@ async def test_an_admin_approves_and_the_launch_starts_exactly_once(stack: Local
 
     # A second click on the same Start (a double click) finds the request already asked.
     await maria.click(stale, ids.START_RUN)
-    await answered(stack, stale, "was already asked")
-    assert len(channel_messages(stack, "Approval needed")) == 1
+    await answered(stack, stale, "I already asked the admin")
+    await outbox_idle(stack)
+    assert len(direct_messages(stack, ADMIN, "Approval needed")) == 1
 
     await stack.user("U0LI").click(request, ids.APPROVE_SPEND)
     await stack.fake.wait_for(
@@ -193,7 +201,7 @@ async def test_a_cap_set_to_refuse_refuses_with_the_figures(stack: LocalStack) -
     assert "$0.00 of $0.50 spent today" in text
     await outbox_idle(stack)
     assert launches_posted(stack) == []
-    assert channel_messages(stack, "Approval needed") == []
+    assert direct_messages(stack, ADMIN, "Approval needed") == []
     assert [r["status"] for r in rows(stack, "launches")] == ["proposed"]
     assert "over_budget" in [r["action"] for r in rows(stack, "audit_events")]
 
@@ -310,7 +318,7 @@ async def test_a_smoke_test_counts_in_full_and_is_refused_over_a_refusing_cap(
     assert [r["status"] for r in rows(stack, "batches")] == ["proposed"]
 
 
-async def test_a_launch_started_another_way_is_not_started_again_by_approve(
+async def test_a_launch_started_another_way_closes_its_request_and_approve_starts_nothing(
     stack: LocalStack,
 ) -> None:
     await say(stack, "budget set day $0.50", user=ADMIN)
@@ -320,14 +328,118 @@ async def test_a_launch_started_another_way_is_not_started_again_by_approve(
     await maria.click(confirmation, ids.START_RUN)
     await answered(stack, confirmation, "Waiting for an admin's approval")
     request = await approval_request(stack)
+    old_request = copy.deepcopy(request)  # what another open Slack client still shows
 
     await say(stack, "budget set day $5", user=ADMIN)
     await maria.click(stale, ids.START_RUN)
     await answered(stack, stale, "Started")
-    await stack.user(ADMIN).click(request, ids.APPROVE_SPEND)
+    await outbox_idle(stack)
+    assert "Closed" in shown(request), "the request gives way once the launch is decided"
+    assert "<@U0MARIA> pressed Start again once the caps allowed it" in shown(request)
+    assert ids.APPROVE_SPEND not in shown(request)
+    await stack.user(ADMIN).click(old_request, ids.APPROVE_SPEND)
     await stack.fake.wait_for(
-        lambda: any("nothing to approve" in a for a in answers(stack)) or None
+        lambda: any("This request was closed" in a for a in answers(stack)) or None
     )
     await outbox_idle(stack)
     assert len(launches_posted(stack)) == 1
-    assert "Closed" in shown(request) and ids.APPROVE_SPEND not in shown(request)
+
+
+async def test_a_held_batch_cancelled_by_its_requester_closes_the_request(
+    stack: LocalStack,
+) -> None:
+    await say(stack, "budget set day $0.50", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria, 'batch agent:12 --stagger 0 "One." "Two."')
+    stale = copy.deepcopy(confirmation)
+    await maria.click(confirmation, ids.START_BATCH)
+    await answered(stack, confirmation, "Waiting for an admin's approval")
+    request = await approval_request(stack)
+    assert ids.DECLINE_SPEND in shown(request)
+
+    await maria.click(stale, ids.CANCEL_BATCH)
+    await answered(stack, stale, "Cancelled")
+    await outbox_idle(stack)
+    assert "Closed" in shown(request) and ids.DECLINE_SPEND not in shown(request)
+    assert "cancelled by <@U0MARIA>, so nothing was started" in shown(request)
+    assert [r["status"] for r in rows(stack, "budget_approvals")] == ["void"]
+    assert batch_posts(stack) == []
+
+
+async def test_approval_is_asked_of_every_admin_by_direct_message_from_a_dm() -> None:
+    # Maria works with the bot in her direct message with it: no admin is in there to approve.
+    async with LocalStack(
+        step_seconds=None, poll_seconds=0.1, thunderbot_admins=f"{ADMIN},U0ADA"
+    ) as two:
+        two.fake.users.update({ADMIN: "admin", "U0ADA": "ada"})
+        two.fake.add_channel("D0MARIA", "maria", members=["U0MARIA"], bot_member=True)
+        await say(two, "budget set day $0.50", user=ADMIN)
+        maria = two.user("U0MARIA", channel_id="D0MARIA")
+        confirmation = await confirm(maria)
+        await maria.click(confirmation, ids.START_RUN)
+        text = await answered(two, confirmation, "Waiting for an admin's approval")
+        assert "I've asked the admins (<@U0ADA>, <@U0ADMIN>) by direct message" in text
+        assert "<#D0MARIA>" not in text
+
+        ada_copy = await approval_request(two, "U0ADA")
+        admin_copy = await approval_request(two, ADMIN)
+        await outbox_idle(two)
+        assert "in a direct message, over a spend cap" in shown(ada_copy)
+        assert [m for m in two.fake.messages["D0MARIA"] if "Approval needed" in shown(m)] == []
+        stale = copy.deepcopy(admin_copy)
+
+        await two.user("U0ADA").click(ada_copy, ids.APPROVE_SPEND)
+        await two.fake.wait_for(lambda: len(launches_posted(two)) == 1 or None)
+        await outbox_idle(two)
+        for seen in (ada_copy, admin_copy):
+            assert "✅ Approved by <@U0ADA>" in shown(seen)
+            assert ids.APPROVE_SPEND not in shown(seen), "every copy gives way"
+        await two.user(ADMIN).click(stale, ids.APPROVE_SPEND)
+        await two.fake.wait_for(
+            lambda: any("Already approved by <@U0ADA>" in a for a in answers(two)) or None
+        )
+        await outbox_idle(two)
+        assert len(launches_posted(two)) == 1
+
+
+async def test_approve_checks_the_requester_may_still_start(stack: LocalStack) -> None:
+    await say(stack, "budget set day $0.50", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria)
+    await maria.click(confirmation, ids.START_RUN)
+    await answered(stack, confirmation, "Waiting for an admin's approval")
+    request = await approval_request(stack)
+
+    assert "<@U0LI>" in await say(stack, "admin start <@U0LI>", user=ADMIN)
+    await stack.user(ADMIN).click(request, ids.APPROVE_SPEND)
+    await stack.fake.wait_for(lambda: any("I didn't start it" in a for a in answers(stack)) or None)
+    await outbox_idle(stack)
+    assert launches_posted(stack) == []
+    assert "may no longer start test calls in <#C0QA>" in shown(request)
+    assert ids.APPROVE_SPEND not in shown(request)
+    assert [r["status"] for r in rows(stack, "budget_approvals")] == ["void"]
+    assert [r["status"] for r in rows(stack, "launches")] == ["proposed"]
+    told = [e for e in stack.fake.ephemerals if e.user == "U0MARIA" and "pressed Approve" in e.text]
+    assert told and "you may no longer start test calls in <#C0QA>" in told[0].text
+
+
+async def test_a_held_compare_whose_confirmation_expires_closes_the_request(
+    stack: LocalStack,
+) -> None:
+    await say(stack, "budget set day $1.50", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    confirmation = await confirm(maria, 'compare "Ask about opening hours." agent:12 agent:14')
+    stale = copy.deepcopy(confirmation)
+    await maria.click(confirmation, ids.START_COMPARE)
+    await answered(stack, confirmation, "Waiting for an admin's approval")
+    request = await approval_request(stack)
+
+    # Two hours pass before Maria presses Start again.
+    stack.services.db.execute("update compares set created_at = '2000-01-01T00:00:00.000+00:00'")
+    await maria.click(stale, ids.START_COMPARE)
+    await stack.fake.wait_for(lambda: "old" in shown(stale) or None)
+    await outbox_idle(stack)
+    assert "its confirmation expired, so nothing was started" in shown(request)
+    assert ids.APPROVE_SPEND not in shown(request)
+    assert [r["status"] for r in rows(stack, "compares")] == ["expired"]
+    assert batch_posts(stack) == []

@@ -1,5 +1,5 @@
 """Spend caps in Slack: `/testcall budget`, the answer to a Start click over a cap, the
-approval asked in the channel, and the warnings at 50% and 80%."""
+approval asked of the admins, and the warnings at 50% and 80%."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from bot import ids
 from bot.blocks.common import actions, button, clock, context, mention, message, money, section
 from bot.budgets import Charge, OverBudget, Standing
+from bot.privacy import place
 from bot.routing import Route, encode
 from storage.budgets import Approval, Cap, Period
 
@@ -72,13 +73,27 @@ def over_budget(outcome: OverBudget) -> dict[str, Any]:
             "`/testcall budget set`, or wait for the next period."
         )
         return message(_fallback(text), [section(text)])
-    asked = "was already asked" if outcome.asked_before else "is asked"
     text = (
         f"*Waiting for an admin's approval: over a spend cap.* Nothing was started or charged "
-        f"yet.\n{reasons}\nApproval {asked} in <#{charge.channel_id}>; {_admins(outcome.admins)}. "
-        "It starts once an admin presses Approve."
+        f"yet.\n{reasons}\n{_asked(outcome)}"
     )
     return message(_fallback(text), [section(text)])
+
+
+def _asked(outcome: OverBudget) -> str:
+    """Where the approval was asked, as the person who pressed Start is told."""
+    if not outcome.admins:
+        return (
+            "No admin is set (THUNDERBOT_ADMINS), so nobody can approve it: an admin must be "
+            "named on the bot's host, or the cap raised."
+        )
+    who = ", ".join(mention(a) for a in outcome.admins)
+    sent = "I already asked" if outcome.asked_before else "I've asked"
+    if len(outcome.admins) == 1:
+        return f"{sent} the admin ({who}) by direct message. It starts once they press Approve."
+    return (
+        f"{sent} the admins ({who}) by direct message. It starts once one of them presses Approve."
+    )
 
 
 def _upper_first(text: str) -> str:
@@ -96,9 +111,10 @@ def _fallback(text: str) -> str:
 def approval_request(
     approval: Approval, charge: Charge, breaches: Sequence[Standing], admins: Sequence[str]
 ) -> dict[str, Any]:
-    """Posted in the channel: an admin's Approve (or Decline) lets a launch over a cap go on."""
+    """Sent to each admin: an admin's Approve (or Decline) lets a launch over a cap go on."""
     who = mention(approval.requested_by)
-    heading = f"*⏸️ {who} pressed Start on {charge.what}, over a spend cap*"
+    where = place(approval.channel_id)
+    heading = f"*⏸️ {who} pressed Start on {charge.what} in {where}, over a spend cap*"
     reasons = [f"• {breach_words(s, charge.total, _cap_what(charge))}." for s in breaches]
     value = encode(Route(approval_id=approval.id))
     blocks = [
@@ -110,14 +126,15 @@ def approval_request(
             button("Decline", ids.DECLINE_SPEND, value, style="danger"),
         ),
     ]
-    text = f"Approval needed: {charge.what} is over a spend cap (about {money(charge.total)})"
+    text = f"Approval needed: {charge.what} would go over a spend cap (about {money(charge.total)})"
     return message(text, blocks)
 
 
-def approval_decided(approval: Approval, what: str) -> dict[str, Any]:
-    """The request once decided: its buttons give way to a line of record."""
+def approval_decided(approval: Approval, what: str, why: str | None = None) -> dict[str, Any]:
+    """The request once decided: its buttons give way to a line of record (`why` a closed
+    request was closed, when there is more to say than the usual)."""
     who = mention(approval.requested_by)
-    heading = f"*{who} pressed Start on {what}, over a spend cap*"
+    heading = f"*{who} pressed Start on {what} in {place(approval.channel_id)}, over a spend cap*"
     by = mention(approval.decided_by) if approval.decided_by else "someone"
     at = clock(approval.decided_at)
     if approval.status == "approved":
@@ -125,7 +142,7 @@ def approval_decided(approval: Approval, what: str) -> dict[str, Any]:
     elif approval.status == "declined":
         line = f"🚫 Declined by {by} · {at} · nothing was started"
     else:
-        line = f"Closed · {at} · decided another way, or asked too long ago"
+        line = f"Closed · {at} · {why or 'decided another way, or asked too long ago'}"
     return message(_fallback(f"{heading}: {line}"), [section(heading), context(line)])
 
 
