@@ -24,7 +24,6 @@ from bot.slack import (
 )
 from bot.thunderphone import ThunderPhoneClient
 from handlers import webhooks
-from handlers.context import services_middleware
 from storage.db import open_db
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         settings=settings, db=db, thunderphone=thunderphone, slack=slack, outbox=outbox
     )
     bolt = create_bolt_app(settings, slack)
-    bolt.use(services_middleware(services))
     handlers.register_all(bolt)
     app[SERVICES] = services
     app[BOLT] = bolt

@@ -69,3 +69,5 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+# Where a Slack request's Bolt context holds the services, for the listeners.
+SERVICES_KEY = "thunderbot_services"

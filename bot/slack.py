@@ -29,7 +29,7 @@ from bot.bodies import (
     whole_characters,
 )
 from bot.config import Settings
-from bot.services import SERVICES
+from bot.services import SERVICES, SERVICES_KEY
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,8 @@ async def handle_slack_events(request: web.Request) -> web.StreamResponse:
     except (ValueError, RecursionError, AttributeError, TypeError) as error:
         log.warning("refused a signed Slack request Bolt cannot read: %s", type(error).__name__)
         return web.json_response({"error": "unreadable request"}, status=400)
+    # The listeners find the services here: set once per request, no middleware needed.
+    bolt_request.context[SERVICES_KEY] = request.app[SERVICES]
     bolt = request.app[BOLT]
     response: BoltResponse = await bolt.async_dispatch(bolt_request)
     return await to_aiohttp_response(response)
