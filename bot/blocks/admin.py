@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from bot.blocks.common import context, escape, mention, message, section, unlinked, when
+from bot.blocks.common import (
+    SLACK_CHANNEL_ID,
+    SLACK_GROUP_ID,
+    SLACK_USER_ID,
+    context,
+    escape,
+    mention,
+    message,
+    section,
+    unlinked,
+    when,
+)
 from bot.commands import CAPABILITIES, USAGE, Capability
 from storage.permissions import WORKSPACE, PermissionRule
 
@@ -20,16 +30,13 @@ HEADINGS: dict[Capability, str] = {
     "bless": "Bless baselines",
     "critical": "File critical reports",
 }
-_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
-_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 
 def person(ident: str) -> str:
     """A Slack user or user group as Slack shows it (`@maria`, `@qa-leads`)."""
-    if _USER.match(ident):
+    if SLACK_USER_ID.match(ident):
         return mention(ident)
-    if _GROUP.match(ident):
+    if SLACK_GROUP_ID.match(ident):
         return f"<!subteam^{ident}>"
     return escape(ident)
 
@@ -47,7 +54,7 @@ def people_text(ids: Sequence[str], *, limit: int = 10) -> str:
 def channel_text(channel_id: str) -> str:
     if channel_id.startswith("D"):
         return "a direct message"
-    return f"<#{channel_id}>" if _CHANNEL.match(channel_id) else escape(channel_id)
+    return f"<#{channel_id}>" if SLACK_CHANNEL_ID.match(channel_id) else escape(channel_id)
 
 
 def place_text(channel_id: str) -> str:

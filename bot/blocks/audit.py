@@ -3,16 +3,24 @@ per event: `Dec 1 14:05 · @maria · started run 7110 · agent 12`."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from bot.audit import Trail
-from bot.blocks.admin import WORDS
-from bot.blocks.common import SECTION_LIMIT, context, escape, mention, message, money, when
+from bot.blocks.admin import WORDS, channel_text
+from bot.blocks.common import (
+    SECTION_LIMIT,
+    SLACK_CHANNEL_ID,
+    SLACK_USER_ID,
+    context,
+    escape,
+    mention,
+    message,
+    money,
+    when,
+)
 from bot.blocks.common import section as section_block
 from storage.models import AuditEvent
 
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 # What each action did, to its subject (`{}`).
 _PHRASES = {
     "consented": "consented to {}",
@@ -36,13 +44,12 @@ _PHRASES = {
     "permission_set": "changed {}",
 }
 _CAPABILITY_WORDS: dict[str, str] = {str(key): words for key, words in WORDS.items()}
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SETTINGS_MARK = "⚙️"
 
 
 def who(user_id: str) -> str:
     """A Slack user as a mention; anyone else (the CLI, a build) by name."""
-    return mention(user_id) if _SLACK_USER.match(user_id) else escape(user_id or "someone")
+    return mention(user_id) if SLACK_USER_ID.match(user_id) else escape(user_id or "someone")
 
 
 def subject(event: AuditEvent) -> str:
@@ -57,7 +64,7 @@ def subject(event: AuditEvent) -> str:
         case "permission":
             capability, _, channel = key.partition(":")
             words = _CAPABILITY_WORDS.get(capability, escape(capability))
-            where = f" in <#{channel}>" if _CHANNEL_ID.match(channel) else ""
+            where = f" in {channel_text(channel)}" if SLACK_CHANNEL_ID.match(channel) else ""
             return f"who may {words}{where}"
     return f"{event.subject_kind} `{escape(key)}`"
 

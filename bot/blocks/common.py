@@ -54,6 +54,12 @@ def escaped(text: str, limit: int) -> str:
     return cut_mrkdwn(escape(trim(text, limit)), limit)
 
 
+# Slack's ids as the bot stores them: people, user groups, channels (C, G, or D for a DM).
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
 def mention(user_id: str) -> str:
     return f"<@{user_id}>"
 
