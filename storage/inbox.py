@@ -68,7 +68,11 @@ def wake_known_runs(db: Database) -> int:
             "update webhook_events set next_attempt_at = null"
             " where processed_at is null and next_attempt_at is not null"
             " and error like 'RunNotKnownYet(%'"
-            " and json_extract(body, '$.data.test_call_run.id') in (select run_id from runs)"
+            # The run as ThunderPhone's shapes place it: data itself, data.test_call_run,
+            # or data.run (bot.thunderphone.models reads the same three).
+            " and coalesce(json_extract(body, '$.data.id'),"
+            " json_extract(body, '$.data.test_call_run.id'), json_extract(body, '$.data.run.id'))"
+            " in (select run_id from runs)"
         )
     return int(cursor.rowcount)
 

@@ -105,3 +105,21 @@ def test_history_queries_read_by_index_not_by_scanning_every_run(tmp_path: Path)
         if "started_by = " in sql:
             # Not every run of the workspace, only the viewer's: App Home with a big history.
             assert "started_by=?" in plan, f"{sql}\n{plan}"
+
+
+def test_reports_held_for_an_unknown_run_are_woken_in_every_shape_once_it_is_known(
+    db: Database,
+) -> None:
+    shapes = {
+        "guide": '{"data": {"test_call_run": {"id": 1}}}',
+        "run": '{"data": {"run": {"id": 1}}}',
+        "flat": '{"data": {"id": 1}}',
+        "other": '{"data": {"id": 2}}',
+    }
+    inbox.store_events(db, [(key, "test-call.completed", body) for key, body in shapes.items()])
+    for key in shapes:
+        inbox.mark_failed(db, key, "RunNotKnownYet(1)")
+    assert inbox.pending_events(db) == []  # all waiting for their next attempt
+    add_run(db)
+    assert inbox.wake_known_runs(db) == 3
+    assert {row["key"] for row in inbox.pending_events(db)} == {"guide", "run", "flat"}
