@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlite_utils import Database
 
@@ -53,10 +53,9 @@ def answer(
         return show(services.db, team_id, channel_id, admins_of(services))
     admins = admins_of(services)
     if user_id not in admins:
-        who = ", ".join(f"<@{a}>" for a in admins) or "nobody yet (THUNDERBOT_ADMINS is empty)"
         return refused(
-            f"Only an admin sets spend caps. Admins: {who}. Anyone can see where spend "
-            "stands with `/testcall budget`."
+            f"Only an admin sets spend caps. Admins: {_admins_text(admins)}. Anyone can see "
+            "where spend stands with `/testcall budget`."
         )
     scope = channel_id if parsed.channel == "here" else (parsed.channel or "")
     where = audit.Where(user_id, team_id, channel_id)
@@ -163,10 +162,13 @@ def settle(services: Services, kind: ApprovalSubject, subject_id: str, user_id: 
     _show_decided(services, approval.id, why)
 
 
+def _admins_text(admins: tuple[str, ...]) -> str:
+    return ", ".join(f"<@{a}>" for a in admins) or "nobody yet (THUNDERBOT_ADMINS is empty)"
+
+
 def _not_admin(services: Services, verb: str) -> str:
-    admins = admins_of(services)
-    who = ", ".join(f"<@{a}>" for a in admins) or "nobody yet (THUNDERBOT_ADMINS is empty)"
-    return f"Only an admin can {verb} spending over a cap. Admins: {who}."
+    admins = _admins_text(admins_of(services))
+    return f"Only an admin can {verb} spending over a cap. Admins: {admins}."
 
 
 def _already(approval: Approval) -> str:
@@ -203,7 +205,6 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
         return (
             "This request is more than a day old, so I didn't start anything. Ask for a fresh one."
         )
-    subject: tuple[ApprovalSubject, str] = (approval.subject_kind, approval.subject_id)
     refusal = await permissions.check(
         services,
         "start",
@@ -220,15 +221,7 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
             # The requester's consent, claimed now: in this one transaction with the approval.
             if not _CLAIM[approval.subject_kind](db, approval.subject_id, approval.requested_by):
                 raise _Gone
-            where = audit.Where(admin_id, approval.team_id, approval.channel_id)
-            audit.record(
-                db,
-                "approved",
-                subject,
-                where,
-                detail=audit_detail(f"asked by {approval.requested_by}: {approval.reason}"),
-                cost_cents=approval.estimate_cents,
-            )
+            _record_decision(db, "approved", approval, admin_id)
     except _Gone:
         store.decide_approval(db, approval_id, "void", admin_id)
         _show_decided(services, approval_id)
@@ -296,7 +289,7 @@ async def decline(services: Services, approval_id: int, admin_id: str) -> str:
                 return _already(store.get_approval(db, approval_id) or approval)
             if not _close(db, approval, admin_id):
                 raise _Gone
-            _declined(db, approval, admin_id)
+            _record_decision(db, "declined", approval, admin_id)
     except _Gone:
         store.decide_approval(db, approval_id, "void", admin_id)
         _show_decided(services, approval_id)
@@ -312,10 +305,13 @@ async def decline(services: Services, approval_id: int, admin_id: str) -> str:
     return "Declined: nothing was started or charged."
 
 
-def _declined(db: Database, approval: Approval, admin_id: str) -> None:
+def _record_decision(
+    db: Database, action: Literal["approved", "declined"], approval: Approval, admin_id: str
+) -> None:
+    """An admin's decision in the audit trail, with the estimate that was over the cap."""
     audit.record(
         db,
-        "declined",
+        action,
         (approval.subject_kind, approval.subject_id),
         audit.Where(admin_id, approval.team_id, approval.channel_id),
         detail=audit_detail(f"asked by {approval.requested_by}: {approval.reason}"),
