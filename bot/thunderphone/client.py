@@ -7,13 +7,16 @@ retried on transport errors and 5xx replies.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import logging
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import aiohttp
 import httpx
 import stamina
+from httpx_aiohttp import AiohttpTransport
 
 from bot.bodies import may_spell_lone_surrogates, whole_characters
 from bot.thunderphone.errors import (
@@ -60,7 +63,21 @@ def _client_version() -> str:
         return "0.0.0"
 
 
+def default_http() -> httpx.AsyncClient:
+    """The HTTP client a `ThunderPhoneClient` makes for itself: httpx's interface over
+    aiohttp's connection pool."""
+    return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, transport=AiohttpTransport())
+
+
 def _transport_reason(exc: httpx.TransportError) -> str:
+    cause = exc.__cause__
+    # The aiohttp transport maps every connection error to a timeout; say what happened.
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return "the connection failed"
+    if isinstance(cause, asyncio.TimeoutError):
+        return "the request timed out"
+    if isinstance(cause, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        return "the connection dropped"
     if isinstance(exc, httpx.TimeoutException):
         return "the request timed out"
     if isinstance(exc, httpx.ConnectError):
@@ -94,7 +111,7 @@ class ThunderPhoneClient:
             "Accept": "application/json",
         }
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self._http = http if http is not None else default_http()
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object created it."""

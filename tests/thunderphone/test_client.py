@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +27,7 @@ from bot.thunderphone import (
     ThunderPhonePaymentRequired,
     ThunderPhoneUnavailable,
 )
+from bot.thunderphone.client import default_http
 from bot.thunderphone.errors import extract_detail, field_words
 
 API_KEY = "sk_live_test_0123456789"
@@ -463,6 +465,46 @@ async def test_unreachable_host_is_unavailable() -> None:
     assert caught.value.status is None
     assert caught.value.user_message == (
         "I couldn't reach ThunderPhone (the connection failed). Try again in a minute."
+    )
+
+
+async def _closing_server(*, answer: bool) -> tuple[asyncio.Server, str]:
+    """A server that reads a request, then hangs up (`answer` False) or never answers."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if not answer:
+            writer.close()
+            return
+        await asyncio.sleep(1)  # longer than the client waits
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [(False, "the connection dropped"), (True, "the request timed out")],
+)
+async def test_transport_failures_say_what_happened(answer: bool, reason: str) -> None:
+    """The default transport (aiohttp under httpx) names a hang-up and a timeout as such."""
+    server, url = await _closing_server(answer=answer)
+    http = default_http()
+    http.timeout = httpx.Timeout(0.3)
+    tp = ThunderPhoneClient(base_url=url, api_key=API_KEY, http=http)
+    try:
+        with pytest.raises(ThunderPhoneUnavailable) as caught:
+            await tp.create_test_call(
+                TestCallRequest(target_type="agent", target_id=12, consent_to_charge=True)
+            )
+    finally:
+        await http.aclose()
+        server.close()
+        await server.wait_closed()
+    assert caught.value.user_message == (
+        f"I couldn't reach ThunderPhone ({reason}). Try again in a minute."
     )
 
 
