@@ -51,16 +51,25 @@ async def read_body(
     `limit` bytes the rest is only hashed, not kept. Raises BodyTimeout or BodyBroken."""
     kept = bytearray()
     size = 0
+
+    def take(chunk: bytes) -> None:
+        nonlocal kept, size
+        size += len(chunk)
+        for digest in digests:
+            digest.update(chunk)
+        if size <= limit:
+            kept += chunk
+        elif kept:
+            kept = bytearray()
+
+    content = request.content
     try:
-        async with asyncio.timeout(timeout):
-            while chunk := await request.content.readany():
-                size += len(chunk)
-                for digest in digests:
-                    digest.update(chunk)
-                if size <= limit:
-                    kept += chunk
-                elif kept:
-                    kept = bytearray()
+        if content.is_eof():  # all of it came with the headers: nothing to wait for
+            take(content.read_nowait())
+        else:
+            async with asyncio.timeout(timeout):
+                while chunk := await content.readany():
+                    take(chunk)
     except TimeoutError as error:
         raise BodyTimeout(f"body not received within {timeout:g} s ({size} bytes)") from error
     except (ConnectionError, aiohttp.ClientError, HttpProcessingError) as error:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from bot.intake import Intake
 from storage import batches as batch_store
 from storage import inbox, launches
 from storage import runs as run_store
@@ -43,8 +44,9 @@ def not_ours(db: Database, deliveries: list[Delivery]) -> frozenset[str]:
 
 
 class GroupCommit:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, intake: Intake | None = None) -> None:
         self._db = db
+        self._intake = intake or Intake()
         self._waiting: list[tuple[Delivery, asyncio.Future[bool]]] = []
 
     async def store(self, delivery: Delivery) -> bool:
@@ -73,6 +75,13 @@ class GroupCommit:
                 if not stored.done():
                     stored.set_exception(error)
             return
+        self._intake.stored(
+            sum(
+                1
+                for d, is_fresh in zip(deliveries, fresh, strict=True)
+                if is_fresh and d.key not in handled
+            )
+        )
         for (_, stored), is_fresh in zip(group, fresh, strict=True):
             if not stored.done():  # a request whose client left is stored all the same
                 stored.set_result(is_fresh)

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -96,6 +97,11 @@ class Outbox:
         self._pace: dict[str, _Pace] = {}
         self._changed = asyncio.Condition()
         self._closed = False
+        # Messages ready to go out now, by channel (not those Slack's pace holds back).
+        self._ready: dict[str, set[int]] = {}
+        self._ready_count = 0
+        # Called when messages went out: the webhook intake may take more in.
+        self.on_progress: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------ what core code calls
 
@@ -139,12 +145,18 @@ class Outbox:
             notify_user=notify_user,
         )
         if row.state in messages.WORK_STATES:
+            self._now_ready(row.channel, {row.id})
             self._kick(row.channel)
+
+    def ready_count(self) -> int:
+        """How many messages are ready to go out now."""
+        return self._ready_count
 
     def withdraw(self, key: MessageKey) -> None:
         """The message should not be in Slack: deleted if it got there, never posted if not."""
         row = messages.withdraw(self._db, key)
         if row is not None:
+            self._now_ready(row.channel, {row.id})
             self._kick(row.channel)
 
     def transfer(self, old: MessageKey, new: MessageKey, *, notify_user: str | None) -> None:
@@ -178,6 +190,18 @@ class Outbox:
         return settled() or Delivery(None)
 
     # ------------------------------------------------------------ lanes
+
+    def _now_ready(self, channel: str, ids: set[int]) -> None:
+        self._only_ready(channel, self._ready.get(channel, set()) | ids)
+
+    def _only_ready(self, channel: str, ids: set[int]) -> None:
+        """The messages of `channel` ready to go out are now `ids`."""
+        before = self._ready.pop(channel, set())
+        if ids:
+            self._ready[channel] = ids
+        self._ready_count += len(ids) - len(before)
+        if len(ids) < len(before):
+            self.on_progress()
 
     def _kick(self, channel: str) -> None:
         if self._closed:
@@ -214,6 +238,7 @@ class Outbox:
             if not work:
                 pace.forget_before(now)
                 del self._lanes[channel]
+                self._only_ready(channel, set())
                 return
             ready: list[tuple[float, messages.LaneItem]] = []
             for row in work:
@@ -225,6 +250,7 @@ class Outbox:
                 elif row.state == "pending":
                     due = max(due, pace.next_edit.get(row.id, 0.0))
                 ready.append((due, row))
+            self._only_ready(channel, {row.id for due, row in ready if due <= now})
             if not ready:  # replies whose thread's first message is still on its way
                 await wake.wait()
                 continue
@@ -252,6 +278,7 @@ class Outbox:
                     pace.next_post = loop.time() + self._post_interval
                 else:
                     pace.next_edit[row.id] = loop.time() + self._post_interval
+            self._only_ready(channel, self._ready.get(channel, set()) - {row.id})
             async with self._changed:
                 self._changed.notify_all()
 

@@ -17,7 +17,7 @@ from bot.ingest import launches_in_doubt
 from bot.launch import CLOCK_SLACK, reconcile_launches
 from bot.publish import refresh
 from bot.reviews import STALE_FILING
-from bot.runs import apply_grade, apply_run, fetch_call_details
+from bot.runs import apply_grade, apply_run, complete_details
 from bot.services import Services
 from bot.thunderphone import (
     Run,
@@ -41,6 +41,8 @@ PAGE_SIZE = 200
 APPLY_CONCURRENCY = 16
 # Deliveries read from the inbox at a time, and marked applied in one commit.
 DRAIN_CHUNK = 200
+# Finished calls whose details (cost, end reason, transcript) are fetched at once.
+DETAILS_CONCURRENCY = 8
 MAX_PAGES = 5
 
 
@@ -83,6 +85,7 @@ async def drain_inbox(services: Services) -> int:
     while chunk := inbox.pending_events(services.db, limit=DRAIN_CHUNK):
         done = [key for key in await asyncio.gather(*(apply(row) for row in chunk)) if key]
         inbox.mark_processed_all(services.db, done)
+        services.intake.settled(len(chunk))
         applied += len(done)
         if len(chunk) < DRAIN_CHUNK or not done:
             break  # the rest (if any) failed and waits for its next attempt
@@ -152,14 +155,7 @@ async def poll(services: Services) -> None:
 
 
 def _details_step(services: Services, run_id: int) -> Callable[[], Awaitable[None]]:
-    async def step() -> None:
-        async with services.run_lock(run_id):
-            run = run_store.get_run(services.db, run_id)
-            if run is not None and run.call_id is not None:
-                await fetch_call_details(services, run)
-        await refresh(services, run_id)
-
-    return step
+    return lambda: complete_details(services, run_id)
 
 
 def _grade_step(services: Services, call_id: int) -> Callable[[], Awaitable[None]]:
@@ -199,3 +195,21 @@ async def run_forever(services: Services) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, next_poll - loop.time())):
                 await services.inbox_signal.wait()
+
+
+async def fetch_details_forever(services: Services) -> None:
+    """Fetch the details of finished calls as `Services.want_details` asks, several at once.
+    Should the process stop first, the poll finds the runs still missing them."""
+
+    async def fetcher() -> None:
+        while True:
+            run_id = await services.details_queue.get()
+            try:
+                await complete_details(services, run_id)
+            except Exception:
+                log.exception("fetching the details of run %s failed", run_id)
+            finally:
+                services.details_wanted.discard(run_id)
+                services.intake.progress()
+
+    await asyncio.gather(*(fetcher() for _ in range(DETAILS_CONCURRENCY)))

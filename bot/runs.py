@@ -29,12 +29,25 @@ async def apply_run(services: Services, report: Run) -> bool:
     async with services.run_lock(report.id):
         run, changed = run_store.merge_run(db, report.id, run_changes(report))
         if changed or not services.shown_since_start(run.run_id):
+            publish_run(services, run.run_id)
+        if needs_details(db, run):
             # The card moves on at once; the call's cost and transcript follow.
-            publish_run(services, run.run_id)
-        if run.is_terminal and run.call_id is not None and _missing_details(db, run):
-            await fetch_call_details(services, run)
-            publish_run(services, run.run_id)
+            services.want_details(run.run_id)
     return True
+
+
+async def complete_details(services: Services, run_id: int) -> None:
+    """Fetch what a finished run's call still lacks, and show it."""
+    async with services.run_lock(run_id):
+        run = run_store.get_run(services.db, run_id)
+        if run is None or not needs_details(services.db, run):
+            return
+        await fetch_call_details(services, run)
+        publish_run(services, run_id)
+
+
+def needs_details(db: Database, run: RunRecord) -> bool:
+    return run.is_terminal and run.call_id is not None and _missing_details(db, run)
 
 
 def _missing_details(db: Database, run: RunRecord) -> bool:

@@ -13,7 +13,7 @@ from aiohttp import web
 import handlers
 from bot.config import Settings
 from bot.outbox import Outbox
-from bot.reconcile import run_forever
+from bot.reconcile import fetch_details_forever, run_forever
 from bot.services import SERVICES, Services
 from bot.slack import (
     BOLT,
@@ -66,13 +66,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[BOLT] = bolt
     outbox.start()
     worker = asyncio.create_task(run_forever(services), name="thunderbot-worker")
+    details = asyncio.create_task(fetch_details_forever(services), name="thunderbot-details")
     try:
         yield
     finally:
         # Stop taking on work first; what Slack has not received stays stored for next time.
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        for task in (worker, details):
+            task.cancel()
+        for task in (worker, details):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await outbox.close()
         await thunderphone.aclose()
         await session.close()

@@ -12,6 +12,7 @@ from sqlite_utils import Database
 
 from bot.config import Settings
 from bot.ingest import GroupCommit
+from bot.intake import Intake
 from bot.lookup import TargetCache
 from bot.outbox import Outbox
 from bot.people import PeopleCache
@@ -38,6 +39,11 @@ class Services:
     targets: TargetCache = field(default_factory=TargetCache)
     # Who is in which channel and user group, as Slack said within the last minute.
     people: PeopleCache = field(default_factory=PeopleCache)
+    # Runs whose call details (cost, end reason, transcript) are to be fetched, in order.
+    details_wanted: set[int] = field(default_factory=set)
+    details_queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    # Takes webhooks in no faster than the work they lead to gets done.
+    intake: Intake = field(init=False)
     # Stores webhook deliveries that arrive together in one transaction.
     ingest: GroupCommit = field(init=False)
 
@@ -47,7 +53,16 @@ class Services:
     _shown: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.ingest = GroupCommit(self.db)
+        self.intake = Intake(lambda: self.outbox.ready_count() + len(self.details_wanted))
+        self.outbox.on_progress = self.intake.progress
+        self.ingest = GroupCommit(self.db, self.intake)
+
+    def want_details(self, run_id: int) -> None:
+        """Have the call details of a finished run fetched (`bot.reconcile.fetch_details_forever`),
+        after the card has moved on."""
+        if run_id not in self.details_wanted:
+            self.details_wanted.add(run_id)
+            self.details_queue.put_nowait(run_id)
 
     def shown_since_start(self, run_id: int) -> bool:
         return run_id in self._shown

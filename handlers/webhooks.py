@@ -14,8 +14,9 @@ from aiohttp import web
 from bot.bodies import MAX_BODY_BYTES, BodyBroken, BodyTimeout, read_body, too_slow
 from bot.ingest import Delivery
 from bot.reconcile import HANDLED_EVENTS
-from bot.services import SERVICES
+from bot.services import SERVICES, Services
 from bot.thunderphone import (
+    PendingCheck,
     SignatureCheck,
     ThunderPhoneError,
     WebhookEvent,
@@ -46,6 +47,18 @@ async def handle_thunderphone(request: web.Request) -> web.StreamResponse:
     if isinstance(pending, SignatureCheck):  # refused on its headers, the body unread
         log.warning("rejected a webhook: %s", pending.reason)
         return _reject(401, pending.reason)
+    # Taken in no faster than the work it leads to gets done (bot.intake).
+    await services.intake.enter()
+    try:
+        return await _take(request, services, pending)
+    finally:
+        services.intake.leave()
+
+
+async def _take(
+    request: web.Request, services: Services, pending: PendingCheck
+) -> web.StreamResponse:
+    settings = services.settings
     try:
         received = await read_body(
             request, timeout=settings.thunderbot_body_timeout, digests=pending.digests

@@ -73,6 +73,31 @@ async def test_edits_are_coalesced_to_the_latest_payload(
         await outbox.close()
 
 
+async def test_it_counts_the_messages_ready_to_go_out_not_those_slacks_pace_holds(
+    fake: FakeSlack, db: Database, client: AsyncWebClient
+) -> None:
+    """What the webhook intake weighs: messages due now. A second post to the channel waits
+    for Slack's pace (30 s here), so it is not counted."""
+    outbox = Outbox(db, client, post_interval=30.0, call_timeout=5.0)
+    progress: list[int] = []
+    outbox.on_progress = lambda: progress.append(outbox.ready_count())
+    try:
+        outbox.show(CARD, CHANNEL, payload("the card"))
+        outbox.show(("run", "2", "card"), CHANNEL, payload("another card"))
+        assert outbox.ready_count() == 2
+        await outbox.wait(CARD, timeout=5)
+        await fake.wait_for(lambda: outbox.ready_count() == 0 or None)
+        assert progress[-1] == 0
+        assert [m.text for m in top_level(fake)] == ["the card"]
+        outbox.show(CARD, CHANNEL, payload("the card, edited"))  # an edit is not held
+        assert outbox.ready_count() == 1
+        await fake.wait_for(lambda: outbox.ready_count() == 0 or None)
+        await fake.wait_for(lambda: top_level(fake)[0].text == "the card, edited" or None)
+        assert len(top_level(fake)) == 1
+    finally:
+        await outbox.close()
+
+
 async def test_a_reply_waits_for_its_thread_and_lands_in_it(
     fake: FakeSlack, outbox: Outbox
 ) -> None:

@@ -427,8 +427,29 @@ def _beyond_ids(value: object) -> bool:
     return len(text) > len(str(MAX_ID)) or int(text) > MAX_ID
 
 
+def _maybe_oversized(data: Mapping[str, Any]) -> bool:
+    """False when `data` surely holds no whole number beyond 64 bits: the cheap walk every
+    delivery takes (`_oversized` then looks carefully, and says where)."""
+    pending: list[Any] = [data]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        if kind is int:
+            if not -MAX_ID - 1 <= value <= MAX_ID:
+                return True
+        elif kind is dict:
+            pending.extend(value.values())
+        elif kind is list:
+            pending.extend(value)
+        elif isinstance(value, Mapping | list | int) and not isinstance(value, bool):
+            return True  # not what JSON decodes to: the careful walk decides
+    return False
+
+
 def _oversized(data: Mapping[str, Any]) -> tuple[str, int] | None:
     """The first whole number in `data` that no 64-bit integer (SQLite's) holds, and where."""
+    if not _maybe_oversized(data):
+        return None
     pending: list[tuple[str, object]] = [("data", data)]
     while pending:
         where, value = pending.pop()

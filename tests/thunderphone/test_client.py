@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -468,29 +469,24 @@ async def test_unreachable_host_is_unavailable() -> None:
     )
 
 
-async def _closing_server(*, answer: bool) -> tuple[asyncio.Server, str]:
-    """A server that reads a request, then hangs up (`answer` False) or never answers."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        if not answer:
-            writer.close()
-            return
-        await asyncio.sleep(1)  # longer than the client waits
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}"
-
-
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [(False, "the connection dropped"), (True, "the request timed out")],
 )
 async def test_transport_failures_say_what_happened(answer: bool, reason: str) -> None:
     """The default transport (aiohttp under httpx) names a hang-up and a timeout as such."""
-    server, url = await _closing_server(answer=answer)
+    writers: list[asyncio.StreamWriter] = []
+    done = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        if answer:
+            await done.wait()  # never answers while the client waits
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     http = default_http()
     http.timeout = httpx.Timeout(0.3)
     tp = ThunderPhoneClient(base_url=url, api_key=API_KEY, http=http)
@@ -500,8 +496,13 @@ async def test_transport_failures_say_what_happened(answer: bool, reason: str) -
                 TestCallRequest(target_type="agent", target_id=12, consent_to_charge=True)
             )
     finally:
+        done.set()
         await http.aclose()
         server.close()
+        for writer in writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
         await server.wait_closed()
     assert caught.value.user_message == (
         f"I couldn't reach ThunderPhone ({reason}). Try again in a minute."
