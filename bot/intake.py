@@ -8,6 +8,9 @@ applied, Slack messages ready to go out and calls whose details are being fetche
 that a request waits its turn, first come first served, before its body is read; ThunderPhone
 sees a slower answer, never a refusal. No request waits longer than `max_wait`: then it is
 taken in all the same.
+
+The details of finished calls (cost, end reason, transcript) can wait: their fetching waits for
+a calm moment (`calm`), and only when many are deferred does the intake wait for them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections.abc import Callable
 
 # Enough to keep every stage busy; small enough that a card waits behind few others.
 WORK_LIMIT = 48
+# Finished calls whose details may wait for a calm moment before the intake waits for them.
+DEFERRED_LIMIT = 1000
 MAX_WAIT = 2.0
 
 
@@ -26,13 +31,18 @@ class Intake:
     def __init__(
         self,
         elsewhere: Callable[[], int] = lambda: 0,
+        deferred: Callable[[], int] = lambda: 0,
         *,
         limit: int = WORK_LIMIT,
+        deferred_limit: int = DEFERRED_LIMIT,
         max_wait: float = MAX_WAIT,
     ) -> None:
-        self._elsewhere = elsewhere  # work in hand past the inbox: Slack messages, details
+        self._elsewhere = elsewhere  # work in hand past the inbox: Slack messages ready
+        self._deferred = deferred  # work that waits for a calm moment: call details
         self._limit = limit
+        self._deferred_limit = deferred_limit
         self._max_wait = max_wait
+        self._calm = asyncio.Event()
         self._entering = 0
         self._unapplied = 0
         self._queue: deque[asyncio.Future[None]] = deque()
@@ -40,9 +50,24 @@ class Intake:
     def in_hand(self) -> int:
         return self._entering + self._unapplied + self._elsewhere()
 
+    def _room(self) -> bool:
+        return self.in_hand() < self._limit and self._deferred() < self._deferred_limit
+
+    def busy(self) -> bool:
+        """Whether a webhook is waiting, being taken in, or still leads to work in hand."""
+        return bool(self._queue) or self.in_hand() > 0
+
+    async def calm(self, max_wait: float) -> None:
+        """Until the intake is not `busy`, or `max_wait` seconds."""
+        if self.busy():
+            self._calm.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max_wait):
+                    await self._calm.wait()
+
     async def enter(self) -> None:
         """Wait for room, then count this request in until `leave`."""
-        if not self._queue and self.in_hand() < self._limit:
+        if not self._queue and self._room():
             self._entering += 1
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -78,11 +103,13 @@ class Intake:
 
     def progress(self) -> None:
         """Some work was done: let waiting requests in, in order, while there is room."""
-        while self._queue and self.in_hand() < self._limit:
+        while self._queue and self._room():
             turn = self._queue.popleft()
             if not turn.done():
                 self._entering += 1
                 turn.set_result(None)
+        if not self.busy():
+            self._calm.set()
 
 
 def _granted(turn: asyncio.Future[None]) -> bool:

@@ -43,6 +43,8 @@ APPLY_CONCURRENCY = 16
 DRAIN_CHUNK = 200
 # Finished calls whose details (cost, end reason, transcript) are fetched at once.
 DETAILS_CONCURRENCY = 8
+# How long a fetch of details waits for the webhook intake to calm down before it goes anyway.
+DETAILS_PATIENCE = 1.0
 MAX_PAGES = 5
 
 
@@ -204,6 +206,8 @@ async def fetch_details_forever(services: Services) -> None:
     async def fetcher() -> None:
         while True:
             run_id = await services.details_queue.get()
+            # Cards and results first: a burst of webhooks is taken in before details.
+            await services.intake.calm(DETAILS_PATIENCE)
             try:
                 await complete_details(services, run_id)
             except Exception:

@@ -53,7 +53,7 @@ class Services:
     _shown: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.intake = Intake(lambda: self.outbox.ready_count() + len(self.details_wanted))
+        self.intake = Intake(self.outbox.ready_count, lambda: len(self.details_wanted))
         self.outbox.on_progress = self.intake.progress
         self.ingest = GroupCommit(self.db, self.intake)
 

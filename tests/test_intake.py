@@ -79,3 +79,31 @@ async def test_applied_deliveries_never_count_below_zero() -> None:
     intake.settled(40)
     intake.stored(1)
     assert intake.in_hand() == 1
+
+
+async def test_details_wait_for_calm_and_hold_the_intake_only_when_many() -> None:
+    deferred = [0]
+    intake = Intake(deferred=lambda: deferred[0], limit=10, deferred_limit=3, max_wait=60)
+    await intake.enter()
+    calm = asyncio.create_task(intake.calm(max_wait=60))
+    await _settle()
+    assert not calm.done(), "a webhook is being taken in"
+    intake.leave()
+    await _settle()
+    assert calm.done()
+
+    deferred[0] = 3  # three finished calls' details deferred: the intake waits for them
+    waiting = asyncio.create_task(intake.enter())
+    await _settle()
+    assert not waiting.done()
+    deferred[0] = 2
+    intake.progress()
+    await _settle()
+    assert waiting.done()
+
+
+async def test_calm_gives_up_waiting_after_max_wait() -> None:
+    intake = Intake(lambda: 1)
+    assert intake.busy()
+    await intake.calm(max_wait=0.05)
+    assert intake.busy()
