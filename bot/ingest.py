@@ -9,6 +9,7 @@ that is decided as the worker would decide it, while no launch is waiting for it
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlite_utils import Database
@@ -44,9 +45,12 @@ def not_ours(db: Database, deliveries: list[Delivery]) -> frozenset[str]:
 
 
 class GroupCommit:
-    def __init__(self, db: Database, intake: Intake | None = None) -> None:
+    def __init__(
+        self, db: Database, intake: Intake | None = None, wake: Callable[[], None] = lambda: None
+    ) -> None:
         self._db = db
         self._intake = intake or Intake()
+        self._wake = wake  # the worker, when there is something for it to apply
         self._waiting: list[tuple[Delivery, asyncio.Future[bool]]] = []
 
     async def store(self, delivery: Delivery) -> bool:
@@ -75,13 +79,14 @@ class GroupCommit:
                 if not stored.done():
                     stored.set_exception(error)
             return
-        self._intake.stored(
-            sum(
-                1
-                for d, is_fresh in zip(deliveries, fresh, strict=True)
-                if is_fresh and d.key not in handled
-            )
+        to_apply = sum(
+            1
+            for d, is_fresh in zip(deliveries, fresh, strict=True)
+            if is_fresh and d.key not in handled
         )
+        if to_apply:
+            self._intake.stored(to_apply)
+            self._wake()
         for (_, stored), is_fresh in zip(group, fresh, strict=True):
             if not stored.done():  # a request whose client left is stored all the same
                 stored.set_result(is_fresh)

@@ -55,7 +55,7 @@ class Services:
     def __post_init__(self) -> None:
         self.intake = Intake(self.outbox.ready_count, lambda: len(self.details_wanted))
         self.outbox.on_progress = self.intake.progress
-        self.ingest = GroupCommit(self.db, self.intake)
+        self.ingest = GroupCommit(self.db, self.intake, wake=self.inbox_signal.set)
 
     def want_details(self, run_id: int) -> None:
         """Have the call details of a finished run fetched (`bot.reconcile.fetch_details_forever`),

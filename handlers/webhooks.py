@@ -7,7 +7,9 @@ after the answer loses nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -28,6 +30,16 @@ from bot.thunderphone.models import check_call_graded, check_test_call_completed
 log = logging.getLogger(__name__)
 
 ROUTE = "/webhooks/thunderphone"
+
+
+def _answer(body: dict[str, object]) -> Callable[[], web.Response]:
+    encoded = json.dumps(body).encode()
+    return lambda: web.Response(body=encoded, content_type="application/json")
+
+
+# The answers to nearly every delivery, encoded once.
+_stored_answer = _answer({"ok": True, "duplicate": False})
+_duplicate_answer = _answer({"ok": True, "duplicate": True})
 
 
 def _reject(status: int, reason: str) -> web.Response:
@@ -105,8 +117,7 @@ async def _take(
         return web.json_response({"ok": True, "ignored": event.type}, status=202)
     key = event.event_id or hashlib.sha256(body).hexdigest()
     fresh = await services.ingest.store(Delivery(key, event.type, text, run_id))
-    services.inbox_signal.set()
-    return web.json_response({"ok": True, "duplicate": not fresh})
+    return _stored_answer() if fresh else _duplicate_answer()
 
 
 def setup_routes(app: web.Application) -> None:
