@@ -427,6 +427,9 @@ def _beyond_ids(value: object) -> bool:
     return len(text) > len(str(MAX_ID)) or int(text) > MAX_ID
 
 
+_PLAIN_VALUES = frozenset({str, float, bool, type(None)})
+
+
 def _maybe_oversized(data: Mapping[str, Any]) -> bool:
     """False when `data` surely holds no whole number beyond 64 bits: the cheap walk every
     delivery takes (`_oversized` then looks carefully, and says where)."""
@@ -441,6 +444,8 @@ def _maybe_oversized(data: Mapping[str, Any]) -> bool:
             pending.extend(value.values())
         elif kind is list:
             pending.extend(value)
+        elif kind in _PLAIN_VALUES:
+            continue
         elif isinstance(value, Mapping | list | int) and not isinstance(value, bool):
             return True  # not what JSON decodes to: the careful walk decides
     return False
