@@ -214,19 +214,10 @@ async def approve(services: Services, approval_id: int, admin_id: str) -> str:
     )
     if refusal is not None:
         return await _not_permitted(services, approval, admin_id)
-    try:
-        with db.atomic():
-            if not store.decide_approval(db, approval_id, "approved", admin_id):
-                return _already(store.get_approval(db, approval_id) or approval)
-            # The requester's consent, claimed now: in this one transaction with the approval.
-            if not _CLAIM[approval.subject_kind](db, approval.subject_id, approval.requested_by):
-                raise _Gone
-            _record_decision(db, "approved", approval, admin_id)
-    except _Gone:
-        store.decide_approval(db, approval_id, "void", admin_id)
-        _show_decided(services, approval_id)
-        return "That was already started, cancelled or expired another way: nothing to approve."
-    _show_decided(services, approval_id)
+    # The requester's consent, claimed now: in one transaction with the approval.
+    unmade = _decide(services, approval, "approved", admin_id, _claim_consent)
+    if unmade is not None:
+        return unmade
     text = await _proceed(services, approval)
     await tell(
         services,
@@ -283,18 +274,9 @@ async def decline(services: Services, approval_id: int, admin_id: str) -> str:
     approval = store.get_approval(db, approval_id)
     if approval is None:
         return "I have no record of that request any more."
-    try:
-        with db.atomic():
-            if not store.decide_approval(db, approval_id, "declined", admin_id):
-                return _already(store.get_approval(db, approval_id) or approval)
-            if not _close(db, approval, admin_id):
-                raise _Gone
-            _record_decision(db, "declined", approval, admin_id)
-    except _Gone:
-        store.decide_approval(db, approval_id, "void", admin_id)
-        _show_decided(services, approval_id)
-        return "That was already started, cancelled or expired another way: nothing to decline."
-    _show_decided(services, approval_id)
+    unmade = _decide(services, approval, "declined", admin_id, _close)
+    if unmade is not None:
+        return unmade
     await tell(
         services,
         approval.channel_id,
@@ -303,6 +285,37 @@ async def decline(services: Services, approval_id: int, admin_id: str) -> str:
         "started or charged.",
     )
     return "Declined: nothing was started or charged."
+
+
+def _decide(
+    services: Services,
+    approval: Approval,
+    decision: Literal["approved", "declined"],
+    admin_id: str,
+    follows: Callable[[Database, Approval, str], bool],
+) -> str | None:
+    """Record an admin's decision, with what `follows` from it, in one transaction, and close
+    every copy of the request. None when it was made; else the words saying why not (decided
+    before, or its launch started, cancelled or expired another way)."""
+    db = services.db
+    try:
+        with db.atomic():
+            if not store.decide_approval(db, approval.id, decision, admin_id):
+                return _already(store.get_approval(db, approval.id) or approval)
+            if not follows(db, approval, admin_id):
+                raise _Gone
+            _record_decision(db, decision, approval, admin_id)
+    except _Gone:
+        store.decide_approval(db, approval.id, "void", admin_id)
+        _show_decided(services, approval.id)
+        verb = "approve" if decision == "approved" else "decline"
+        return f"That was already started, cancelled or expired another way: nothing to {verb}."
+    _show_decided(services, approval.id)
+    return None
+
+
+def _claim_consent(db: Database, approval: Approval, admin_id: str) -> bool:
+    return _CLAIM[approval.subject_kind](db, approval.subject_id, approval.requested_by)
 
 
 def _record_decision(

@@ -4,7 +4,7 @@ A burst of completion reports (a batch finishing together, ThunderPhone's retrie
 outage) would otherwise be stored far faster than its cards can be brought up to date, and
 every card would wait behind the whole burst. Instead the webhook route takes a delivery only
 while the work in hand is small: requests being taken in, deliveries stored but not yet
-applied, Slack messages ready to go out and calls whose details are being fetched. Beyond
+applied, and Slack messages ready to go out. Beyond
 that a request waits its turn, first come first served, before its body is read; ThunderPhone
 sees a slower answer, never a refusal. No request waits longer than `max_wait`: then it is
 taken in all the same.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 
 from aiohttp import web
 
@@ -32,14 +31,9 @@ log = logging.getLogger(__name__)
 ROUTE = "/webhooks/thunderphone"
 
 
-def _answer(body: dict[str, object]) -> Callable[[], web.Response]:
-    encoded = json.dumps(body).encode()
-    return lambda: web.Response(body=encoded, content_type="application/json")
-
-
 # The answers to nearly every delivery, encoded once.
-_stored_answer = _answer({"ok": True, "duplicate": False})
-_duplicate_answer = _answer({"ok": True, "duplicate": True})
+_STORED = json.dumps({"ok": True, "duplicate": False}).encode()
+_DUPLICATE = json.dumps({"ok": True, "duplicate": True}).encode()
 
 
 def _reject(status: int, reason: str) -> web.Response:
@@ -117,7 +111,7 @@ async def _take(
         return web.json_response({"ok": True, "ignored": event.type}, status=202)
     key = event.event_id or hashlib.sha256(body).hexdigest()
     fresh = await services.ingest.store(Delivery(key, event.type, text, run_id))
-    return _stored_answer() if fresh else _duplicate_answer()
+    return web.Response(body=_STORED if fresh else _DUPLICATE, content_type="application/json")
 
 
 def setup_routes(app: web.Application) -> None:

@@ -325,18 +325,7 @@ AuditAction = Literal[
     "permission_set",  # who may start runs, bless baselines or file critical reports
 ]
 AUDIT_ACTIONS: tuple[str, ...] = get_args(AuditAction)
-SETTINGS_CHANGES = frozenset(
-    {
-        "alias_set",
-        "alias_removed",
-        "suite_imported",
-        "suite_deleted",
-        "smoke_suite_set",
-        "budget_set",
-        "budget_cleared",
-        "permission_set",
-    }
-)
+SETTINGS_CHANGES = frozenset(AUDIT_ACTIONS[AUDIT_ACTIONS.index("alias_set") :])
 # The actions whose cost is an estimate (made at consent); any other cost was billed.
 ESTIMATED_COSTS = frozenset({"consented", "over_budget", "approved", "declined"})
 AuditSubject = Literal[
