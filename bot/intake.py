@@ -10,7 +10,7 @@ sees a slower answer, never a refusal. No request waits longer than `max_wait`: 
 taken in all the same.
 
 The details of finished calls (cost, end reason, transcript) can wait: their fetching waits for
-a calm moment (`calm`), and only when many are deferred does the intake wait for them.
+a calm moment (`calm`), unless so many are deferred that the intake waits for them.
 """
 
 from __future__ import annotations
@@ -57,9 +57,14 @@ class Intake:
         """Whether a webhook is waiting, being taken in, or still leads to work in hand."""
         return bool(self._queue) or self.in_hand() > 0
 
+    def _deferred_due(self) -> bool:
+        """Whether deferred work should go now: nothing else is in hand, or the intake is
+        waiting for it."""
+        return not self.busy() or self._deferred() >= self._deferred_limit
+
     async def calm(self, max_wait: float) -> None:
-        """Until the intake is not `busy`, or `max_wait` seconds."""
-        if self.busy():
+        """Until deferred work should go (`_deferred_due`), or `max_wait` seconds."""
+        if not self._deferred_due():
             self._calm.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max_wait):
@@ -108,7 +113,7 @@ class Intake:
             if not turn.done():
                 self._entering += 1
                 turn.set_result(None)
-        if not self.busy():
+        if self._deferred_due():
             self._calm.set()
 
 

@@ -43,8 +43,9 @@ APPLY_CONCURRENCY = 16
 DRAIN_CHUNK = 200
 # Finished calls whose details (cost, end reason, transcript) are fetched at once.
 DETAILS_CONCURRENCY = 8
-# How long a fetch of details waits for the webhook intake to calm down before it goes anyway.
-DETAILS_PATIENCE = 1.0
+# How long a fetch of details waits for the webhook intake to calm down before it goes anyway
+# (it goes at once when the intake is waiting for details).
+DETAILS_PATIENCE = 5.0
 MAX_PAGES = 5
 
 

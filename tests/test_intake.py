@@ -96,6 +96,9 @@ async def test_details_wait_for_calm_and_hold_the_intake_only_when_many() -> Non
     waiting = asyncio.create_task(intake.enter())
     await _settle()
     assert not waiting.done()
+    # ... and so deferred work goes now, although a request is waiting.
+    assert intake.busy()
+    await asyncio.wait_for(intake.calm(max_wait=60), timeout=5)
     deferred[0] = 2
     intake.progress()
     await _settle()
