@@ -148,9 +148,10 @@ def verify_webhook(
 @dataclass(frozen=True)
 class PendingCheck:
     """A delivery whose signature headers could be right: the body goes to `digests` as it
-    arrives. `verify_webhook` decides on a body that was kept; `matches` only on one too large
-    to keep, so such a body can be refused as too large (it is ThunderPhone's) or as unsigned
-    (it is not) without holding it."""
+    arrives, and `matches` decides, whether the body was kept or was too large to keep (then it
+    is refused as too large if it is ThunderPhone's, as unsigned if not). It agrees with
+    `verify_webhook`, which checks a whole body with the official package
+    (tests/thunderphone/test_signatures.py holds every case to both)."""
 
     scheme: Literal["v2", "v1"]
     received: tuple[bytes, ...]

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from thunderphone.webhooks import compute_signature
 
-from bot.thunderphone.signatures import SignatureCheck, sign_v1, verify_webhook
+from bot.thunderphone.signatures import (
+    SignatureCheck,
+    sign_v1,
+    start_webhook_check,
+    verify_webhook,
+)
 
 SECRET = "whsec_test_secret"
 T = 1776709450
@@ -25,15 +30,22 @@ def check(
     require_v2: bool = False,
     now: float = T,
 ) -> SignatureCheck:
-    return verify_webhook(
-        headers,
-        method=METHOD,
-        path=PATH,
-        body=body,
-        secrets=[SECRET] if secrets is None else secrets,
-        require_v2=require_v2,
-        now=now,
+    """The official package's verdict (`verify_webhook`), which the check made as the body
+    streams in (what the webhook route uses) must always agree with."""
+    used = [SECRET] if secrets is None else secrets
+    verdict = verify_webhook(
+        headers, method=METHOD, path=PATH, body=body, secrets=used, require_v2=require_v2, now=now
     )
+    started = start_webhook_check(
+        headers, method=METHOD, path=PATH, secrets=used, require_v2=require_v2, now=now
+    )
+    if isinstance(started, SignatureCheck):  # refused on the headers alone
+        assert (started.ok, started.reason) == (verdict.ok, verdict.reason)
+    else:
+        for digest in started.digests:
+            digest.update(body)
+        assert started.matches() == verdict.ok
+    return verdict
 
 
 def test_sign_v1_matches_worked_example() -> None:
