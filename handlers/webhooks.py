@@ -88,9 +88,9 @@ async def _take(
         # Enough to know whom it is about; the worker reads the rest.
         run_id = None
         if event.type == "test-call.completed":
-            run_id = check_test_call_completed(event.data)
+            run_id = check_test_call_completed(event.data, raw=text)
         elif event.type == "call.graded":
-            check_call_graded(event.data)
+            check_call_graded(event.data, raw=text)
     # UnicodeDecodeError is a ValueError; RecursionError is JSON nested too deep to read.
     except (ThunderPhoneError, ValueError, RecursionError) as error:
         reason = f"unreadable event: {error}"[:300]

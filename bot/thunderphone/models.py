@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
@@ -427,34 +428,12 @@ def _beyond_ids(value: object) -> bool:
     return len(text) > len(str(MAX_ID)) or int(text) > MAX_ID
 
 
-_PLAIN_VALUES = frozenset({str, float, bool, type(None)})
-
-
-def _maybe_oversized(data: Mapping[str, Any]) -> bool:
-    """False when `data` surely holds no whole number beyond 64 bits: the cheap walk every
-    delivery takes (`_oversized` then looks carefully, and says where)."""
-    pending: list[Any] = [data]
-    while pending:
-        value = pending.pop()
-        kind = type(value)
-        if kind is int:
-            if not -MAX_ID - 1 <= value <= MAX_ID:
-                return True
-        elif kind is dict:
-            pending.extend(value.values())
-        elif kind is list:
-            pending.extend(value)
-        elif kind in _PLAIN_VALUES:
-            continue
-        elif isinstance(value, Mapping | list | int) and not isinstance(value, bool):
-            return True  # not what JSON decodes to: the careful walk decides
-    return False
+# A whole number beyond 64 bits takes at least 19 digits in a row to write.
+_LONG_DIGITS = re.compile(r"\d{19}")
 
 
 def _oversized(data: Mapping[str, Any]) -> tuple[str, int] | None:
     """The first whole number in `data` that no 64-bit integer (SQLite's) holds, and where."""
-    if not _maybe_oversized(data):
-        return None
     pending: list[tuple[str, object]] = [("data", data)]
     while pending:
         where, value = pending.pop()
@@ -469,7 +448,9 @@ def _oversized(data: Mapping[str, Any]) -> tuple[str, int] | None:
     return None
 
 
-def _check_numbers(event_type: str, data: Mapping[str, Any]) -> None:
+def _check_numbers(event_type: str, data: Mapping[str, Any], raw: str | None) -> None:
+    if raw is not None and _LONG_DIGITS.search(raw) is None:
+        return  # the text holds no number that long: no need to walk the data
     found = _oversized(data)
     if found is not None:
         where, value = found
@@ -479,10 +460,11 @@ def _check_numbers(event_type: str, data: Mapping[str, Any]) -> None:
         )
 
 
-def check_test_call_completed(data: Mapping[str, Any]) -> int:
+def check_test_call_completed(data: Mapping[str, Any], *, raw: str | None = None) -> int:
     """What must hold before a `test-call.completed` delivery is accepted: it names its run, and
     holds no number SQLite could not store; returns the run's id. Cheaper than
-    `parse_test_call_completed`, which the worker does later."""
+    `parse_test_call_completed`, which the worker does later. `raw`, the delivery's text,
+    spares the search for such a number when the text holds none."""
     run_id = _completed_run(data).get("id")
     if not _whole_number(run_id):
         raise ThunderPhoneBadResponse("test-call.completed names no run (id)", body=dict(data))
@@ -490,13 +472,14 @@ def check_test_call_completed(data: Mapping[str, Any]) -> int:
         raise ThunderPhoneBadResponse(
             f"test-call.completed names run {run_id}, beyond any ThunderPhone id", body=dict(data)
         )
-    _check_numbers("test-call.completed", data)
+    _check_numbers("test-call.completed", data, raw)
     return int(str(run_id).strip())
 
 
-def check_call_graded(data: Mapping[str, Any]) -> None:
+def check_call_graded(data: Mapping[str, Any], *, raw: str | None = None) -> None:
     """What must hold before a `call.graded` delivery is accepted: it names its call, and holds
-    no number SQLite could not store."""
+    no number SQLite could not store. `raw`, the delivery's text, spares the search for such
+    a number when the text holds none."""
     nested = data.get("grade")
     grade = nested if isinstance(nested, Mapping) else data
     call_id = grade.get("call_id")
@@ -508,7 +491,7 @@ def check_call_graded(data: Mapping[str, Any]) -> None:
         raise ThunderPhoneBadResponse(
             f"call.graded names call {call_id}, beyond any ThunderPhone id", body=dict(data)
         )
-    _check_numbers("call.graded", data)
+    _check_numbers("call.graded", data, raw)
 
 
 def parse_test_call_completed(data: Mapping[str, Any]) -> Run:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -460,3 +461,24 @@ def test_a_graded_delivery_must_name_its_call() -> None:
     for data in ({"grade": {"score": 90}}, {"call_id": None}, {"call_id": 4.5}):
         with pytest.raises(ThunderPhoneBadResponse):
             check_call_graded(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "refused"),
+    [
+        ({"id": 7110, "call_id": 2**63}, True),
+        ({"id": 7110, "metadata": {"turns": [1, -(2**63) - 1]}}, True),
+        ({"id": 7110, "call_id": 2**63 - 1, "note": "order 12345678901234567890"}, False),
+        ({"id": 7110, "score": 1e30}, False),
+    ],
+)
+def test_the_text_spares_the_number_search_only_when_it_may(
+    data: dict[str, Any], refused: bool
+) -> None:
+    """With the delivery's text at hand the check agrees with the walk through the data."""
+    for raw in (None, json.dumps(data)):
+        if refused:
+            with pytest.raises(ThunderPhoneBadResponse, match="beyond a 64-bit integer"):
+                check_test_call_completed(data, raw=raw)
+        else:
+            assert check_test_call_completed(data, raw=raw) == 7110
