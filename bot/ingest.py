@@ -59,8 +59,9 @@ class GroupCommit:
         stored: asyncio.Future[bool] = loop.create_future()
         self._waiting.append((delivery, stored))
         if len(self._waiting) == 1:
-            # After every request already in hand this turn of the loop: they join the group.
-            loop.call_soon(self._commit)
+            # Two turns of the loop later: the requests in hand now, and those whose bytes
+            # arrive meanwhile, join the group and share its commit.
+            loop.call_soon(loop.call_soon, self._commit)
         return await stored
 
     def _commit(self) -> None:
