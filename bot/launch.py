@@ -72,7 +72,7 @@ def resolve_target(services: Services, team_id: str, target: Target) -> tuple[st
     return alias.target_type, alias.target_id, alias.name
 
 
-def propose(
+async def propose(
     services: Services, *, team_id: str, channel_id: str, user_id: str, command: RunCommand
 ) -> tuple[Launch, list[int]]:
     """Record what would be launched; returns it with the recent costs the confirmation shows."""
@@ -85,17 +85,17 @@ def propose(
         caller_number=command.caller,
         scenario_prompt=command.prompt,
     )
-    return _propose(
+    return await _propose(
         services, spec, team_id=team_id, channel_id=channel_id, user_id=user_id, label=label
     )
 
 
-def propose_again(
+async def propose_again(
     services: Services, run: RunRecord, *, user_id: str, channel_id: str
 ) -> tuple[Launch, list[int]]:
     """The same test call again, through the same consent step. Nobody typed a target this
     time, so the launch has no label; the confirmation names the run's target."""
-    return _propose(
+    return await _propose(
         services,
         run.spec,
         team_id=run.team_id,
@@ -105,7 +105,7 @@ def propose_again(
     )
 
 
-def _propose(
+async def _propose(
     services: Services, spec: CallSpec, *, team_id: str, channel_id: str, user_id: str, label: str
 ) -> tuple[Launch, list[int]]:
     launch = Launch(
@@ -117,7 +117,8 @@ def _propose(
         created_at=now_iso(),
         **spec.model_dump(),
     )
-    stored = launches.save_launch(services.db, launch)
+    # Stored before it is answered; proposals made together share a commit.
+    stored = await services.commits.write(lambda db: launches.save_launch(db, launch))
     return stored, run_store.recent_costs(services.db, spec.target_type, spec.target_id)
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlite_utils import Database
 
+from bot.commits import SharedCommit
 from bot.config import Settings
 from bot.ingest import GroupCommit
 from bot.intake import Intake
@@ -46,6 +47,8 @@ class Services:
     intake: Intake = field(init=False)
     # Stores webhook deliveries that arrive together in one transaction.
     ingest: GroupCommit = field(init=False)
+    # Commits the proposals that slash commands make close together at once.
+    commits: SharedCommit = field(init=False)
 
     # Runs whose messages this process has brought up to date: a report that changes nothing
     # about such a run needs no rendering. After a restart every run is rendered once more,
@@ -56,6 +59,7 @@ class Services:
         self.intake = Intake(self.outbox.ready_count, lambda: len(self.details_wanted))
         self.outbox.on_progress = self.intake.progress
         self.ingest = GroupCommit(self.db, self.intake, wake=self.inbox_signal.set)
+        self.commits = SharedCommit(self.db)
 
     def want_details(self, run_id: int) -> None:
         """Have the call details of a finished run fetched (`bot.reconcile.fetch_details_forever`),

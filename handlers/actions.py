@@ -205,7 +205,7 @@ async def handle_run_again(
     if refusal is not None:
         await _refuse(respond, refusal)
         return
-    proposed, costs = launch.propose_again(
+    proposed, costs = await launch.propose_again(
         services_of(context), run, user_id=body["user"]["id"], channel_id=channel_id
     )
     await respond(

@@ -87,7 +87,7 @@ async def handle_testcall(
             readable = await privacy.audit_channel(
                 services, parsed, user_id=command["user_id"], channel_id=command["channel_id"]
             )
-        answer = _answer(services, command, parsed, checked, audit_channel=readable)
+        answer = await _answer(services, command, parsed, checked, audit_channel=readable)
         if isinstance(parsed, SuiteExport):
             exporting = parsed.name
         if isinstance(parsed, SuiteTrend):
@@ -186,7 +186,7 @@ def _as_shown(checked: dict[lookup.TargetKey, lookup.TargetInfo]) -> _Shown:
     return {"name": info.name, "tier": info.tier, "unchecked": info.unchecked}
 
 
-def _answer(
+async def _answer(
     services: Services,
     command: dict[str, Any],
     parsed: Command,
@@ -198,7 +198,8 @@ def _answer(
     where = {"team_id": team_id, "channel_id": command["channel_id"], "user_id": user_id}
     target = _as_shown(checked)
     if isinstance(parsed, RunCommand):
-        return replies.confirmation(*launch.propose(services, **where, command=parsed), **target)
+        proposed = await launch.propose(services, **where, command=parsed)
+        return replies.confirmation(*proposed, **target)
     if isinstance(parsed, BatchCommand):
         proposal = batches.propose_batch(services, **where, command=parsed)
         return batch_blocks.confirmation(*proposal, **target)

@@ -1,0 +1,60 @@
+"""Writes made close together share one commit.
+
+A commit writes the log to disk and costs more than the one insert a `/testcall run` makes
+before it is answered. Such writes are queued here and made, two turns of the loop later, in
+one transaction with every other write queued meanwhile; each caller resumes once that
+transaction has committed. The writes run one after another in a single synchronous step, so
+no other task's writes can slip into the transaction, and no task sees the transaction open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+T = TypeVar("T")
+
+
+class SharedCommit:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queued: list[tuple[Callable[[Database], Any], asyncio.Future[Any]]] = []
+
+    async def write(self, write: Callable[[Database], T]) -> T:
+        """`write(db)`, committed together with the writes queued near it; its result once
+        committed. Its exception, should it raise (its own changes undone, the others'
+        kept); the commit's, should that fail (nothing of the group kept)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        self._queued.append((write, done))
+        if len(self._queued) == 1:
+            # Two turns later: the requests in hand now, and those arriving meanwhile, join.
+            loop.call_soon(loop.call_soon, self._commit)
+        return await done
+
+    def _commit(self) -> None:
+        queued, self._queued = self._queued, []
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            with self._db.atomic():
+                for write, done in queued:
+                    try:
+                        with self._db.atomic():  # a savepoint: undone alone if it raises
+                            outcomes.append((done, write(self._db), None))
+                    except Exception as error:
+                        outcomes.append((done, None, error))
+        except Exception as error:  # the commit failed: nobody's write was kept
+            for _, done in queued:
+                if not done.done():
+                    done.set_exception(error)
+            return
+        for done, value, failure in outcomes:
+            if done.done():
+                continue  # its request went away; what it wrote is kept all the same
+            if failure is not None:
+                done.set_exception(failure)
+            else:
+                done.set_result(value)

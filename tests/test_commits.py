@@ -1,0 +1,56 @@
+"""Writes made close together share one commit, and each caller resumes once it committed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from bot.commits import SharedCommit
+from storage.db import open_db
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = open_db(str(tmp_path / "thunderbot.db"))
+    database.execute("create table notes (text text not null)")
+    return database
+
+
+def _insert(text: str | None) -> object:
+    def write(db: Database) -> str | None:
+        db.execute("insert into notes (text) values (?)", [text])
+        return text
+
+    return write
+
+
+def _stored(path: Path) -> list[str]:
+    """What another connection reads: only what was committed."""
+    with sqlite3.connect(path) as other:
+        return sorted(row[0] for row in other.execute("select text from notes"))
+
+
+async def test_writes_made_together_share_one_commit_and_are_stored_when_awaited(
+    db: Database, tmp_path: Path
+) -> None:
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    commits = SharedCommit(db)
+    results = await asyncio.gather(*(commits.write(_insert(f"note {n}")) for n in range(5)))
+    assert results == [f"note {n}" for n in range(5)]
+    assert _stored(tmp_path / "thunderbot.db") == [f"note {n}" for n in range(5)]
+    assert sum(1 for s in statements if s.strip().upper().startswith("COMMIT")) == 1
+
+
+async def test_a_write_that_fails_is_undone_alone(db: Database, tmp_path: Path) -> None:
+    commits = SharedCommit(db)
+    kept, failed = await asyncio.gather(
+        commits.write(_insert("kept")), commits.write(_insert(None)), return_exceptions=True
+    )
+    assert kept == "kept"
+    assert isinstance(failed, sqlite3.IntegrityError)
+    assert _stored(tmp_path / "thunderbot.db") == ["kept"]
