@@ -38,14 +38,17 @@ class SharedCommit:
     def _commit(self) -> None:
         queued, self._queued = self._queued, []
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        conn = self._db.conn
         try:
             with self._db.atomic():
                 for write, done in queued:
+                    conn.execute("SAVEPOINT shared_write")  # undone alone if it raises
                     try:
-                        with self._db.atomic():  # a savepoint: undone alone if it raises
-                            outcomes.append((done, write(self._db), None))
+                        outcomes.append((done, write(self._db), None))
                     except Exception as error:
+                        conn.execute("ROLLBACK TO shared_write")
                         outcomes.append((done, None, error))
+                    conn.execute("RELEASE shared_write")
         except Exception as error:  # the commit failed: nobody's write was kept
             for _, done in queued:
                 if not done.done():
