@@ -286,10 +286,21 @@ class Outbox:
         """One delivery step, retried quickly while Slack gives no clear answer: every retry
         starts again from the stored state, so a post is looked for before it is re-sent.
         Returns whether something was posted."""
+        # The first try is made outside the retry loop, which costs more than the step.
+        try:
+            return await self._step(message_id)
+        except SlackCallFailed as error:
+            if not _transient(error):
+                raise
+            failed: SlackCallFailed | None = error
         async for attempt in stamina.retry_context(
             on=_transient, attempts=3, wait_initial=0.5, wait_max=5.0, timeout=60.0
         ):
             with attempt:
+                if failed is not None:
+                    # The first try's failure, so the loop backs off as after any try.
+                    first, failed = failed, None
+                    raise first
                 return await self._step(message_id)
         raise AssertionError("unreachable")  # pragma: no cover
 
