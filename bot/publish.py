@@ -95,9 +95,13 @@ def result_due(
 def publish_run(services: Services, run_id: int) -> None:
     """Show the card and, once the run is over, the result as they are now."""
     run = run_store.get_run(services.db, run_id)
-    if run is None:
-        return
-    services.mark_shown(run_id)
+    if run is not None:
+        show_run(services, run)
+
+
+def show_run(services: Services, run: RunRecord) -> None:
+    """`publish_run` for the run as just read or merged."""
+    services.mark_shown(run.run_id)
     if run.batch_id is not None:
         _publish_batch_run(services, run)
         return

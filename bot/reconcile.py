@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from bot.batches import reconcile_parts
@@ -17,7 +18,7 @@ from bot.ingest import launches_in_doubt
 from bot.launch import CLOCK_SLACK, reconcile_launches
 from bot.publish import refresh
 from bot.reviews import STALE_FILING
-from bot.runs import apply_grade, apply_run, complete_details
+from bot.runs import apply_grade, apply_grade_now, apply_run, apply_run_now, complete_details
 from bot.services import Services
 from bot.thunderphone import (
     Run,
@@ -64,32 +65,71 @@ async def apply_event(services: Services, event_type: str, data: dict[str, objec
         await apply_grade(services, parse_call_graded(data))
 
 
+def apply_event_now(services: Services, event_type: str, data: dict[str, object]) -> bool:
+    """`apply_event` at once, in the caller's transaction, when nobody holds the run's lock (no
+    await in between, so nothing else touches the run meanwhile). False when it must wait its
+    turn through `apply_event`."""
+    if event_type == "test-call.completed":
+        report = parse_test_call_completed(data)
+        if services.run_busy(report.id):
+            return False
+        if not apply_run_now(services, report) and launches_in_doubt(services.db):
+            raise RunNotKnownYet(report.id)
+    elif event_type == "call.graded":
+        grade = parse_call_graded(data)
+        run = run_store.find_run_by_call(services.db, grade.call_id)
+        if run is not None and services.run_busy(run.run_id):
+            return False
+        apply_grade_now(services, grade, run)
+    return True
+
+
+def _envelope(row: dict[str, Any]) -> dict[str, Any]:
+    envelope: dict[str, Any] = json.loads(row["body"])
+    if may_spell_lone_surrogates(row["body"]):
+        envelope = whole_characters(envelope)
+    return envelope
+
+
 async def drain_inbox(services: Services) -> int:
-    """Apply every stored delivery that is due, oldest first, several at a time (reports about
-    one run take turns through its lock, and merges do not depend on order); returns how many
-    were applied. Those applied are marked in one commit per chunk: should the process stop
-    before that commit, they are applied again, which changes nothing."""
+    """Apply every stored delivery that is due, oldest first; returns how many were applied.
+
+    A chunk of deliveries is applied in one transaction, each marked applied with what it
+    changed (`bot.commits`). A delivery whose run someone else is working on (a click, the
+    poller, a fetch of details) waits its turn instead, several at a time (reports about one
+    run take turns through its lock, and merges do not depend on order); those are marked in
+    one commit per chunk: should the process stop before that commit, they are applied again,
+    which changes nothing."""
     gate = asyncio.Semaphore(APPLY_CONCURRENCY)
 
-    async def apply(row: dict[str, Any]) -> str | None:
-        async with gate:
-            try:
-                envelope = json.loads(row["body"])
-                if may_spell_lone_surrogates(row["body"]):
-                    envelope = whole_characters(envelope)
-                await apply_event(services, row["event_type"], envelope.get("data") or {})
-            except Exception as error:  # kept for a later attempt, never dropped silently
-                log.warning("webhook %s not applied yet: %r", row["key"], error)
-                inbox.mark_failed(services.db, row["key"], repr(error))
-                return None
-            return str(row["key"])
+    def apply_now(row: dict[str, Any], db: Any) -> bool:
+        envelope = _envelope(row)
+        if not apply_event_now(services, row["event_type"], envelope.get("data") or {}):
+            return False
+        inbox.mark_processed(db, row["key"])
+        return True
+
+    async def apply(row: dict[str, Any], waited: list[str]) -> bool:
+        """Whether the delivery was applied; those that waited their turn join `waited`."""
+        try:
+            if await services.commits.write(partial(apply_now, row)):
+                return True  # applied, and marked so, in the shared transaction
+            async with gate:
+                await apply_event(services, row["event_type"], _envelope(row).get("data") or {})
+        except Exception as error:  # kept for a later attempt, never dropped silently
+            log.warning("webhook %s not applied yet: %r", row["key"], error)
+            inbox.mark_failed(services.db, row["key"], repr(error))
+            return False
+        waited.append(str(row["key"]))
+        return True
 
     applied = 0
     while chunk := inbox.pending_events(services.db, limit=DRAIN_CHUNK):
-        done = [key for key in await asyncio.gather(*(apply(row) for row in chunk)) if key]
-        inbox.mark_processed_all(services.db, done)
+        waited: list[str] = []
+        done = sum(await asyncio.gather(*(apply(row, waited) for row in chunk)))
+        inbox.mark_processed_all(services.db, waited)
         services.intake.settled(len(chunk))
-        applied += len(done)
+        applied += done
         if len(chunk) < DRAIN_CHUNK or not done:
             break  # the rest (if any) failed and waits for its next attempt
     return applied

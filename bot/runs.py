@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot.publish import publish_run, refresh
+from bot.publish import publish_run, refresh, show_run
 from bot.services import Services
 from bot.thunderphone import Grade, Run, ThunderPhoneClient, ThunderPhoneError
 from storage import runs as run_store
@@ -23,16 +23,24 @@ log = logging.getLogger(__name__)
 
 async def apply_run(services: Services, report: Run) -> bool:
     """Merge a run report and update the run's messages. False for runs this bot did not start."""
-    db = services.db
-    if run_store.get_run(db, report.id) is None:
+    if run_store.get_run(services.db, report.id) is None:
         return False
     async with services.run_lock(report.id):
-        run, changed = run_store.merge_run(db, report.id, run_changes(report))
-        if changed or not services.shown_since_start(run.run_id):
-            publish_run(services, run.run_id)
-        if needs_details(db, run):
-            # The card moves on at once; the call's cost and transcript follow.
-            services.want_details(run.run_id)
+        return apply_run_now(services, report)
+
+
+def apply_run_now(services: Services, report: Run) -> bool:
+    """`apply_run` for a caller holding the run's lock, or running while nobody holds it: with
+    no await in between, nothing else touches the run meanwhile."""
+    merged = run_store.merge_known_run(services.db, report.id, run_changes(report))
+    if merged is None:
+        return False
+    run, changed = merged
+    if changed or not services.shown_since_start(run.run_id):
+        show_run(services, run)
+    if needs_details(services.db, run):
+        # The card moves on at once; the call's cost and transcript follow.
+        services.want_details(run.run_id)
     return True
 
 
@@ -144,6 +152,17 @@ async def apply_grade(services: Services, grade: Grade) -> bool:
         return False
     if stored or not services.shown_since_start(run.run_id):
         await refresh(services, run.run_id)
+    return True
+
+
+def apply_grade_now(services: Services, grade: Grade, run: RunRecord | None) -> bool:
+    """`apply_grade` for the grade of `run` (as found by its call) while nobody holds the
+    run's lock."""
+    stored = run_store.merge_grade(services.db, grade_record(grade))
+    if run is None:
+        return False
+    if stored or not services.shown_since_start(run.run_id):
+        publish_run(services, run.run_id)
     return True
 
 

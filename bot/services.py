@@ -76,6 +76,11 @@ class Services:
             self._shown.clear()  # bounded memory; the cost is one extra rendering each
         self._shown.add(run_id)
 
+    def run_busy(self, run_id: int) -> bool:
+        """Whether someone holds the run's lock now."""
+        lock = self._run_locks.get(run_id)
+        return lock is not None and lock.locked()
+
     def run_lock(self, run_id: int) -> asyncio.Lock:
         lock = self._run_locks.get(run_id)
         if lock is None:

@@ -50,6 +50,13 @@ def pending_events(db: Database, *, limit: int = -1) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
+def mark_processed(db: Database, key: str) -> None:
+    """Mark one delivery applied, in the caller's transaction."""
+    db.conn.execute(
+        "update webhook_events set processed_at = ?, error = null where key = ?", [now_iso(), key]
+    )
+
+
 def mark_processed_all(db: Database, keys: list[str]) -> None:
     """Mark deliveries applied, in one commit."""
     stamp = now_iso()

@@ -50,10 +50,20 @@ def merge_run(db: Database, run_id: int, changes: dict[str, Any]) -> tuple[RunRe
     A status only moves forward (a terminal status never goes back), and a known value is never
     overwritten with nothing, so replays and out-of-order reports are harmless.
     """
+    merged = merge_known_run(db, run_id, changes)
+    if merged is None:
+        raise KeyError(run_id)
+    return merged
+
+
+def merge_known_run(
+    db: Database, run_id: int, changes: dict[str, Any]
+) -> tuple[RunRecord, bool] | None:
+    """`merge_run`, or None when no such run is stored."""
     with db.atomic():
         current = get_run(db, run_id)
         if current is None:
-            raise KeyError(run_id)
+            return None
         update: dict[str, Any] = {}
         for field, value in changes.items():
             if value is None or getattr(current, field) == value:
@@ -68,9 +78,8 @@ def merge_run(db: Database, run_id: int, changes: dict[str, Any]) -> tuple[RunRe
             return current, False
         update["updated_at"] = now_iso()
         update_row(db, "runs", "run_id", run_id, update)
-        merged = get_run(db, run_id)
-    assert merged is not None
-    return merged, True
+    # What the update wrote is what the stored run now is.
+    return current.model_copy(update=update), True
 
 
 def active_runs(db: Database) -> list[RunRecord]:

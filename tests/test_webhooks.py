@@ -15,8 +15,9 @@ from thunderphone.webhooks import compute_signature
 from bot import ids
 from bot.launch import ANSWER_TIMEOUT
 from bot.sandbox.stack import WEBHOOK_SECRET, LocalStack
-from bot.thunderphone import sign_v1
+from bot.thunderphone import parse_test_call_completed, sign_v1
 from handlers.webhooks import ROUTE
+from storage import inbox
 from storage.db import now_iso
 from tests.helpers import (
     cards,
@@ -304,3 +305,101 @@ async def test_a_slack_failure_does_not_lose_the_card(stack: LocalStack) -> None
     await wait_for_card(stack, "📞 In progress")
     result = await finish_run(stack, run_id)
     assert "✅ Passed · " in shown(result)
+
+
+def completion_applied(stack: LocalStack, run_id: int) -> bool:
+    """Whether a completion report about `run_id` has been applied."""
+    for row in rows(stack, "webhook_events"):
+        data = json.loads(row["body"]).get("data")
+        if row["event_type"] == "test-call.completed" and row["processed_at"]:  # noqa: SIM102
+            if parse_test_call_completed(data).id == run_id:
+                return True
+    return False
+
+
+def cards_finished(stack: LocalStack) -> int:
+    """Cards showing their run is over (with its grade once the call's details are in)."""
+    over = ("⏳ Completed, waiting for the grade", "✅ Passed")
+    return sum(any(text in shown(card) for text in over) for card in cards(stack))
+
+
+async def start_runs(stack: LocalStack, count: int) -> list[int]:
+    """Start `count` runs one after another, each once the one before has its card."""
+    for started in range(1, count + 1):
+        user = stack.user()
+        await user.click(await confirm(user), ids.START_RUN)
+        await stack.fake.wait_for(
+            lambda: sum("⏳ Queued" in shown(card) for card in cards(stack)) == started or None  # noqa: B023
+        )
+    return sorted(stack.sandbox.runs)
+
+
+async def test_a_report_about_a_run_in_hand_waits_its_turn() -> None:
+    async with LocalStack(step_seconds=None, poll_seconds=3600) as stack:
+        first, second = await start_runs(stack, 2)
+        stack.sandbox.webhook_url = None  # the deliveries are stored below, in one go
+        for run_id in (first, second):
+            await stack.sandbox.advance(run_id)  # in progress
+            await stack.sandbox.advance(run_id)  # completed
+        # Something else (a click, a fetch of the call's details) is working on the first run.
+        async with stack.services.run_lock(first):
+            inbox.store_events(
+                stack.services.db,
+                [
+                    (f"done-{run_id}", "test-call.completed", completion(stack, run_id))
+                    for run_id in (first, second)
+                ],
+            )
+            stack.services.inbox_signal.set()
+            await stack.fake.wait_for(lambda: completion_applied(stack, second))
+            # The second run's report was applied; the first waits instead of being merged
+            # behind the back of whoever holds the run.
+            statuses = {row["run_id"]: row["status"] for row in rows(stack, "runs")}
+            assert statuses == {first: "queued", second: "completed"}
+        await stack.fake.wait_for(lambda: completion_applied(stack, first))
+        await stack.fake.wait_for(lambda: cards_finished(stack) == 2 or None)
+        statuses = {row["run_id"]: row["status"] for row in rows(stack, "runs")}
+        assert statuses == {first: "completed", second: "completed"}
+
+
+async def test_a_delivery_that_fails_is_kept_without_undoing_those_applied_with_it() -> None:
+    # No polling after the start-up check: only the deliveries below can move the runs.
+    async with LocalStack(step_seconds=None, poll_seconds=3600) as stack:
+        runs = await start_runs(stack, 2)
+        stack.sandbox.webhook_url = None  # the deliveries are stored below, in one go
+        for run_id in runs:
+            await stack.sandbox.advance(run_id)  # in progress
+            await stack.sandbox.advance(run_id)  # completed
+        deliveries = [
+            (f"done-{run_id}", "test-call.completed", completion(stack, run_id)) for run_id in runs
+        ]
+        # A stored delivery that cannot be applied: a shape an earlier version let through.
+        broken = ("broken", "test-call.completed", '{"data": {"test_call_run": "oops"}}')
+        # Stored together, so the worker applies them in one chunk.
+        inbox.store_events(stack.services.db, [deliveries[0], broken, deliveries[1]])
+        stack.services.inbox_signal.set()
+
+        def settled() -> dict[str, dict[str, Any]] | None:
+            by_key = {row["key"]: row for row in rows(stack, "webhook_events")}
+            tried = all(row["processed_at"] or row["attempts"] for row in by_key.values())
+            return by_key if tried else None
+
+        by_key = await stack.fake.wait_for(settled)
+        assert [by_key[key]["processed_at"] is not None for key, _, _ in deliveries] == [True] * 2
+        assert by_key["broken"]["processed_at"] is None
+        assert by_key["broken"]["attempts"] == 1
+        assert "ThunderPhoneBadResponse" in by_key["broken"]["error"]
+        statuses = {row["run_id"]: row["status"] for row in rows(stack, "runs")}
+        assert statuses == dict.fromkeys(runs, "completed")
+        await stack.fake.wait_for(lambda: cards_finished(stack) == 2 or None)
+
+
+def completion(stack: LocalStack, run_id: int) -> str:
+    """A `test-call.completed` delivery about the sandbox's run as it is now."""
+    run = stack.sandbox.runs[run_id]
+    envelope = {
+        "event_id": f"e-{run_id}",
+        "type": "test-call.completed",
+        "data": {"test_call_run": run},
+    }
+    return encode(envelope).decode()
