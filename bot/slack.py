@@ -54,7 +54,19 @@ def create_slack_client(settings: Settings, session: aiohttp.ClientSession) -> A
         session=session,
         timeout=max(1, round(settings.thunderbot_slack_timeout)),
         retry_handlers=[],
+        logger=client_logger(),
     )
+
+
+def client_logger() -> logging.Logger:
+    """slack_sdk's client logger with its own level set to the one in force. Whenever that
+    logger's own level is unset, slack_sdk formats a debug line with every request's and
+    response's whole content, which logging then drops; with the level set, it skips that
+    work, and the same lines are logged as before."""
+    logger = logging.getLogger("slack_sdk.web.async_client")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logger.getEffectiveLevel())
+    return logger
 
 
 def create_bolt_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:

@@ -3,6 +3,7 @@ withdrawals, and how each kind of Slack failure is classified."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlite_utils import Database
 
 from bot.outbox import Outbox
 from bot.sandbox.slack import FakeSlack
+from bot.slack import client_logger
 from bot.slack_errors import SLACK_EXCEPTIONS, Problem, SlackFailure, classify
 from storage import messages
 from storage.db import open_db
@@ -281,3 +283,20 @@ def test_a_message_that_may_be_in_slack_is_looked_for_when_it_comes_back(db: Dat
     assert revived.state == "posting", "looked for before anything is posted again"
     withdrawn = messages.withdraw(db, CARD)
     assert withdrawn is not None and withdrawn.state == "withdrawn", "found, then deleted"
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
+def test_the_slack_clients_logger_keeps_the_level_in_force(
+    caplog: pytest.LogCaptureFixture, level: int
+) -> None:
+    # slack_sdk formats every request's debug line whenever its logger's own level is unset
+    # (`logger.level <= DEBUG`); set to the level in force, it skips that unless debugging.
+    logger = logging.getLogger("slack_sdk.web.async_client")
+    saved = logger.level
+    try:
+        logger.setLevel(logging.NOTSET)
+        caplog.set_level(level)
+        assert client_logger().level == level
+        assert (client_logger().level <= logging.DEBUG) is (level == logging.DEBUG)
+    finally:
+        logger.setLevel(saved)
