@@ -37,10 +37,7 @@ log = logging.getLogger(__name__)
 WEBHOOK_EVENTS = ("test-call.completed", "call.graded")
 HANDLED_EVENTS = frozenset(WEBHOOK_EVENTS)
 PAGE_SIZE = 200
-# Deliveries applied at once: enough to keep up with a burst (a batch finishing together, the
-# retries after an outage) without opening a connection per delivery to ThunderPhone.
-APPLY_CONCURRENCY = 16
-# Deliveries read from the inbox at a time, and marked applied in one commit.
+# Deliveries read from the inbox at a time, and applied in one transaction.
 DRAIN_CHUNK = 200
 # Finished calls whose details (cost, end reason, transcript) are fetched at once.
 DETAILS_CONCURRENCY = 8
@@ -91,16 +88,15 @@ def _envelope(row: dict[str, Any]) -> dict[str, Any]:
     return envelope
 
 
-async def drain_inbox(services: Services) -> int:
+async def drain_inbox(services: Services, waiting: asyncio.TaskGroup, in_turn: set[str]) -> int:
     """Apply every stored delivery that is due, oldest first; returns how many were applied.
 
-    A chunk of deliveries is applied in one transaction, each marked applied with what it
-    changed (`bot.commits`). A delivery whose run someone else is working on (a click, the
-    poller, a fetch of details) waits its turn instead, several at a time (reports about one
-    run take turns through its lock, and merges do not depend on order); those are marked in
-    one commit per chunk: should the process stop before that commit, they are applied again,
-    which changes nothing."""
-    gate = asyncio.Semaphore(APPLY_CONCURRENCY)
+    The deliveries of a chunk are applied in one transaction (`bot.commits`), each in its own
+    savepoint and marked applied with what it changed, so one that fails is kept alone. One
+    whose run someone else holds (a click, the poller, a fetch of the call's details) waits
+    for the run in a task of its own in `waiting`, its key in `in_turn` meanwhile, so the rest
+    of the inbox goes on; it is marked applied once it is (should the process stop first, it
+    is applied again, which changes nothing)."""
 
     def apply_now(row: dict[str, Any], db: Any) -> bool:
         envelope = _envelope(row)
@@ -109,30 +105,44 @@ async def drain_inbox(services: Services) -> int:
         inbox.mark_processed(db, row["key"])
         return True
 
-    async def apply(row: dict[str, Any], waited: list[str]) -> bool:
-        """Whether the delivery was applied; those that waited their turn join `waited`."""
+    async def apply_in_turn(row: dict[str, Any]) -> None:
+        try:
+            await apply_event(services, row["event_type"], _envelope(row).get("data") or {})
+            inbox.mark_processed_all(services.db, [row["key"]])
+        except Exception as error:
+            _keep_for_later(services, row["key"], error)
+        finally:
+            in_turn.discard(row["key"])
+
+    async def apply(row: dict[str, Any]) -> bool:
+        """Whether the delivery was applied now."""
         try:
             if await services.commits.write(partial(apply_now, row)):
-                return True  # applied, and marked so, in the shared transaction
-            async with gate:
-                await apply_event(services, row["event_type"], _envelope(row).get("data") or {})
-        except Exception as error:  # kept for a later attempt, never dropped silently
-            log.warning("webhook %s not applied yet: %r", row["key"], error)
-            inbox.mark_failed(services.db, row["key"], repr(error))
+                return True
+        except Exception as error:
+            _keep_for_later(services, row["key"], error)
             return False
-        waited.append(str(row["key"]))
-        return True
+        in_turn.add(row["key"])
+        waiting.create_task(apply_in_turn(row), name=f"webhook-{row['key']}")
+        return False
 
     applied = 0
-    while chunk := inbox.pending_events(services.db, limit=DRAIN_CHUNK):
-        waited: list[str] = []
-        done = sum(await asyncio.gather(*(apply(row, waited) for row in chunk)))
-        inbox.mark_processed_all(services.db, waited)
+    while chunk := inbox.pending_events(services.db, limit=DRAIN_CHUNK, besides=in_turn):
+        done = sum(await asyncio.gather(*(apply(row) for row in chunk)))
         services.intake.settled(len(chunk))
         applied += done
         if len(chunk) < DRAIN_CHUNK or not done:
-            break  # the rest (if any) failed and waits for its next attempt
+            break  # the rest (if any) failed, or waits its turn
     return applied
+
+
+def _keep_for_later(services: Services, key: str, error: Exception) -> None:
+    """A delivery not applied is kept for a later attempt, never dropped silently."""
+    log.warning("webhook %s not applied yet: %r", key, error)
+    try:
+        inbox.mark_failed(services.db, key, repr(error))
+    except Exception:  # the database itself failing: the delivery is tried again anyway
+        log.exception("could not record why webhook %s was not applied", key)
 
 
 async def recent_runs(
@@ -219,25 +229,28 @@ def _refresh_step(services: Services, run_id: int) -> Callable[[], Awaitable[Non
 
 
 async def run_forever(services: Services) -> None:
-    """Wake on each stored webhook, and every poll interval; never let one failure stop it."""
+    """Wake on each stored webhook, and every poll interval; never let one failure stop it.
+    Deliveries waiting for their run (`drain_inbox`) are cancelled with it."""
     interval = services.settings.thunderbot_poll_seconds
     loop = asyncio.get_running_loop()
     next_poll = loop.time()
-    while True:
-        # Cleared before draining, so a webhook stored meanwhile wakes the next round.
-        services.inbox_signal.clear()
-        try:
-            await drain_inbox(services)
-            if loop.time() >= next_poll:
-                next_poll = loop.time() + interval
-                await poll(services)
-        except Exception:
-            log.exception("the background worker hit an unexpected error")
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
-        # that stops the worker, and shutdown then waits for ever.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, next_poll - loop.time())):
-                await services.inbox_signal.wait()
+    in_turn: set[str] = set()
+    async with asyncio.TaskGroup() as waiting:
+        while True:
+            # Cleared before draining, so a webhook stored meanwhile wakes the next round.
+            services.inbox_signal.clear()
+            try:
+                await drain_inbox(services, waiting, in_turn)
+                if loop.time() >= next_poll:
+                    next_poll = loop.time() + interval
+                    await poll(services)
+            except Exception:
+                log.exception("the background worker hit an unexpected error")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation that stops the worker, and shutdown then waits for ever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_poll - loop.time())):
+                    await services.inbox_signal.wait()
 
 
 async def fetch_details_forever(services: Services) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -38,13 +40,16 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 
 
-def pending_events(db: Database, *, limit: int = -1) -> list[dict[str, Any]]:
+def pending_events(
+    db: Database, *, limit: int = -1, besides: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """Stored deliveries not yet applied whose next attempt is due, oldest first (at most
-    `limit`; -1: all)."""
+    `limit`; -1: all), leaving out the keys in `besides`."""
     cursor = db.execute(
         "select * from webhook_events where processed_at is null and attempts < ?"
-        " and coalesce(next_attempt_at, '') <= ? order by received_at limit ?",
-        [MAX_ATTEMPTS, now_iso(), limit],
+        " and coalesce(next_attempt_at, '') <= ?"
+        " and key not in (select value from json_each(?)) order by received_at limit ?",
+        [MAX_ATTEMPTS, now_iso(), json.dumps(list(besides)), limit],
     )
     columns = [column[0] for column in cursor.description]
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

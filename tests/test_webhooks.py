@@ -334,32 +334,39 @@ async def start_runs(stack: LocalStack, count: int) -> list[int]:
     return sorted(stack.sandbox.runs)
 
 
-async def test_a_report_about_a_run_in_hand_waits_its_turn() -> None:
+async def test_a_report_about_a_run_in_hand_waits_its_turn_without_holding_up_others() -> None:
     async with LocalStack(step_seconds=None, poll_seconds=3600) as stack:
-        first, second = await start_runs(stack, 2)
-        stack.sandbox.webhook_url = None  # the deliveries are stored below, in one go
-        for run_id in (first, second):
+        held, alongside, later = await start_runs(stack, 3)
+        stack.sandbox.webhook_url = None  # the deliveries are stored below
+        for run_id in (held, alongside, later):
             await stack.sandbox.advance(run_id)  # in progress
             await stack.sandbox.advance(run_id)  # completed
-        # Something else (a click, a fetch of the call's details) is working on the first run.
-        async with stack.services.run_lock(first):
+
+        def deliver(*run_ids: int) -> None:
             inbox.store_events(
                 stack.services.db,
                 [
                     (f"done-{run_id}", "test-call.completed", completion(stack, run_id))
-                    for run_id in (first, second)
+                    for run_id in run_ids
                 ],
             )
             stack.services.inbox_signal.set()
-            await stack.fake.wait_for(lambda: completion_applied(stack, second))
-            # The second run's report was applied; the first waits instead of being merged
-            # behind the back of whoever holds the run.
+
+        # Something else (a click, a fetch of the call's details) is working on one run.
+        async with stack.services.run_lock(held):
+            deliver(held, alongside)
+            await stack.fake.wait_for(lambda: completion_applied(stack, alongside))
+            # A report that comes after is not held up behind the one waiting its turn.
+            deliver(later)
+            await stack.fake.wait_for(lambda: completion_applied(stack, later))
+            # The held run's report waits instead of being merged behind the back of whoever
+            # holds the run.
             statuses = {row["run_id"]: row["status"] for row in rows(stack, "runs")}
-            assert statuses == {first: "queued", second: "completed"}
-        await stack.fake.wait_for(lambda: completion_applied(stack, first))
-        await stack.fake.wait_for(lambda: cards_finished(stack) == 2 or None)
+            assert statuses == {held: "queued", alongside: "completed", later: "completed"}
+        await stack.fake.wait_for(lambda: completion_applied(stack, held))
+        await stack.fake.wait_for(lambda: cards_finished(stack) == 3 or None)
         statuses = {row["run_id"]: row["status"] for row in rows(stack, "runs")}
-        assert statuses == {first: "completed", second: "completed"}
+        assert statuses == dict.fromkeys((held, alongside, later), "completed")
 
 
 async def test_a_delivery_that_fails_is_kept_without_undoing_those_applied_with_it() -> None:
