@@ -718,8 +718,8 @@ HOT_QUERIES: dict[str, tuple[str, list[Any]]] = {
         " from suites s order by s.name",
         [],
     ),
-    "worker: runs.active_runs": (
-        "select * from runs where status not in ('completed', 'failed') order by created_at",
+    "worker: runs.active_run_ids": (
+        "select run_id from runs where status not in ('completed', 'failed') order by created_at",
         [],
     ),
     "worker: runs.runs_missing_details": (
@@ -752,7 +752,7 @@ FIXES = {
     HOT_QUERIES_RECENT: "create index idx_runs_team_created on runs (team_id, created_at)",
     HOT_QUERIES_OWN: "create index idx_runs_team_started_by on runs"
     " (team_id, started_by, created_at)",
-    "worker: runs.active_runs": "create index idx_runs_active on runs (created_at)"
+    "worker: runs.active_run_ids": "create index idx_runs_active on runs (created_at)"
     " where status not in ('completed', 'failed')",
     "worker: runs.runs_missing_details": "create index idx_runs_status_updated on runs"
     " (status, updated_at)",

@@ -169,18 +169,21 @@ async def poll(services: Services) -> None:
     """One round of checks; each step stands alone, so one failure does not skip the rest."""
     db = services.db
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
-    active = run_store.active_runs(db)
+    active = run_store.active_run_ids(db)
     unsettled = launches.unsettled_launches(db, decided_before=now_iso())
     if active or unsettled:
 
         async def check_runs() -> None:
             clicks = [datetime.fromisoformat(x.decided_at) for x in unsettled if x.decided_at]
             since = min(clicks) - CLOCK_SLACK if clicks else None
-            reports, complete = await recent_runs(services, {r.run_id for r in active}, since)
+            reports, complete = await recent_runs(services, set(active), since)
             by_id = {report.id: report for report in reports}
-            for record in active:
-                if record.run_id in by_id:
-                    await apply_run(services, by_id[record.run_id])
+            for run_id in active:
+                if run_id in by_id:
+                    await apply_run(services, by_id[run_id])
+                    # Applying needs no I/O: without a turn for the rest, a long list of runs
+                    # would hold up every request until it is through.
+                    await asyncio.sleep(0)
             await reconcile_launches(services, reports, complete=complete)
 
         steps.append(("runs", check_runs))

@@ -82,10 +82,12 @@ def merge_known_run(
     return current.model_copy(update=update), True
 
 
-def active_runs(db: Database) -> list[RunRecord]:
-    return _runs(
-        db, "select * from runs where status not in ('completed', 'failed') order by created_at"
+def active_run_ids(db: Database) -> list[int]:
+    """Runs not over yet, oldest first: the poller asks ThunderPhone about each."""
+    rows = db.execute(
+        "select run_id from runs where status not in ('completed', 'failed') order by created_at"
     )
+    return [int(row[0]) for row in rows]
 
 
 def recent_runs(db: Database, team_id: str, *, limit: int = 10, offset: int = 0) -> list[RunRecord]:

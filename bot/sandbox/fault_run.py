@@ -475,7 +475,7 @@ class FaultRun:
                 "outbox": int(outbox),
                 "launches": int(launches.any_unsettled(db)),
                 "batch parts": int(batch_store.any_unsettled_parts(db)),
-                "runs": len(run_store.active_runs(db)),
+                "runs": len(run_store.active_run_ids(db)),
             }
         finally:
             db.close()
