@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from sqlite_utils import Database
+
 from bot.batches import reconcile_parts
 from bot.bodies import may_spell_lone_surrogates, whole_characters
 from bot.ingest import launches_in_doubt
@@ -98,7 +100,7 @@ async def drain_inbox(services: Services, waiting: asyncio.TaskGroup, in_turn: s
     of the inbox goes on; it is marked applied once it is (should the process stop first, it
     is applied again, which changes nothing)."""
 
-    def apply_now(row: dict[str, Any], db: Any) -> bool:
+    def apply_now(row: dict[str, Any], db: Database) -> bool:
         envelope = _envelope(row)
         if not apply_event_now(services, row["event_type"], envelope.get("data") or {}):
             return False
