@@ -110,7 +110,7 @@ async def drain_inbox(services: Services, waiting: asyncio.TaskGroup, in_turn: s
     async def apply_in_turn(row: dict[str, Any]) -> None:
         try:
             await apply_event(services, row["event_type"], _envelope(row).get("data") or {})
-            inbox.mark_processed_all(services.db, [row["key"]])
+            inbox.mark_processed(services.db, row["key"])
         except Exception as error:
             _keep_for_later(services, row["key"], error)
         finally:

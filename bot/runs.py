@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot.publish import publish_run, refresh, show_run
+from bot.publish import publish_run, show_run
 from bot.services import Services
 from bot.thunderphone import Grade, Run, ThunderPhoneClient, ThunderPhoneError
 from storage import runs as run_store
@@ -145,21 +145,19 @@ def grade_record(grade: Grade) -> GradeRecord:
 
 async def apply_grade(services: Services, grade: Grade) -> bool:
     """Store a grade (a later one replaces an earlier one) and show it if its run is known."""
-    stored = run_store.merge_grade(services.db, grade_record(grade))
     run = run_store.find_run_by_call(services.db, grade.call_id)
     if run is None:
-        # The run may not know its call yet; the grade waits, keyed by call.
-        return False
-    if stored or not services.shown_since_start(run.run_id):
-        await refresh(services, run.run_id)
-    return True
+        return apply_grade_now(services, grade, None)
+    async with services.run_lock(run.run_id):
+        return apply_grade_now(services, grade, run)
 
 
 def apply_grade_now(services: Services, grade: Grade, run: RunRecord | None) -> bool:
-    """`apply_grade` for the grade of `run` (as found by its call) while nobody holds the
-    run's lock."""
+    """`apply_grade` for the grade of `run` (as found by its call) while holding the run's lock,
+    or while nobody holds it."""
     stored = run_store.merge_grade(services.db, grade_record(grade))
     if run is None:
+        # The run may not know its call yet; the grade waits, keyed by call.
         return False
     if stored or not services.shown_since_start(run.run_id):
         publish_run(services, run.run_id)

@@ -56,20 +56,10 @@ def pending_events(
 
 
 def mark_processed(db: Database, key: str) -> None:
-    """Mark one delivery applied, in the caller's transaction."""
-    db.conn.execute(
+    """Mark one delivery applied: in the caller's transaction if one is open, else committed."""
+    db.execute(
         "update webhook_events set processed_at = ?, error = null where key = ?", [now_iso(), key]
     )
-
-
-def mark_processed_all(db: Database, keys: list[str]) -> None:
-    """Mark deliveries applied, in one commit."""
-    stamp = now_iso()
-    with db.conn:
-        db.conn.executemany(
-            "update webhook_events set processed_at = ?, error = null where key = ?",
-            [(stamp, key) for key in keys],
-        )
 
 
 def wake_known_runs(db: Database) -> int:

@@ -57,7 +57,7 @@ def test_a_failing_delivery_waits_longer_each_time(db: Database) -> None:
     assert row["attempts"] == 1 and row["error"] == "boom"
     db.execute("update webhook_events set next_attempt_at = '2000-01-01'")
     assert len(inbox.pending_events(db)) == 1
-    inbox.mark_processed_all(db, ["evt"])
+    inbox.mark_processed(db, "evt")
     assert inbox.pending_events(db) == []
 
 
