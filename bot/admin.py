@@ -53,5 +53,6 @@ def answer(
             )
         if now is not None or before is not None:
             audit.permission_set(db, command.capability, scope, now, before, where)
+    services.rules.forget(team_id)
     fallback = store.get_rule(db, team_id, command.capability) if scope != WORKSPACE else None
     return admin_saved(command.capability, scope, now, before, falls_back_to=fallback)

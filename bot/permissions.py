@@ -33,7 +33,6 @@ from bot.services import Services
 from storage import batches as batch_store
 from storage import compares as compare_store
 from storage import launches
-from storage import permissions as store
 from storage.models import RunRecord
 
 # The commands that propose a paid run: each needs the start permission before anything is
@@ -77,7 +76,7 @@ async def check(
     """None when `user_id` may `capability` in `channel_id`, else why not."""
     if is_admin(services, user_id):
         return None
-    rule = store.rule_for(services.db, team_id, capability, channel_id)
+    rule = services.rules.rule_for(team_id, capability, channel_id)
     if rule is None or rule.everyone or user_id in rule.users:
         return None
     answers = await _group_answers(services, rule.groups)

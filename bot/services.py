@@ -17,6 +17,7 @@ from bot.intake import Intake
 from bot.lookup import TargetCache
 from bot.outbox import Outbox
 from bot.people import PeopleCache
+from bot.permission_rules import PermissionRules
 from bot.thunderphone import ThunderPhoneClient
 
 MAX_SHOWN = 100_000
@@ -49,6 +50,8 @@ class Services:
     ingest: GroupCommit = field(init=False)
     # Commits the proposals that slash commands make close together at once.
     commits: SharedCommit = field(init=False)
+    # Who may start, bless and file critical reports, read once per workspace.
+    rules: PermissionRules = field(init=False)
 
     # Runs whose messages this process has brought up to date: a report that changes nothing
     # about such a run needs no rendering. After a restart every run is rendered once more,
@@ -60,6 +63,7 @@ class Services:
         self.outbox.on_progress = self.intake.progress
         self.ingest = GroupCommit(self.db, self.intake, wake=self.inbox_signal.set)
         self.commits = SharedCommit(self.db)
+        self.rules = PermissionRules(self.db)
 
     def want_details(self, run_id: int) -> None:
         """Have the call details of a finished run fetched (`bot.reconcile.fetch_details_forever`),

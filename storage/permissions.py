@@ -4,6 +4,7 @@ optionally one per channel, which then wins in that channel. No rule: everyone m
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import Field
@@ -60,16 +61,20 @@ def get_rule(
     return PermissionRule.from_row(row) if row is not None else None
 
 
-def rule_for(db: Database, team_id: str, capability: str, channel_id: str) -> PermissionRule | None:
-    """The rule that applies in a channel: its own, else the workspace's, else None."""
-    # One query: it runs on every command that would start a run.
-    row = fetch_row(
-        db,
-        "select * from permissions where team_id = ? and capability = ? and channel_id in (?, ?)"
-        " order by channel_id = ? limit 1",
-        [team_id, capability, channel_id, WORKSPACE, WORKSPACE],
-    )
-    return PermissionRule.from_row(row) if row is not None else None
+def rule_among(
+    rules: Iterable[PermissionRule], capability: str, channel_id: str
+) -> PermissionRule | None:
+    """Of a workspace's rules, the one that applies in a channel: its own, else the
+    workspace's, else None."""
+    workspace = None
+    for rule in rules:
+        if rule.capability != capability:
+            continue
+        if rule.channel_id == channel_id:
+            return rule
+        if rule.channel_id == WORKSPACE:
+            workspace = rule
+    return workspace
 
 
 def list_rules(db: Database, team_id: str) -> list[PermissionRule]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -13,9 +14,11 @@ from slack_sdk.models.blocks import Block
 from bot import ids
 from bot.blocks.admin import admin_saved, admin_show, refused
 from bot.commands import AdminSet, AdminShow, CommandError, Who, parse_command
+from bot.permission_rules import PermissionRules
 from bot.sandbox.slack import Ephemeral, Message
 from bot.sandbox.stack import LocalStack
-from storage.permissions import PermissionRule
+from storage.db import open_db
+from storage.permissions import PermissionRule, rule_among, save_rule
 from tests.helpers import (
     PROMPT,
     confirm,
@@ -506,3 +509,30 @@ def test_admin_answers_are_valid_block_kit_and_escape_what_was_typed() -> None:
         assert payload["text"] and "<!channel>" not in json.dumps(payload)
     shown_rules = json.dumps(admin_show([rule], ["U0BOSS"]))
     assert "in <#C0QA>: only <@U0LI>, &lt;!channel&gt; and <!subteam^S0LEADS>" in shown_rules
+
+
+def test_a_channels_own_rule_wins_then_the_workspaces_then_none() -> None:
+    workspace = PermissionRule(team_id="T1", capability="start", users=["U0LI"])
+    channel = PermissionRule(team_id="T1", capability="start", channel_id="C0QA", everyone=True)
+    bless = PermissionRule(team_id="T1", capability="bless", channel_id="C0QA", users=["U0SAM"])
+    rules = [workspace, channel, bless]
+    assert rule_among(rules, "start", "C0QA") == channel
+    assert rule_among(list(reversed(rules)), "start", "C0QA") == channel
+    assert rule_among(rules, "start", "C0ELSE") == workspace
+    assert rule_among(rules, "bless", "C0ELSE") is None
+    assert rule_among(rules, "critical", "C0QA") is None
+
+
+def test_rules_are_read_once_until_forgotten_or_too_old(tmp_path: Path) -> None:
+    db = open_db(str(tmp_path / "thunderbot.db"))
+    kept = PermissionRules(db)
+    unkept = PermissionRules(db, seconds=0)
+    assert kept.rule_for("T1", "start", "C0QA") is None
+    # As another process on the same database would change it.
+    save_rule(db, PermissionRule(team_id="T1", capability="start", users=["U0LI"]))
+    assert kept.rule_for("T1", "start", "C0QA") is None
+    assert kept.rule_for("T2", "start", "C0QA") is None, "another workspace's rules are its own"
+    assert unkept.rule_for("T1", "start", "C0QA") is not None
+    kept.forget("T1")
+    rule = kept.rule_for("T1", "start", "C0QA")
+    assert rule is not None and rule.users == ["U0LI"]
