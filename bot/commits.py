@@ -1,10 +1,11 @@
 """Writes made close together share one commit.
 
 A commit writes the log to disk and costs more than the one insert a `/testcall run` makes
-before it is answered. Such writes are queued here and made, two turns of the loop later, in
-one transaction with every other write queued meanwhile; each caller resumes once that
-transaction has committed. The writes run one after another in a single synchronous step, so
-no other task's writes can slip into the transaction, and no task sees the transaction open.
+before it is answered. Such writes are queued here and made in one transaction with every other
+write queued meanwhile: two turns of the loop after the first one, or once its `window` has
+passed. Each caller resumes once that transaction has committed. The writes run one after
+another in a single synchronous step, so no other task's writes can slip into the transaction,
+and no task sees the transaction open.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ T = TypeVar("T")
 
 
 class SharedCommit:
-    def __init__(self, db: Database) -> None:
+    """`window` (seconds): how long the first write of a group waits for others; none, two
+    turns of the loop."""
+
+    def __init__(self, db: Database, *, window: float = 0.0) -> None:
         self._db = db
+        self._window = window
         self._queued: list[tuple[Callable[[Database], Any], asyncio.Future[Any]]] = []
 
     async def write(self, write: Callable[[Database], T]) -> T:
@@ -31,8 +36,10 @@ class SharedCommit:
         done: asyncio.Future[T] = loop.create_future()
         self._queued.append((write, done))
         if len(self._queued) == 1:
-            # Two turns later: the requests in hand now, and those arriving meanwhile, join.
-            loop.call_soon(loop.call_soon, self._commit)
+            if self._window:
+                loop.call_later(self._window, self._commit)
+            else:  # the requests in hand now, and those arriving meanwhile, join
+                loop.call_soon(loop.call_soon, self._commit)
         return await done
 
     def _commit(self) -> None:

@@ -117,9 +117,14 @@ async def _propose(
         created_at=now_iso(),
         **spec.model_dump(),
     )
-    # Stored before it is answered; proposals made together share a commit.
-    stored = await services.commits.write(lambda db: launches.save_launch(db, launch))
-    return stored, run_store.recent_costs(services.db, spec.target_type, spec.target_id)
+
+    # Stored before it is answered; proposals made together share a commit. The recent costs
+    # are read in the same step, while SQLite is at work anyway.
+    def store(db: Database) -> tuple[Launch, list[int]]:
+        costs = run_store.recent_costs(db, spec.target_type, spec.target_id)
+        return launches.save_launch(db, launch), costs
+
+    return await services.proposals.write(store)
 
 
 def _decide(

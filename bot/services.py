@@ -21,6 +21,7 @@ from bot.permission_rules import PermissionRules
 from bot.thunderphone import ThunderPhoneClient
 
 MAX_SHOWN = 100_000
+PROPOSAL_WINDOW = 0.005  # seconds
 
 
 @dataclass
@@ -48,8 +49,10 @@ class Services:
     intake: Intake = field(init=False)
     # Stores webhook deliveries that arrive together in one transaction.
     ingest: GroupCommit = field(init=False)
-    # Commits the proposals that slash commands make close together at once.
+    # Applies the inbox worker's deliveries of a chunk in one transaction.
     commits: SharedCommit = field(init=False)
+    # Commits the proposals that `/testcall run` commands make close together at once.
+    proposals: SharedCommit = field(init=False)
     # Who may start, bless and file critical reports, read once per workspace.
     rules: PermissionRules = field(init=False)
 
@@ -63,6 +66,9 @@ class Services:
         self.outbox.on_progress = self.intake.progress
         self.ingest = GroupCommit(self.db, self.intake, wake=self.inbox_signal.set)
         self.commits = SharedCommit(self.db)
+        # Bolt answers Slack when it next looks for the ack, every 10 ms: a proposal stored
+        # within 5 ms of the command is answered no later, and more of them share a commit.
+        self.proposals = SharedCommit(self.db, window=PROPOSAL_WINDOW)
         self.rules = PermissionRules(self.db)
 
     def want_details(self, run_id: int) -> None:

@@ -54,3 +54,27 @@ async def test_a_write_that_fails_is_undone_alone(db: Database, tmp_path: Path) 
     assert kept == "kept"
     assert isinstance(failed, sqlite3.IntegrityError)
     assert _stored(tmp_path / "thunderbot.db") == ["kept"]
+
+
+async def test_with_a_window_writes_made_turns_apart_still_share_one_commit(
+    db: Database, tmp_path: Path
+) -> None:
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+
+    async def later(commits: SharedCommit, text: str) -> object:
+        for _ in range(5):  # past the two turns a commit without a window waits
+            await asyncio.sleep(0)
+        return await commits.write(_insert(text))
+
+    def commits_made() -> int:
+        return sum(1 for s in statements if s.strip().upper().startswith("COMMIT"))
+
+    plain = SharedCommit(db)
+    await asyncio.gather(plain.write(_insert("first")), later(plain, "second"))
+    assert commits_made() == 2
+
+    windowed = SharedCommit(db, window=0.5)
+    await asyncio.gather(windowed.write(_insert("third")), later(windowed, "fourth"))
+    assert commits_made() == 3
+    assert _stored(tmp_path / "thunderbot.db") == ["first", "fourth", "second", "third"]
