@@ -168,21 +168,23 @@ def mark_posting(db: Database, message_id: int, digest: str) -> None:
 
 
 def mark_shown(db: Database, message_id: int, *, ts: str, digest: str) -> None:
-    """Slack shows `digest` at `ts`; still work if the message changed meanwhile."""
-    db.execute(
-        "update slack_messages set ts = ?, shown_digest = ?, attempts = 0, error = null,"
-        " next_attempt_at = null, updated_at = ?,"
-        " state = case when state = 'withdrawn' then 'withdrawn'"
-        " when digest = ? then 'sent' else 'pending' end where id = ?",
-        [ts, digest, now_iso(), digest, message_id],
-    )
-    # Replies that gave up because their thread was not in Slack may go now.
-    db.execute(
-        "update slack_messages set state = 'pending', attempts = 0, error = null,"
-        " next_attempt_at = null where parent_id = ? and state = 'failed' and ts is null"
-        " and posted_at is null",
-        [message_id],
-    )
+    """Slack shows `digest` at `ts`; still work if the message changed meanwhile. One
+    commit for both changes."""
+    with db.atomic():
+        db.execute(
+            "update slack_messages set ts = ?, shown_digest = ?, attempts = 0, error = null,"
+            " next_attempt_at = null, updated_at = ?,"
+            " state = case when state = 'withdrawn' then 'withdrawn'"
+            " when digest = ? then 'sent' else 'pending' end where id = ?",
+            [ts, digest, now_iso(), digest, message_id],
+        )
+        # Replies that gave up because their thread was not in Slack may go now.
+        db.execute(
+            "update slack_messages set state = 'pending', attempts = 0, error = null,"
+            " next_attempt_at = null where parent_id = ? and state = 'failed' and ts is null"
+            " and posted_at is null",
+            [message_id],
+        )
 
 
 def mark_not_posted(db: Database, message_id: int) -> None:
