@@ -482,3 +482,34 @@ def test_the_text_spares_the_number_search_only_when_it_may(
                 check_test_call_completed(data, raw=raw)
         else:
             assert check_test_call_completed(data, raw=raw) == 7110
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    # Around the edges: the largest and smallest 64-bit numbers, and the first with 20 digits.
+    | st.sampled_from([2**63, -(2**63), 10**19]).flatmap(
+        lambda edge: st.integers(min_value=edge - 2, max_value=edge + 2)
+    )
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet="0123456789#-. aé٣", max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(extra=_JSON_VALUES)
+def test_the_text_never_spares_a_search_the_data_needs(extra: object) -> None:
+    """Whatever else a delivery holds, the check with its text refuses what the walk through
+    its data refuses, and nothing more."""
+    data = {"id": 7110, "extra": extra}
+    outcomes = []
+    for raw in (None, json.dumps(data)):
+        try:
+            outcomes.append(check_test_call_completed(data, raw=raw))
+        except ThunderPhoneBadResponse as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]
