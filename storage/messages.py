@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from storage.db import fetch_row, now_iso
-from storage.models import MessageKey, MessageRecord
+from storage.db import fetch_row, insert_row, now_iso, update_row
+from storage.models import MessageKey, MessageRecord, MessageState
 
 WORK_STATES = ("pending", "posting", "withdrawn")
 
@@ -50,45 +50,55 @@ def want_shown(
     parent_id: int | None = None,
     notify_user: str | None = None,
 ) -> MessageRecord:
-    """Store what a message should show; it becomes work unless Slack already shows it."""
+    """Store what a message should show; it becomes work unless Slack already shows it. One
+    read and at most one write (each a statement of its own, so no transaction is needed)."""
     stamp = now_iso()
-    with db.atomic():
-        current = get_message(db, key)
-        if current is None:
-            owner_kind, owner_id, role = key
-            db.table("slack_messages").insert(
-                {
-                    "owner_kind": owner_kind,
-                    "owner_id": owner_id,
-                    "role": role,
-                    "channel": channel,
-                    "parent_id": parent_id,
-                    "payload": payload,
-                    "digest": digest,
-                    "state": "pending",
-                    "attempts": 0,
-                    "notify_user": notify_user,
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                }
-            )
-        elif current.digest != digest or current.state == "withdrawn":
-            # A message that gave up is tried again when it changes (the bot may have been
-            # invited since), not on every replay of the same content.
-            if current.state == "posting" or current.maybe_posted:
-                state = "posting"
-            elif current.ts is not None and digest == current.shown_digest:
-                state = "sent"
-            else:
-                state = "pending"
-            db.execute(
-                "update slack_messages set payload = ?, digest = ?, state = ?, attempts = 0,"
-                " next_attempt_at = null, error = null, updated_at = ? where id = ?",
-                [payload, digest, state, stamp, current.id],
-            )
+    current = get_message(db, key)
+    if current is None:
+        owner_kind, owner_id, role = key
+        insert_row(
+            db,
+            "slack_messages",
+            {
+                "owner_kind": owner_kind,
+                "owner_id": owner_id,
+                "role": role,
+                "channel": channel,
+                "parent_id": parent_id,
+                "payload": payload,
+                "digest": digest,
+                "state": "pending",
+                "attempts": 0,
+                "notify_user": notify_user,
+                "created_at": stamp,
+                "updated_at": stamp,
+            },
+        )
         stored = get_message(db, key)
-    assert stored is not None
-    return stored
+        assert stored is not None
+        return stored
+    if current.digest == digest and current.state != "withdrawn":
+        return current
+    # A message that gave up is tried again when it changes (the bot may have been invited
+    # since), not on every replay of the same content.
+    state: MessageState
+    if current.state == "posting" or current.maybe_posted:
+        state = "posting"
+    elif current.ts is not None and digest == current.shown_digest:
+        state = "sent"
+    else:
+        state = "pending"
+    changes = {
+        "payload": payload,
+        "digest": digest,
+        "state": state,
+        "attempts": 0,
+        "next_attempt_at": None,
+        "error": None,
+        "updated_at": stamp,
+    }
+    update_row(db, "slack_messages", "id", current.id, changes)
+    return current.model_copy(update=changes)
 
 
 def withdraw(db: Database, key: MessageKey) -> MessageRecord | None:
