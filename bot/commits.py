@@ -11,7 +11,7 @@ and no task sees the transaction open.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlite_utils import Database
@@ -44,27 +44,37 @@ class SharedCommit:
 
     def _commit(self) -> None:
         queued, self._queued = self._queued, []
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        conn = self._db.conn
         try:
-            with self._db.atomic():
-                for write, done in queued:
-                    conn.execute("SAVEPOINT shared_write")  # undone alone if it raises
-                    try:
-                        outcomes.append((done, write(self._db), None))
-                    except Exception as error:
-                        conn.execute("ROLLBACK TO shared_write")
-                        outcomes.append((done, None, error))
-                    conn.execute("RELEASE shared_write")
+            outcomes = write_each(self._db, [write for write, _ in queued])
         except Exception as error:  # the commit failed: nobody's write was kept
             for _, done in queued:
                 if not done.done():
                     done.set_exception(error)
             return
-        for done, value, failure in outcomes:
+        for (_, done), (value, failure) in zip(queued, outcomes, strict=True):
             if done.done():
                 continue  # its request went away; what it wrote is kept all the same
             if failure is not None:
                 done.set_exception(failure)
             else:
                 done.set_result(value)
+
+
+def write_each(
+    db: Database, writes: Sequence[Callable[[Database], Any]]
+) -> list[tuple[Any, Exception | None]]:
+    """Every write in one transaction, each in a savepoint of its own so that one that raises
+    is undone alone: (its result, None) or (None, its exception), in order. Raises, with
+    nothing kept, when the commit itself fails."""
+    outcomes: list[tuple[Any, Exception | None]] = []
+    conn = db.conn
+    with db.atomic():
+        for write in writes:
+            conn.execute("SAVEPOINT shared_write")
+            try:
+                outcomes.append((write(db), None))
+            except Exception as error:
+                conn.execute("ROLLBACK TO shared_write")
+                outcomes.append((None, error))
+            conn.execute("RELEASE shared_write")
+    return outcomes

@@ -16,6 +16,7 @@ from sqlite_utils import Database
 
 from bot.batches import reconcile_parts
 from bot.bodies import may_spell_lone_surrogates, whole_characters
+from bot.commits import write_each
 from bot.ingest import launches_in_doubt
 from bot.launch import CLOCK_SLACK, reconcile_launches
 from bot.publish import refresh
@@ -93,8 +94,9 @@ def _envelope(row: dict[str, Any]) -> dict[str, Any]:
 async def drain_inbox(services: Services, waiting: asyncio.TaskGroup, in_turn: set[str]) -> int:
     """Apply every stored delivery that is due, oldest first; returns how many were applied.
 
-    The deliveries of a chunk are applied in one transaction (`bot.commits`), each in its own
-    savepoint and marked applied with what it changed, so one that fails is kept alone. One
+    The deliveries of a chunk are applied in one synchronous step and one transaction
+    (`bot.commits.write_each`), each in its own savepoint and marked applied with what it
+    changed, so one that fails is kept alone. One
     whose run someone else holds (a click, the poller, a fetch of the call's details) waits
     for the run in a task of its own in `waiting`, its key in `in_turn` meanwhile, so the rest
     of the inbox goes on; it is marked applied once it is (should the process stop first, it
@@ -116,25 +118,26 @@ async def drain_inbox(services: Services, waiting: asyncio.TaskGroup, in_turn: s
         finally:
             in_turn.discard(row["key"])
 
-    async def apply(row: dict[str, Any]) -> bool:
-        """Whether the delivery was applied now."""
-        try:
-            if await services.commits.write(partial(apply_now, row)):
-                return True
-        except Exception as error:
-            _keep_for_later(services, row["key"], error)
-            return False
-        in_turn.add(row["key"])
-        waiting.create_task(apply_in_turn(row), name=f"webhook-{row['key']}")
-        return False
-
     applied = 0
     while chunk := inbox.pending_events(services.db, limit=DRAIN_CHUNK, besides=in_turn):
-        done = sum(await asyncio.gather(*(apply(row) for row in chunk)))
+        try:
+            outcomes = write_each(services.db, [partial(apply_now, row) for row in chunk])
+        except Exception as error:  # the commit failed: nothing of the chunk was kept
+            outcomes = [(False, error)] * len(chunk)
+        done = 0
+        for row, (now, failure) in zip(chunk, outcomes, strict=True):
+            if failure is not None:
+                _keep_for_later(services, row["key"], failure)
+            elif now:
+                done += 1
+            else:  # its run is held: it waits for it, the rest goes on
+                in_turn.add(row["key"])
+                waiting.create_task(apply_in_turn(row), name=f"webhook-{row['key']}")
         services.intake.settled(len(chunk))
         applied += done
         if len(chunk) < DRAIN_CHUNK or not done:
             break  # the rest (if any) failed, or waits its turn
+        await asyncio.sleep(0)  # a turn for requests between chunks
     return applied
 
 

@@ -49,8 +49,6 @@ class Services:
     intake: Intake = field(init=False)
     # Stores webhook deliveries that arrive together in one transaction.
     ingest: GroupCommit = field(init=False)
-    # Applies the inbox worker's deliveries of a chunk in one transaction.
-    commits: SharedCommit = field(init=False)
     # Commits the proposals that `/testcall run` commands make close together at once.
     proposals: SharedCommit = field(init=False)
     # Who may start, bless and file critical reports, read once per workspace.
@@ -65,7 +63,6 @@ class Services:
         self.intake = Intake(self.outbox.ready_count, lambda: len(self.details_wanted))
         self.outbox.on_progress = self.intake.progress
         self.ingest = GroupCommit(self.db, self.intake, wake=self.inbox_signal.set)
-        self.commits = SharedCommit(self.db)
         # Bolt answers Slack when it next looks for the ack, every 10 ms: a proposal stored
         # within 5 ms of the command is answered no later, and more of them share a commit.
         self.proposals = SharedCommit(self.db, window=PROPOSAL_WINDOW)
