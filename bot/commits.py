@@ -4,8 +4,9 @@ A commit writes the log to disk and costs more than the one insert a `/testcall 
 before it is answered. Such writes are queued here and made in one transaction with every other
 write queued meanwhile: two turns of the loop after the first one, or once its `window` has
 passed. Each caller resumes once that transaction has committed. The writes run one after
-another in a single synchronous step, so no other task's writes can slip into the transaction,
-and no task sees the transaction open.
+another in a single synchronous step (`write_each`, which the inbox worker also uses for a
+chunk of deliveries), so no other task's writes can slip into the transaction, and no task sees
+the transaction open.
 """
 
 from __future__ import annotations

@@ -96,11 +96,11 @@ async def drain_inbox(services: Services, waiting: asyncio.TaskGroup, in_turn: s
 
     The deliveries of a chunk are applied in one synchronous step and one transaction
     (`bot.commits.write_each`), each in its own savepoint and marked applied with what it
-    changed, so one that fails is kept alone. One
-    whose run someone else holds (a click, the poller, a fetch of the call's details) waits
-    for the run in a task of its own in `waiting`, its key in `in_turn` meanwhile, so the rest
-    of the inbox goes on; it is marked applied once it is (should the process stop first, it
-    is applied again, which changes nothing)."""
+    changed, so one that fails is kept alone. One whose run someone else holds (a click, the
+    poller, a fetch of the call's details) waits for the run in a task of its own in
+    `waiting`, its key in `in_turn` meanwhile, so the rest of the inbox goes on; it is marked
+    applied once it is (should the process stop first, it is applied again, which changes
+    nothing)."""
 
     def apply_now(row: dict[str, Any], db: Database) -> bool:
         envelope = _envelope(row)
