@@ -69,8 +69,14 @@ class Delivery:
     failed: str | None = None
 
 
+def encoded(payload: dict[str, Any]) -> tuple[str, str]:
+    """The payload as stored, and its digest: one encoding serves both."""
+    text = json.dumps(payload, sort_keys=True)
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
 def digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return encoded(payload)[1]
 
 
 def _transient(error: Exception) -> bool:
@@ -135,12 +141,13 @@ class Outbox:
         parent = messages.get_message(self._db, thread_of) if thread_of else None
         if thread_of is not None and parent is None:
             raise KeyError(thread_of)
+        text, payload_digest = encoded(payload)
         row = messages.want_shown(
             self._db,
             key,
             channel=channel,
-            payload=json.dumps(payload),
-            digest=digest(payload),
+            payload=text,
+            digest=payload_digest,
             parent_id=parent.id if parent else None,
             notify_user=notify_user,
         )
@@ -454,10 +461,8 @@ class Outbox:
         if failure.problem is Problem.TRANSIENT:
             self._retry_later(current, failure.code)
         elif failure.problem is Problem.TOO_LONG and not is_shortened(json.loads(current.payload)):
-            short = shortened(json.loads(current.payload), failure.code)
-            messages.replace_payload(
-                self._db, row.id, payload=json.dumps(short), digest=digest(short)
-            )
+            text, short_digest = encoded(shortened(json.loads(current.payload), failure.code))
+            messages.replace_payload(self._db, row.id, payload=text, digest=short_digest)
         elif failure.problem is Problem.NO_CHANNEL and current.attempts + 1 < MAX_REFUSALS:
             messages.schedule_retry(self._db, row.id, error=failure.code, retry_at=now_iso())
         else:
