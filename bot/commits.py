@@ -2,11 +2,10 @@
 
 A commit writes the log to disk and costs more than the one insert a `/testcall run` makes
 before it is answered. Such writes are queued here and made in one transaction with every other
-write queued meanwhile: two turns of the loop after the first one, or once its `window` has
-passed. Each caller resumes once that transaction has committed. The writes run one after
-another in a single synchronous step (`write_each`, which the inbox worker also uses for a
-chunk of deliveries), so no other task's writes can slip into the transaction, and no task sees
-the transaction open.
+write queued meanwhile, once the first one has waited its `window`. Each caller resumes once
+that transaction has committed. The writes run one after another in a single synchronous step
+(`write_each`, which the inbox worker also uses for a chunk of deliveries), so no other task's
+writes can slip into the transaction, and no task sees the transaction open.
 """
 
 from __future__ import annotations
@@ -21,10 +20,9 @@ T = TypeVar("T")
 
 
 class SharedCommit:
-    """`window` (seconds): how long the first write of a group waits for others; none, two
-    turns of the loop."""
+    """`window` (seconds): how long the first write of a group waits for others."""
 
-    def __init__(self, db: Database, *, window: float = 0.0) -> None:
+    def __init__(self, db: Database, *, window: float) -> None:
         self._db = db
         self._window = window
         self._queued: list[tuple[Callable[[Database], Any], asyncio.Future[Any]]] = []
@@ -37,10 +35,7 @@ class SharedCommit:
         done: asyncio.Future[T] = loop.create_future()
         self._queued.append((write, done))
         if len(self._queued) == 1:
-            if self._window:
-                loop.call_later(self._window, self._commit)
-            else:  # the requests in hand now, and those arriving meanwhile, join
-                loop.call_soon(loop.call_soon, self._commit)
+            loop.call_later(self._window, self._commit)
         return await done
 
     def _commit(self) -> None:

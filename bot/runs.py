@@ -23,8 +23,6 @@ log = logging.getLogger(__name__)
 
 async def apply_run(services: Services, report: Run) -> bool:
     """Merge a run report and update the run's messages. False for runs this bot did not start."""
-    if run_store.get_run(services.db, report.id) is None:
-        return False
     async with services.run_lock(report.id):
         return apply_run_now(services, report)
 

@@ -39,7 +39,7 @@ async def test_writes_made_together_share_one_commit_and_are_stored_when_awaited
 ) -> None:
     statements: list[str] = []
     db.conn.set_trace_callback(statements.append)
-    commits = SharedCommit(db)
+    commits = SharedCommit(db, window=0)
     results = await asyncio.gather(*(commits.write(_insert(f"note {n}")) for n in range(5)))
     assert results == [f"note {n}" for n in range(5)]
     assert _stored(tmp_path / "thunderbot.db") == [f"note {n}" for n in range(5)]
@@ -47,7 +47,7 @@ async def test_writes_made_together_share_one_commit_and_are_stored_when_awaited
 
 
 async def test_a_write_that_fails_is_undone_alone(db: Database, tmp_path: Path) -> None:
-    commits = SharedCommit(db)
+    commits = SharedCommit(db, window=0)
     kept, failed = await asyncio.gather(
         commits.write(_insert("kept")), commits.write(_insert(None)), return_exceptions=True
     )
@@ -63,15 +63,15 @@ async def test_with_a_window_writes_made_turns_apart_still_share_one_commit(
     db.conn.set_trace_callback(statements.append)
 
     async def later(commits: SharedCommit, text: str) -> object:
-        for _ in range(5):  # past the two turns a commit without a window waits
+        for _ in range(5):  # past the one turn a commit with no window waits
             await asyncio.sleep(0)
         return await commits.write(_insert(text))
 
     def commits_made() -> int:
         return sum(1 for s in statements if s.strip().upper().startswith("COMMIT"))
 
-    plain = SharedCommit(db)
-    await asyncio.gather(plain.write(_insert("first")), later(plain, "second"))
+    at_once = SharedCommit(db, window=0)
+    await asyncio.gather(at_once.write(_insert("first")), later(at_once, "second"))
     assert commits_made() == 2
 
     windowed = SharedCommit(db, window=0.5)
