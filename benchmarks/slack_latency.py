@@ -17,6 +17,12 @@ before its request goes out. The fake Slack records when each Web API call arriv
 `time.monotonic()` in this process); the first call naming a run's card (its channel and `ts`,
 or the card as `thread_ts`) is when Slack first hears of that run. The result reply waits for
 the grade (THUNDERBOT_GRADE_GRACE is long here), so that first call is the card's `chat.update`.
+
+Baseline. Once the bot has stopped, the same webhooks go to a bare relay in its own process
+(`python -m benchmarks.baselines relay`): the V2 check, `json.loads`, the answer, then one
+`chat.update` of the run's card through slack_sdk, with nothing stored. It shows what the same
+load generator and fake Slack allow a receiver that does nothing more. Each figure is the median
+of `--rounds` rounds, each round a fresh bot with fresh runs, then the relay.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.figure import Figure, figure, number, percentile
+from benchmarks import baselines
+from benchmarks.common import ServerProcess
+from benchmarks.figure import Figure, figure, median, number, percentile
 from bot.blocks.runs import run_card
 from bot.config import Settings
 from bot.outbox import digest
@@ -69,6 +77,7 @@ class Flight:
 
     run_ids: list[int] = field(default_factory=list)
     cards: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, ts) -> run
+    payloads: dict[int, dict[str, Any]] = field(default_factory=dict)  # run -> its card
 
 
 async def wait_quiet(
@@ -198,6 +207,7 @@ def seed_in_flight(
                 )
                 messages.mark_shown(db, row.id, ts=shown.ts, digest=row.digest)
             flight.cards[(channel, shown.ts)] = run_id
+            flight.payloads[run_id] = payload
     finally:
         db.close()
     return flight
@@ -242,7 +252,78 @@ async def send_all(
     return sent, statuses
 
 
-async def measure(runs: int, channels: int, connections: int) -> list[Figure]:
+@dataclass(frozen=True)
+class Burst:
+    """What one burst of webhooks showed at the fake Slack."""
+
+    latencies: list[float]  # ms per run, infinity for a run never touched
+    cpu_per_run: float  # ms of the receiver's CPU per run, from the first send to the last touch
+    sending: float  # seconds to send every webhook
+    statuses: Counter[int]
+    span: float  # seconds from the first send to the last run's first touch
+    methods: Counter[str]  # the first calls' Web API methods
+    pace: float  # ms between one run's first touch and the next, once they start
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies, 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 99)
+
+
+async def burst(
+    fake: FakeSlack,
+    sandbox: ThunderPhoneSandbox,
+    url: str,
+    bodies: list[tuple[int, bytes]],
+    flight: Flight,
+    pid: int,
+    connections: int,
+) -> Burst:
+    """Post every body to `url` at once and wait until Slack has heard of every run (or the
+    timeout); `pid` is the receiver's process, whose CPU is read before and after."""
+    before = len(fake.calls)
+    cpu_before = cpu_seconds(pid)
+    started = time.monotonic()
+    sent, statuses = await send_all(sandbox, url, bodies, connections)
+    sending = time.monotonic() - started
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TOUCH_TIMEOUT
+    first: dict[int, SlackCall] = {}
+    scanned = before
+    while len(first) < len(bodies) and loop.time() < deadline:
+        calls = fake.calls
+        for run_id, call in first_touches(calls, flight.cards, start=scanned).items():
+            first.setdefault(run_id, call)
+        scanned = len(calls)
+        await asyncio.sleep(0.05)
+    # From the first webhook to the last run's first Slack call (and up to 50 ms after it).
+    cpu = cpu_seconds(pid) - cpu_before
+    touched = {run_id: call.at for run_id, call in first.items()}
+    times = sorted(touched.values())
+    return Burst(
+        latencies=latencies_ms(sent, touched),
+        cpu_per_run=cpu / len(bodies) * 1000,
+        sending=sending,
+        statuses=statuses,
+        span=(times[-1] - started) if len(touched) == len(bodies) else math.inf,
+        methods=Counter(call.method for call in first.values()),
+        pace=(times[-1] - times[0]) / (len(times) - 1) * 1000 if len(times) > 1 else math.nan,
+    )
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round: the bot's burst, then the bare relay's with the same webhooks and cards."""
+
+    bot: Burst
+    relay: Burst
+    startup: Counter[str]  # the bot's Slack calls when it started with the runs in flight
+
+
+async def measure(runs: int, channels: int, connections: int) -> Round:
     with tempfile.TemporaryDirectory(prefix="thunderbot-bench-") as tmp:
         workdir = Path(tmp)
         served = ServedBot(
@@ -267,57 +348,99 @@ async def measure(runs: int, channels: int, connections: int) -> list[Figure]:
             # The worker's start-up check asks ThunderPhone about every active run; the cards
             # already show what it learns, so it should cost Slack nothing.
             await wait_quiet(lambda: (len(fake.calls), len(sandbox.requests)), quiet=1.5)
-            before = len(fake.calls)
-            startup = Counter(call.method for call in fake.calls[restart:before])
+            startup = Counter(call.method for call in fake.calls[restart:])
             for run_id in run_ids:
                 await sandbox.advance(run_id)  # in_progress -> completed, no webhook sent
             bodies = [(run_id, completion_body(sandbox.runs[run_id])) for run_id in run_ids]
             random.Random(7).shuffle(bodies)
             assert served.process is not None
-            bot_pid = served.process.pid
-            cpu_before = cpu_seconds(bot_pid)
-            started = time.monotonic()
-            sent, statuses = await send_all(sandbox, served.webhook_url, bodies, connections)
-            sending = time.monotonic() - started
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + TOUCH_TIMEOUT
-            first: dict[int, SlackCall] = {}
-            scanned = before
-            while len(first) < len(run_ids) and loop.time() < deadline:
-                calls = fake.calls
-                for run_id, call in first_touches(calls, flight.cards, start=scanned).items():
-                    first.setdefault(run_id, call)
-                scanned = len(calls)
-                await asyncio.sleep(0.05)
-            # The bot's CPU from the first webhook to the last run's first Slack call (and up
-            # to 50 ms after it).
-            burst_cpu = cpu_seconds(bot_pid) - cpu_before
-    touched = {run_id: call.at for run_id, call in first.items()}
-    lat = latencies_ms(sent, touched)
-    p50, p99 = percentile(lat, 50), percentile(lat, 99)
-    methods = Counter(call.method for call in first.values())
-    span = (max(touched.values()) - started) if len(touched) == len(run_ids) else math.inf
+            bot = await burst(
+                fake, sandbox, served.webhook_url, bodies, flight, served.process.pid, connections
+            )
+            await served.stop_bot()
+            relay = await relay_burst(workdir, fake, sandbox, bodies, flight, connections)
+    return Round(bot=bot, relay=relay, startup=startup)
+
+
+async def relay_burst(
+    workdir: Path,
+    fake: FakeSlack,
+    sandbox: ThunderPhoneSandbox,
+    bodies: list[tuple[int, bytes]],
+    flight: Flight,
+    connections: int,
+) -> Burst:
+    """The same webhooks through the bare relay (`benchmarks.baselines relay`), which updates
+    the same cards with the payloads they were seeded with."""
+    cards_path = workdir / "cards.json"
+    by_run = {run_id: [channel, ts] for (channel, ts), run_id in flight.cards.items()}
+    cards = {run_id: [*where, flight.payloads[run_id]] for run_id, where in by_run.items()}
+    cards_path.write_text(json.dumps(cards))
+    relay = ServerProcess(
+        "relay",
+        [
+            *("--secret", sandbox.webhook_secret),
+            *("--slack-api-url", fake.api_url),
+            *("--slack-token", fake.token),
+            *("--cards", str(cards_path)),
+        ],
+        workdir,
+    )
+    try:
+        await relay.start()
+        url = relay.url + baselines.WEBHOOK_ROUTE
+        return await burst(fake, sandbox, url, bodies, flight, relay.pid, connections)
+    finally:
+        await relay.stop()
+
+
+def median_round(bursts: list[Burst]) -> Burst:
+    """The burst with the median p50 (its other numbers stay those of one real burst)."""
+    ranked = sorted(bursts, key=lambda one: one.p50)
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def latency_figures(rounds: list[Round], runs: int, channels: int) -> list[Figure]:
+    """The p50 and p99, each the median of the rounds, with the bare relay's beside them."""
+    bot = median_round([one.bot for one in rounds])
+    relay = median_round([one.relay for one in rounds])
+    p50 = median([one.bot.p50 for one in rounds])
+    p99 = median([one.bot.p99 for one in rounds])
+    relay_p50 = median([one.relay.p50 for one in rounds])
+    connections = CONNECTIONS
     detail = (
         f"{runs} runs · {channels} channels · {connections} connections · "
-        f"webhooks sent in {number(sending)} s ({dict(sorted(statuses.items()))}) · "
-        f"all {len(touched)}/{runs} touched {number(span)} s after the first send · "
-        f"first calls {dict(methods)} · Slack calls at start-up {dict(startup)}"
+        f"{number(p50 / relay_p50)}x the bare relay's {number(relay_p50)} ms · "
+        f"rounds {', '.join(number(one.bot.p50) for one in rounds)} · median round: "
+        f"webhooks sent in {number(bot.sending)} s ({dict(sorted(bot.statuses.items()))}), "
+        f"all {sum(math.isfinite(x) for x in bot.latencies)}/{runs} touched "
+        f"{number(bot.span)} s after the first send, first calls {dict(bot.methods)}, "
+        f"Slack calls at start-up {dict(rounds[0].startup)}"
     )
-    times = sorted(touched.values())
-    pace = (times[-1] - times[0]) / (len(times) - 1) * 1000 if len(times) > 1 else math.nan
-    per_run = burst_cpu / runs * 1000
     tail = (
-        f"max {number(max(lat))} ms · one run's card after another every {number(pace)} ms "
-        f"once they start · the bot's CPU {number(per_run)} ms a run during the burst, so "
-        f"{connections} webhooks in flight wait about {number(connections * per_run)} ms"
+        f"rounds {', '.join(number(one.bot.p99) for one in rounds)} · median round: "
+        f"max {number(max(bot.latencies))} ms, one run's card after another every "
+        f"{number(bot.pace)} ms once they start, the bot's CPU {number(bot.cpu_per_run)} ms a "
+        f"run during the burst, so {connections} webhooks in flight wait about "
+        f"{number(connections * bot.cpu_per_run)} ms"
+    )
+    relay_detail = (
+        "the same webhooks to a bare relay (V2 check, json.loads, the answer, then one "
+        "chat.update through slack_sdk; nothing stored) · "
+        f"rounds {', '.join(number(one.relay.p50) for one in rounds)} · median round: p99 "
+        f"{number(relay.p99)} ms, its CPU {number(relay.cpu_per_run)} ms a run, "
+        f"all {sum(math.isfinite(x) for x in relay.latencies)}/{runs} touched"
     )
     return [
         figure("webhook to Slack p50", p50, "ms", "<", P50_TARGET_MS, detail),
         figure("webhook to Slack p99", p99, "ms", "<", P99_TARGET_MS, tail),
+        Figure("webhook to Slack p50, bare relay", relay_p50, "ms", detail=relay_detail),
     ]
 
 
 async def figures(options: object) -> list[Figure]:
     quick = bool(getattr(options, "quick", False))
     runs, channels = (200, 40) if quick else (RUNS, CHANNELS)
-    return await measure(runs, channels, CONNECTIONS)
+    count = max(1, int(getattr(options, "rounds", 3)))
+    rounds = [await measure(runs, channels, CONNECTIONS) for _ in range(count)]
+    return latency_figures(rounds, runs, channels)

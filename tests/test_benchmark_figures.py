@@ -13,7 +13,14 @@ from benchmarks.common import format_line
 from benchmarks.figure import Figure, figure, median, meets, percentile
 from benchmarks.scale import Plan, build_history, grown, ratio, seed_history
 from benchmarks.slack_calls import batch_command, per_run
-from benchmarks.slack_latency import first_touches, latencies_ms, touched_run
+from benchmarks.slack_latency import (
+    Burst,
+    Round,
+    first_touches,
+    latencies_ms,
+    latency_figures,
+    touched_run,
+)
 from bot.sandbox.slack import SlackCall
 from storage.db import open_db
 
@@ -154,3 +161,42 @@ def test_the_history_is_the_same_for_the_same_seed() -> None:
     now = datetime(2025, 6, 1, tzinfo=UTC)
     first, again = build_history(150, now=now), build_history(150, now=now)
     assert first.tables["runs"] == again.tables["runs"]
+
+
+def burst(latencies: list[float], cpu: float = 1.0) -> Burst:
+    return Burst(
+        latencies=latencies,
+        cpu_per_run=cpu,
+        sending=1.0,
+        statuses=Counter({200: len(latencies)}),
+        span=1.0,
+        methods=Counter({"chat.update": len(latencies)}),
+        pace=1.0,
+    )
+
+
+def test_the_latency_figures_are_medians_of_rounds_with_the_bare_relay_beside_them() -> None:
+    rounds = [
+        Round(burst([30.0, 34.0, 90.0]), burst([10.0, 12.0, 40.0]), Counter()),
+        Round(burst([18.0, 19.0, 60.0]), burst([9.0, 11.0, 30.0]), Counter()),
+        Round(burst([28.0, 33.0, 300.0]), burst([8.0, 16.0, 20.0]), Counter()),
+    ]
+
+    p50, p99, relay = latency_figures(rounds, runs=3, channels=1)
+
+    assert (p50.value, p50.passed) == (33.0, False)  # round p50s 34, 19, 33
+    assert (p99.value, p99.passed) == (90.0, True)  # round p99s 90, 60, 300
+    assert relay.value == 12.0 and relay.informative  # round p50s 12, 11, 16
+    assert "2.75x the bare relay's 12 ms" in p50.detail
+    assert "rounds 34, 19, 33" in p50.detail
+    assert "rounds 90, 60, 300" in p99.detail
+    assert format_line(relay).endswith("info")
+
+
+def test_a_run_the_relay_never_touched_makes_its_figure_infinite() -> None:
+    rounds = [Round(burst([5.0, 6.0, 7.0]), burst([5.0, math.inf, math.inf]), Counter())]
+
+    _, _, relay = latency_figures(rounds, runs=3, channels=1)
+
+    assert math.isinf(relay.value)
+    assert "all 1/3 touched" in relay.detail

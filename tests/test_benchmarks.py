@@ -3,17 +3,24 @@ figures are reported and judged as documented. No timing value is asserted on.""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
+from thunderphone.webhooks import SIGNATURE_HEADER
 
+from benchmarks import baselines
 from benchmarks.__main__ import figure_modules
 from benchmarks.common import (
     Figure,
     LoadResult,
     Options,
+    ServerProcess,
     exit_status,
     format_line,
     run_loadgen,
@@ -21,6 +28,8 @@ from benchmarks.common import (
 )
 from benchmarks.ingest import DRAIN_TARGET, LaunchedRound, keeps_up, launched_figure
 from benchmarks.loadgen import percentile
+from bot.sandbox.slack import FakeSlack
+from bot.sandbox.thunderphone import ThunderPhoneSandbox
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 KEYS = {
@@ -207,3 +216,47 @@ def test_figure_modules_are_found_by_their_figures_function() -> None:
 
     assert {"ingest", "ack"} <= set(modules)
     assert "loadgen" not in modules
+
+
+async def test_the_bare_relay_updates_the_card_a_signed_webhook_names(tmp_path: Path) -> None:
+    fake = FakeSlack(channels={"C0RELAY": "relay"})
+    await fake.start()
+    sandbox = ThunderPhoneSandbox()
+    card = fake.add_message("C0RELAY", text="Run 41 · in progress")
+    payload = {"text": "Run 41 · completed", "blocks": []}
+    cards = tmp_path / "cards.json"
+    cards.write_text(json.dumps({"41": ["C0RELAY", card.ts, payload]}))
+    relay = ServerProcess(
+        "relay",
+        [
+            *("--secret", sandbox.webhook_secret),
+            *("--slack-api-url", fake.api_url),
+            *("--slack-token", fake.token),
+            *("--cards", str(cards)),
+        ],
+        tmp_path,
+    )
+    url = ""
+    try:
+        await relay.start()
+        url = relay.url + baselines.WEBHOOK_ROUTE
+        body = json.dumps({"type": "test-call.completed", "data": {"test_call_run": {"id": 41}}})
+        async with aiohttp.ClientSession() as session:
+            forged = {"Content-Type": "application/json", SIGNATURE_HEADER: "t=1,v1=00"}
+            async with session.post(url, data=body, headers=forged) as response:
+                assert response.status == 401
+            signed = sandbox.signature_headers(url, body.encode(), int(time.time()))
+            async with session.post(url, data=body, headers=signed) as response:
+                assert response.status == 200
+        for _ in range(200):
+            if fake.calls_to("chat.update"):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await relay.stop()
+        await fake.close()
+
+    updates = fake.calls_to("chat.update")
+    assert [(call.args["channel"], call.args["ts"]) for call in updates] == [("C0RELAY", card.ts)]
+    shown = fake.find_message("C0RELAY", card.ts)
+    assert shown is not None and shown.text == "Run 41 · completed"
