@@ -259,6 +259,7 @@ class Burst:
 
     latencies: list[float]  # ms per run, infinity for a run never touched
     cpu_per_run: float  # ms of the receiver's CPU per run, from the first send to the last touch
+    own_cpu_per_run: float  # ms of this process's (load generator and fake Slack) CPU per run
     sending: float  # seconds to send every webhook
     statuses: Counter[int]
     span: float  # seconds from the first send to the last run's first touch
@@ -291,7 +292,7 @@ async def burst(
     gc.collect()
     gc.disable()
     try:
-        cpu_before = cpu_seconds(pid)
+        cpu_before, own_before = cpu_seconds(pid), time.process_time()
         started = time.monotonic()
         sent, statuses = await send_all(sandbox, url, bodies, connections)
         sending = time.monotonic() - started
@@ -307,6 +308,7 @@ async def burst(
             await asyncio.sleep(0.05)
         # From the first webhook to the last run's first Slack call (and up to 50 ms after).
         cpu = cpu_seconds(pid) - cpu_before
+        own = time.process_time() - own_before
     finally:
         gc.enable()
     touched = {run_id: call.at for run_id, call in first.items()}
@@ -314,6 +316,7 @@ async def burst(
     return Burst(
         latencies=latencies_ms(sent, touched),
         cpu_per_run=cpu / len(bodies) * 1000,
+        own_cpu_per_run=own / len(bodies) * 1000,
         sending=sending,
         statuses=statuses,
         span=(times[-1] - started) if len(touched) == len(bodies) else math.inf,
@@ -430,13 +433,15 @@ def latency_figures(rounds: list[Round], runs: int, channels: int) -> list[Figur
         f"max {number(max(bot.latencies))} ms, one run's card after another every "
         f"{number(bot.pace)} ms once they start, the bot's CPU {number(bot.cpu_per_run)} ms a "
         f"run during the burst, so {connections} webhooks in flight wait about "
-        f"{number(connections * bot.cpu_per_run)} ms"
+        f"{number(connections * bot.cpu_per_run)} ms; the load generator and fake Slack's "
+        f"{number(bot.own_cpu_per_run)} ms a run"
     )
     relay_detail = (
         "the same webhooks to a bare relay (V2 check, json.loads, the answer, then one "
         "chat.update through slack_sdk; nothing stored) · "
         f"rounds {', '.join(number(one.relay.p50) for one in rounds)} · median round: p99 "
-        f"{number(relay.p99)} ms, its CPU {number(relay.cpu_per_run)} ms a run, "
+        f"{number(relay.p99)} ms, its CPU {number(relay.cpu_per_run)} ms a run (the load "
+        f"generator and fake Slack's {number(relay.own_cpu_per_run)} ms), "
         f"all {sum(math.isfinite(x) for x in relay.latencies)}/{runs} touched"
     )
     return [

@@ -167,6 +167,7 @@ def burst(latencies: list[float], cpu: float = 1.0) -> Burst:
     return Burst(
         latencies=latencies,
         cpu_per_run=cpu,
+        own_cpu_per_run=0.5,
         sending=1.0,
         statuses=Counter({200: len(latencies)}),
         span=1.0,
