@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from bot import budgets
 from bot.publish import publish_run, show_run
 from bot.services import Services
 from bot.thunderphone import Grade, Run, ThunderPhoneClient, ThunderPhoneError
@@ -43,13 +44,23 @@ def apply_run_now(services: Services, report: Run) -> bool:
 
 
 async def complete_details(services: Services, run_id: int) -> None:
-    """Fetch what a finished run's call still lacks, and show it."""
+    """Fetch what a finished run's call still lacks, and show it. A bill that arrives can
+    take spend past a cap's 50% or 80% (a call longer than its estimate): the channel hears
+    of it then, not at the next Start."""
     async with services.run_lock(run_id):
         run = run_store.get_run(services.db, run_id)
         if run is None or not needs_details(services.db, run):
             return
         await fetch_call_details(services, run)
         publish_run(services, run_id)
+        billed = run.cost_cents is None and _billed(services.db, run_id)
+    if billed and run.channel_id:
+        budgets.warn(services, run.team_id, run.channel_id)
+
+
+def _billed(db: Database, run_id: int) -> bool:
+    run = run_store.get_run(db, run_id)
+    return run is not None and run.cost_cents is not None
 
 
 def needs_details(db: Database, run: RunRecord) -> bool:

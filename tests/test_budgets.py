@@ -225,6 +225,27 @@ async def test_within_the_cap_a_launch_starts_and_its_bill_replaces_the_estimate
     assert billed in status and ", $1.00 in flight" not in status
 
 
+async def test_a_bill_above_its_estimate_warns_the_channel_when_it_arrives(
+    stack: LocalStack,
+) -> None:
+    await say(stack, "budget set day $8", user=ADMIN)
+    maria = stack.user("U0MARIA")
+    # Thirty minutes at 16 cents a minute: $4.80 billed against the $1.00 reserved at Start.
+    confirmation = await confirm(maria, 'run agent:12 "[duration: 1800] Walk me through it."')
+    await maria.click(confirmation, ids.START_RUN)
+    await answered(stack, confirmation, "Started")
+    await outbox_idle(stack)
+    assert channel_messages(stack, "⚠️") == [], "$1.00 of $8.00 is under 50%"
+
+    await finish_run(stack, max(stack.sandbox.runs))
+    [run] = rows(stack, "runs")
+    assert run["cost_cents"] == 480
+    warned = await stack.fake.wait_for(lambda: channel_messages(stack, "⚠️") or None)
+    assert len(warned) == 1
+    assert "The workspace's daily cap is 60% used (past 50%)" in shown(warned[0])
+    assert "$4.80 of $8.00 spent today" in shown(warned[0])
+
+
 async def test_a_refused_create_releases_its_reservation(stack: LocalStack) -> None:
     await say(stack, "budget set day $1.50", user=ADMIN)
     stack.sandbox.fail_next("POST", "/v1/test-calls", 402, {"detail": "Insufficient balance"})
