@@ -411,17 +411,19 @@ def median_round(bursts: list[Burst]) -> Burst:
     return ranked[(len(ranked) - 1) // 2]
 
 
-def latency_figures(rounds: list[Round], runs: int, channels: int) -> list[Figure]:
+def latency_figures(
+    rounds: list[Round], runs: int, channels: int, connections: int = CONNECTIONS
+) -> list[Figure]:
     """The p50 and p99, each the median of the rounds, with the bare relay's beside them."""
     bot = median_round([one.bot for one in rounds])
     relay = median_round([one.relay for one in rounds])
     p50 = median([one.bot.p50 for one in rounds])
     p99 = median([one.bot.p99 for one in rounds])
     relay_p50 = median([one.relay.p50 for one in rounds])
-    connections = CONNECTIONS
+    ratio = p50 / relay_p50 if relay_p50 > 0 else math.nan
     detail = (
         f"{runs} runs · {channels} channels · {connections} connections · "
-        f"{number(p50 / relay_p50)}x the bare relay's {number(relay_p50)} ms · "
+        f"{number(ratio)}x the bare relay's {number(relay_p50)} ms · "
         f"rounds {', '.join(number(one.bot.p50) for one in rounds)} · median round: "
         f"webhooks sent in {number(bot.sending)} s ({dict(sorted(bot.statuses.items()))}), "
         f"all {sum(math.isfinite(x) for x in bot.latencies)}/{runs} touched "

@@ -52,15 +52,12 @@ async def complete_details(services: Services, run_id: int) -> None:
         if run is None or not needs_details(services.db, run):
             return
         await fetch_call_details(services, run)
-        publish_run(services, run_id)
-        billed = run.cost_cents is None and _billed(services.db, run_id)
-    if billed and run.channel_id:
-        budgets.warn(services, run.team_id, run.channel_id)
-
-
-def _billed(db: Database, run_id: int) -> bool:
-    run = run_store.get_run(db, run_id)
-    return run is not None and run.cost_cents is not None
+        fetched = run_store.get_run(services.db, run_id)
+        if fetched is None:
+            return
+        show_run(services, fetched)
+    if run.cost_cents is None and fetched.cost_cents is not None and fetched.channel_id:
+        budgets.warn(services, fetched.team_id, fetched.channel_id)
 
 
 def needs_details(db: Database, run: RunRecord) -> bool:
