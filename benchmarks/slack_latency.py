@@ -12,11 +12,12 @@ post a second per channel, and measures the launch, not this.
 
 Measurement. The sandbox finishes every call (without grading it, and without sending
 webhooks itself); then all the `test-call.completed` webhooks are signed as ThunderPhone signs
-them and posted at once over a few dozen connections, each one's send time recorded just
-before its request goes out. The fake Slack records when each Web API call arrives (both are
-`time.monotonic()` in this process); the first call naming a run's card (its channel and `ts`,
-or the card as `thread_ts`) is when Slack first hears of that run. The result reply waits for
-the grade (THUNDERBOT_GRADE_GRACE is long here), so that first call is the card's `chat.update`.
+them and posted at once over `--concurrency` keep-alive connections (32, as the targets are
+set), each one's send time recorded just before its request goes out. The fake Slack records
+when each Web API call arrives (both are `time.monotonic()` in this process); the first call
+naming a run's card (its channel and `ts`, or the card as `thread_ts`) is when Slack first
+hears of that run. The result reply waits for the grade (THUNDERBOT_GRADE_GRACE is long here),
+so that first call is the card's `chat.update`.
 
 Baseline. Once the bot has stopped, the same webhooks go to a bare relay in its own process
 (`python -m benchmarks.baselines relay`): the V2 check, `json.loads`, the answer, then one
@@ -454,8 +455,9 @@ def latency_figures(
 
 
 async def figures(options: object) -> list[Figure]:
-    quick = bool(getattr(options, "quick", False))
+    quick = bool(getattr(options, "quick", False))  # 200 runs, for the tests
     runs, channels = (200, 40) if quick else (RUNS, CHANNELS)
     count = max(1, int(getattr(options, "rounds", 3)))
-    rounds = [await measure(runs, channels, CONNECTIONS) for _ in range(count)]
-    return latency_figures(rounds, runs, channels)
+    connections = max(1, int(getattr(options, "concurrency", CONNECTIONS)))
+    rounds = [await measure(runs, channels, connections) for _ in range(count)]
+    return latency_figures(rounds, runs, channels, connections)

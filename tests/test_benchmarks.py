@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
 from aiohttp import web
 from thunderphone.webhooks import SIGNATURE_HEADER
 
-from benchmarks import baselines
+from benchmarks import baselines, slack_latency
 from benchmarks.__main__ import figure_modules
 from benchmarks.common import (
     Figure,
@@ -260,3 +262,23 @@ async def test_the_bare_relay_updates_the_card_a_signed_webhook_names(tmp_path: 
     assert [(call.args["channel"], call.args["ts"]) for call in updates] == [("C0RELAY", card.ts)]
     shown = fake.find_message("C0RELAY", card.ts)
     assert shown is not None and shown.text == "Run 41 · completed"
+
+
+async def test_the_latency_figures_measure_the_bot_and_the_relay_at_the_concurrency_asked() -> None:
+    """One small round end to end: every run's card is edited, by the bot and by the relay,
+    with the webhooks sent over the connections asked for."""
+    options = SimpleNamespace(quick=True, rounds=1, concurrency=4)
+
+    p50, p99, relay = await slack_latency.figures(options)
+
+    assert (p50.name, p99.name, relay.name) == (
+        "webhook to Slack p50",
+        "webhook to Slack p99",
+        "webhook to Slack p50, bare relay",
+    )
+    assert "200 runs · 40 channels · 4 connections" in p50.detail
+    assert "all 200/200 touched" in p50.detail
+    assert "first calls {'chat.update': 200}" in p50.detail
+    assert "so 4 webhooks in flight wait" in p99.detail
+    assert "all 200/200 touched" in relay.detail
+    assert math.isfinite(p50.value) and math.isfinite(relay.value)
