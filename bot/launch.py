@@ -164,10 +164,13 @@ def finish(
     status: LaunchStatus,
     run_id: int | None = None,
     error: str | None = None,
+    unsent: bool = False,
 ) -> bool:
     """`launches.finish_launch` with its record in the trail, in one transaction."""
     with db.atomic():
-        if not launches.finish_launch(db, launch.id, status=status, run_id=run_id, error=error):
+        if not launches.finish_launch(
+            db, launch.id, status=status, run_id=run_id, error=error, unsent=unsent
+        ):
             return False
         audit.launch_settled(db, launch, status, run_id=run_id, error=error)
     return True
@@ -221,6 +224,13 @@ async def proceed(services: Services, launch_id: str) -> LaunchOutcome:
         services.outbox.withdraw(card)
         finish(db, launch, status="failed", error=f"cannot post: {problem}")
         return CannotPost(problem, refused=shown.failed is not None)
+    # Recorded before the money: a stop before this line leaves a launch known never sent.
+    try:
+        if not launches.mark_sent(db, launch_id):  # called off meanwhile: not sent
+            return _decided_earlier(services, launch_id)
+    except sqlite3.Error as error:
+        log.exception("launch %s not marked as sent; not sending it", launch_id)
+        return NotRecorded(str(error))
     try:
         created = await services.thunderphone.create_test_call(test_call_request(launch.spec))
     except ThunderPhoneRejected as error:
@@ -307,7 +317,16 @@ async def reconcile_launches(services: Services, recent: list[Run], *, complete:
             log.info("launch %s found as run %s", launch.id, match.id)
             await adopt(services, launch, match)
         elif complete and (launch.decided_at or "") < now_iso(SEARCH_WINDOW):
-            await _call_off(services, launch)
+            await _call_off(services, launch, notes.NOT_STARTED)
+
+
+async def call_off_unsent(services: Services) -> None:
+    """Launches a stop left between the click and the create were never sent, so nothing was
+    charged: called off at once, with no search (a run someone else started alike is not
+    taken for theirs)."""
+    for launch in launches.unsent_launches(services.db, decided_before=now_iso(ANSWER_TIMEOUT)):
+        log.info("launch %s was never sent: calling it off", launch.id)
+        await _call_off(services, launch, notes.NOT_SENT_AFTER_STOP, unsent=True)
 
 
 def _closest_run(services: Services, launch: Launch, recent: list[Run]) -> Run | None:
@@ -340,17 +359,22 @@ def _same_call(spec: CallSpec, run: Run) -> bool:
     )
 
 
-async def _call_off(services: Services, launch: Launch) -> None:
-    finish(services.db, launch, status="failed", error=notes.NOT_STARTED)
+async def _call_off(
+    services: Services, launch: Launch, reason: str, *, unsent: bool = False
+) -> None:
+    """Settle a launch that started no run, on its card and to the person who started it;
+    nothing is said when it was settled otherwise meanwhile."""
+    if not finish(services.db, launch, status="failed", error=reason, unsent=unsent):
+        return
     card = launch_card_key(launch.id)
     if services.outbox.channel_of(card) is not None:
         services.outbox.show(
-            card, launch.channel_id, launch_card(launch, notes.called_off_status())
+            card, launch.channel_id, launch_card(launch, notes.called_off_status(reason))
         )
     await tell(
         services,
         launch.channel_id,
         launch.decided_by or launch.user_id,
-        notes.called_off(launch.decided_at),
+        notes.called_off(launch.decided_at, reason),
         thread_ts=services.outbox.ts_of(card),
     )

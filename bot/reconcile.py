@@ -18,7 +18,7 @@ from bot.batches import reconcile_parts
 from bot.bodies import may_spell_lone_surrogates, whole_characters
 from bot.commits import write_each
 from bot.ingest import launches_in_doubt
-from bot.launch import CLOCK_SLACK, reconcile_launches
+from bot.launch import CLOCK_SLACK, call_off_unsent, reconcile_launches
 from bot.publish import refresh
 from bot.reviews import STALE_FILING
 from bot.runs import apply_grade, apply_grade_now, apply_run, apply_run_now, complete_details
@@ -192,6 +192,7 @@ async def poll(services: Services) -> None:
             await reconcile_launches(services, reports, complete=complete)
 
         steps.append(("runs", check_runs))
+    steps.append(("launches never sent", lambda: call_off_unsent(services)))
     if batch_store.any_unsettled_parts(db):
         steps.append(("batch parts", lambda: reconcile_parts(services)))
     for run_id in run_store.drop_interrupted_flags(db, started_before=now_iso(STALE_FILING)):

@@ -580,3 +580,17 @@ def m010_budgets(db: Database) -> None:
 def m011_runs_by_starter(db: Database) -> None:
     """App Home lists the viewer's own newest runs, however many others ran since."""
     db.execute("create index idx_runs_team_started_by on runs (team_id, started_by, created_at)")
+
+
+@migrations()
+def m012_launches_sent_at(db: Database) -> None:
+    """When a launch's create went out, so a stop between the click and the create is called
+    off at once instead of searched for. Launches of earlier releases still unsettled may have
+    been sent: they count as sent and are searched for, as before."""
+    db.table("launches").add_column("sent_at", str)
+    db.execute(
+        "update launches set sent_at = decided_at"
+        " where status in ('launching', 'unknown', 'launched')"
+    )
+    # Every poll looks for the launches still being started or looked for.
+    db.table("launches").create_index(["status", "decided_at"])

@@ -45,11 +45,32 @@ def claim_launch(
     return cursor.rowcount == 1
 
 
+def mark_sent(db: Database, launch_id: str) -> bool:
+    """Recorded just before the paid request: True only while the launch is still being
+    started and not yet sent. A launch called off meanwhile is not sent."""
+    cursor = db.execute(
+        "update launches set sent_at = ? where id = ? and status = 'launching' and sent_at is null",
+        [now_iso(), launch_id],
+    )
+    return cursor.rowcount == 1
+
+
 def unsettled_launches(db: Database, *, decided_before: str) -> list[Launch]:
     """Launches whose outcome is not known: ThunderPhone gave no clear answer, or the bot
     stopped between asking and recording the answer."""
     rows = db.table("launches").rows_where(
-        "status = 'unknown' or (status = 'launching' and decided_at < ?)",
+        "status = 'unknown' or (status = 'launching' and sent_at is not null and decided_at < ?)",
+        [decided_before],
+        order_by="decided_at",
+    )
+    return [Launch.from_row(row) for row in rows]
+
+
+def unsent_launches(db: Database, *, decided_before: str) -> list[Launch]:
+    """Launches the bot stopped starting between the click and the paid request: never sent,
+    so ThunderPhone has nothing to find."""
+    rows = db.table("launches").rows_where(
+        "status = 'launching' and sent_at is null and decided_at < ?",
         [decided_before],
         order_by="decided_at",
     )
@@ -70,12 +91,14 @@ def finish_launch(
     status: LaunchStatus,
     run_id: int | None = None,
     error: str | None = None,
+    unsent: bool = False,
 ) -> bool:
     """Record the outcome of a launch still being started or looked for; False if it was
-    already settled (the first outcome recorded stands)."""
+    already settled (the first outcome recorded stands), or, with `unsent`, sent meanwhile."""
     cursor = db.execute(
         "update launches set status = ?, run_id = ?, error = ?"
-        " where id = ? and status in ('launching', 'unknown')",
+        " where id = ? and status in ('launching', 'unknown')"
+        + (" and sent_at is null" if unsent else ""),
         [status, run_id, error, launch_id],
     )
     return cursor.rowcount == 1

@@ -9,7 +9,7 @@ import pytest
 from sqlite_utils import Database
 
 from bot.outbox import digest
-from storage import audit, messages
+from storage import audit, launches, messages
 from storage import runs as run_store
 from storage.db import open_db
 from storage.models import AuditEvent
@@ -121,4 +121,30 @@ def test_upgrading_twice_changes_nothing(upgraded: Database, tmp_path: Path) -> 
         "m009_permissions",
         "m010_budgets",
         "m011_runs_by_starter",
+        "m012_launches_sent_at",
     ]
+
+
+def test_launches_started_before_the_upgrade_count_as_sent(tmp_path: Path) -> None:
+    """A launch an earlier release left being started may have reached ThunderPhone: it is
+    still looked for after the upgrade, never called off as unsent."""
+    path = tmp_path / "thunderbot.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(RELEASE_0_1.read_text())
+        old.execute(
+            "update launches set status = 'launching', run_id = null"
+            " where id = '1d939da096a8451a94f65e6b60cd383d'"
+        )
+    old.close()
+    db = open_db(str(path))
+
+    sent = {row["id"]: row["sent_at"] for row in db.table("launches").rows}
+    assert sent["a1b454f8f32046acb2948d5857926083"] == "2026-12-01T11:09:01.660+00:00"
+    assert sent["1d939da096a8451a94f65e6b60cd383d"] == "2026-12-01T11:09:01.828+00:00"
+    assert sent["b961f820dd93472eab639c7beb7e9c3e"] is None, "cancelled: never sent"
+    assert sent["7a11199d595b4a5e825dacf230938f0f"] is None, "proposed: never sent"
+    later = "2026-12-02T00:00:00.000+00:00"
+    assert [x.id for x in launches.unsettled_launches(db, decided_before=later)] == [
+        "1d939da096a8451a94f65e6b60cd383d"
+    ]
+    assert launches.unsent_launches(db, decided_before=later) == []

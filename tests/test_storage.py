@@ -73,6 +73,41 @@ def test_a_launch_is_claimed_once(db: Database) -> None:
     assert stored is not None and (stored.status, stored.decided_by) == ("launching", "U")
 
 
+def _launching(db: Database, launch_id: str) -> Launch:
+    launch = launches.save_launch(
+        db,
+        Launch(
+            id=launch_id,
+            team_id="T",
+            channel_id="C",
+            user_id="U",
+            target_type="agent",
+            target_id=12,
+        ),
+    )
+    assert launches.claim_launch(db, launch.id, to="launching", by="U")
+    return launch
+
+
+def test_a_launch_is_either_sent_or_called_off_as_unsent_never_both(db: Database) -> None:
+    later = now_iso(timedelta(minutes=-1))  # every launch here was decided before it
+    sent, stopped = _launching(db, "SENT"), _launching(db, "STOPPED")
+    unsent = launches.unsent_launches(db, decided_before=later)
+    assert sorted(x.id for x in unsent) == ["SENT", "STOPPED"]
+    assert launches.unsettled_launches(db, decided_before=later) == [], "nothing to look for"
+
+    assert launches.mark_sent(db, sent.id) is True
+    assert launches.mark_sent(db, sent.id) is False, "sent once"
+    assert launches.finish_launch(db, sent.id, status="failed", unsent=True) is False
+    assert [x.id for x in launches.unsettled_launches(db, decided_before=later)] == ["SENT"]
+
+    assert launches.finish_launch(db, stopped.id, status="failed", unsent=True) is True
+    assert launches.mark_sent(db, stopped.id) is False, "called off: never sent after all"
+    assert launches.unsent_launches(db, decided_before=later) == []
+    stored = launches.get_launch(db, "STOPPED")
+    assert stored is not None and (stored.status, stored.sent_at) == ("failed", None)
+
+
 def test_an_interrupted_flag_can_be_taken_over_but_a_live_one_cannot(db: Database) -> None:
     flag = FlagRecord(run_id=1, call_id=9, user_id="U1", severity="info", title="t")
     assert run_store.claim_flag(db, flag, stale_before="2000-01-01") is True

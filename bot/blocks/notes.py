@@ -7,6 +7,9 @@ from typing import Any
 from bot.blocks.common import clock, context, escape, mention, message, section, unlinked
 
 NOT_STARTED = "ThunderPhone has no record of this run, so nothing was charged"
+NOT_SENT_AFTER_STOP = (
+    "the bot stopped before sending it to ThunderPhone, so nothing was started or charged"
+)
 
 
 def window_not_opened() -> str:
@@ -22,13 +25,13 @@ def flag_not_filed(reason: str) -> str:
     return f"I couldn't file the review flag. {escape(reason)}"
 
 
-def called_off_status() -> str:
-    return f"❌ Did not start · {NOT_STARTED}."
+def called_off_status(reason: str) -> str:
+    return f"❌ Did not start · {reason[:1].upper()}{reason[1:]}."
 
 
-def called_off(decided_at: str | None) -> str:
+def called_off(decided_at: str | None, reason: str) -> str:
     return (
-        f"The test call you started at {clock(decided_at)} did not start: {NOT_STARTED}. "
+        f"The test call you started at {clock(decided_at)} did not start: {reason}. "
         "Run the command again if you still need it."
     )
 

@@ -1,0 +1,131 @@
+"""A bot killed with SIGKILL between Start and ThunderPhone's answer to the create: a run that
+was made is found and adopted, never launched again; a create that never went out is called
+off as soon as the click's answer is overdue, and the person is told nothing was charged. The
+bot runs as `thunderbot serve`; every assertion is on what Slack shows and what ThunderPhone
+received."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+from bot import ids
+from bot.launch import ANSWER_TIMEOUT
+from bot.sandbox.slack import Ephemeral, Message
+from bot.sandbox.thunderphone import ApiFaults, ThunderPhoneSandbox
+from storage.db import now_iso
+from tests.helpers import CHANNEL, PROMPT, shown
+from tests.serve_process import ServedBot
+
+OVERDUE = ANSWER_TIMEOUT + timedelta(seconds=10)
+
+
+def creates(sandbox: ThunderPhoneSandbox) -> int:
+    return sum(r.method == "POST" and r.path == "/v1/test-calls" for r in sandbox.requests)
+
+
+def channel_cards(served: ServedBot) -> list[Message]:
+    return [m for m in served.fake.messages.get(CHANNEL, []) if m.thread_ts is None]
+
+
+def click_long_ago(served: ServedBot) -> None:
+    """What the clock shows once the click's answer is overdue: its time moved back."""
+    with sqlite3.connect(served.db_path, timeout=5) as db:
+        db.execute(
+            "update launches set decided_at = ? where decided_at is not null", [now_iso(OVERDUE)]
+        )
+    db.close()
+
+
+async def press_start(served: ServedBot) -> Ephemeral:
+    maria = served.user()
+    reply = await maria.slash(f'run agent:12 "{PROMPT}"')
+    assert reply.ephemeral is not None, reply.body_text
+    assert await maria.click(reply.ephemeral, ids.START_RUN) == 200
+    return reply.ephemeral
+
+
+async def test_a_run_made_while_the_bot_was_killed_is_found_not_launched_again(
+    tmp_path: Path,
+) -> None:
+    async with (
+        asyncio.timeout(90),
+        ServedBot(tmp_path, step_seconds=None) as served,
+    ):
+        sandbox = served.thunderphone
+        assert sandbox is not None
+        # ThunderPhone makes the run 2 s after the create arrives: the bot is gone by then.
+        sandbox.api_faults = ApiFaults(
+            rate=1.0, kinds=(), create_kinds=("slow",), slow_seconds=(2.0, 2.0)
+        )
+        confirmation = await press_start(served)
+        await served.fake.wait_for(lambda: creates(sandbox) or None, timeout=20)
+        killed = await served.stop_bot(signal.SIGKILL)
+        assert killed.code == -signal.SIGKILL
+        sandbox.api_faults = None
+        [run_id] = await served.fake.wait_for(lambda: list(sandbox.runs) or None, timeout=10)
+
+        await served.start_bot()
+        # Someone who saw nothing happen presses Start again: nothing is sent twice.
+        assert await served.user().click(confirmation, ids.START_RUN) == 200
+        await served.fake.wait_for(
+            lambda: "Already being started by <@U0MARIA>" in shown(confirmation) or None
+        )
+        click_long_ago(served)
+        card = await served.fake.wait_for(
+            lambda: next((c for c in channel_cards(served) if f"run {run_id}" in shown(c)), None),
+            timeout=20,
+        )
+
+        assert "⏳ Queued" in shown(card)
+        assert len(channel_cards(served)) == 1, "the launch's card became the run's"
+        assert creates(sandbox) == 1
+        with sqlite3.connect(served.db_path) as db:
+            launch = db.execute("select status, run_id, sent_at from launches").fetchall()
+        db.close()
+        assert [(status, found) for status, found, _ in launch] == [("launched", run_id)]
+        assert launch[0][2] is not None
+
+
+async def test_a_create_that_never_went_out_is_called_off_without_a_search(
+    tmp_path: Path,
+) -> None:
+    async with (
+        asyncio.timeout(90),
+        ServedBot(tmp_path, step_seconds=None) as served,
+    ):
+        sandbox = served.thunderphone
+        assert sandbox is not None
+        # Slack takes the card, but its answer never comes: the bot waits for it, before any
+        # money is spent, and is killed there.
+        served.fake.fault("chat.postMessage", error=None, handled=True, hang=60)
+        await press_start(served)
+        await served.fake.wait_for(lambda: channel_cards(served) or None, timeout=20)
+        killed = await served.stop_bot(signal.SIGKILL)
+        assert killed.code == -signal.SIGKILL
+        served.fake.clear_faults()
+
+        await served.start_bot()
+        click_long_ago(served)  # overdue, but well within the 10 minutes a search would take
+        told = await served.fake.wait_for(
+            lambda: next((e for e in served.fake.ephemerals if "did not start" in e.text), None),
+            timeout=20,
+        )
+        assert told.user == "U0MARIA"
+        assert (
+            "did not start: the bot stopped before sending it to ThunderPhone, so nothing was "
+            "started or charged. Run the command again if you still need it."
+        ) in told.text
+        [card] = await served.fake.wait_for(
+            lambda: (
+                channel_cards(served)
+                if "❌ Did not start" in shown(channel_cards(served)[0])
+                else None
+            ),
+            timeout=20,
+        )
+        assert "The bot stopped before sending it to ThunderPhone" in shown(card)
+        assert creates(sandbox) == 0 and sandbox.runs == {}
