@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from bot import ids
 from bot.launch import ANSWER_TIMEOUT
@@ -21,6 +24,19 @@ from tests.helpers import CHANNEL, PROMPT, shown
 from tests.serve_process import ServedBot
 
 OVERDUE = ANSWER_TIMEOUT + timedelta(seconds=10)
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[ServedBot]:
+    """`thunderbot serve` as a process; runs move only when a test moves them."""
+    async with ServedBot(tmp_path, step_seconds=None) as bot:
+        yield bot
+
+
+@pytest.fixture
+def sandbox(served: ServedBot) -> ThunderPhoneSandbox:
+    assert served.thunderphone is not None
+    return served.thunderphone
 
 
 def creates(sandbox: ThunderPhoneSandbox) -> int:
@@ -40,6 +56,11 @@ def click_long_ago(served: ServedBot) -> None:
     db.close()
 
 
+async def kill(served: ServedBot) -> None:
+    killed = await served.stop_bot(signal.SIGKILL)
+    assert killed.code == -signal.SIGKILL
+
+
 async def press_start(served: ServedBot) -> Ephemeral:
     maria = served.user()
     reply = await maria.slash(f'run agent:12 "{PROMPT}"')
@@ -49,22 +70,16 @@ async def press_start(served: ServedBot) -> Ephemeral:
 
 
 async def test_a_run_made_while_the_bot_was_killed_is_found_not_launched_again(
-    tmp_path: Path,
+    served: ServedBot, sandbox: ThunderPhoneSandbox
 ) -> None:
-    async with (
-        asyncio.timeout(90),
-        ServedBot(tmp_path, step_seconds=None) as served,
-    ):
-        sandbox = served.thunderphone
-        assert sandbox is not None
+    async with asyncio.timeout(90):
         # ThunderPhone makes the run 2 s after the create arrives: the bot is gone by then.
         sandbox.api_faults = ApiFaults(
             rate=1.0, kinds=(), create_kinds=("slow",), slow_seconds=(2.0, 2.0)
         )
         confirmation = await press_start(served)
         await served.fake.wait_for(lambda: creates(sandbox) or None, timeout=20)
-        killed = await served.stop_bot(signal.SIGKILL)
-        assert killed.code == -signal.SIGKILL
+        await kill(served)
         sandbox.api_faults = None
         [run_id] = await served.fake.wait_for(lambda: list(sandbox.runs) or None, timeout=10)
 
@@ -91,21 +106,15 @@ async def test_a_run_made_while_the_bot_was_killed_is_found_not_launched_again(
 
 
 async def test_a_create_that_never_went_out_is_called_off_without_a_search(
-    tmp_path: Path,
+    served: ServedBot, sandbox: ThunderPhoneSandbox
 ) -> None:
-    async with (
-        asyncio.timeout(90),
-        ServedBot(tmp_path, step_seconds=None) as served,
-    ):
-        sandbox = served.thunderphone
-        assert sandbox is not None
+    async with asyncio.timeout(90):
         # Slack takes the card, but its answer never comes: the bot waits for it, before any
         # money is spent, and is killed there.
         served.fake.fault("chat.postMessage", error=None, handled=True, hang=60)
         await press_start(served)
         await served.fake.wait_for(lambda: channel_cards(served) or None, timeout=20)
-        killed = await served.stop_bot(signal.SIGKILL)
-        assert killed.code == -signal.SIGKILL
+        await kill(served)
         served.fake.clear_faults()
 
         await served.start_bot()
