@@ -230,7 +230,7 @@ async def proceed(services: Services, launch_id: str) -> LaunchOutcome:
             return _decided_earlier(services, launch_id)
     except sqlite3.Error as error:
         log.exception("launch %s not marked as sent; not sending it", launch_id)
-        return NotRecorded(str(error))
+        return _not_sent(services, launch, error)
     try:
         created = await services.thunderphone.create_test_call(test_call_request(launch.spec))
     except ThunderPhoneRejected as error:
@@ -250,6 +250,19 @@ async def proceed(services: Services, launch_id: str) -> LaunchOutcome:
     launch = launches.get_launch(db, launch_id)
     assert launch is not None
     return Started(launch, created.id, shown.ts)
+
+
+def _not_sent(services: Services, launch: Launch, error: sqlite3.Error) -> NotRecorded:
+    """The mark before the money could not be written, so nothing was sent: the launch is
+    called off now where the database allows it (otherwise the poller does, later)."""
+    try:
+        if finish(
+            services.db, launch, status="failed", error=notes.NOT_SENT_UNRECORDED, unsent=True
+        ):
+            services.outbox.withdraw(launch_card_key(launch.id))
+    except sqlite3.Error:
+        log.exception("launch %s not called off yet", launch.id)
+    return NotRecorded(str(error), "that I was sending it to ThunderPhone")
 
 
 def test_call_request(spec: CallSpec) -> TestCallRequest:

@@ -56,9 +56,11 @@ class Unclear:
 
 @dataclass(frozen=True)
 class NotRecorded:
-    """The consent could not be recorded in the audit trail, so nothing was started."""
+    """Something that must be on record before the money could not be recorded, so nothing
+    was started; `record` says what (the consent, with its audit entry, unless told)."""
 
     problem: str
+    record: str = "your consent in the audit trail"
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,20 @@ def claim_launch(
 
 def mark_sent(db: Database, launch_id: str) -> bool:
     """Recorded just before the paid request: True only while the launch is still being
-    started and not yet sent. A launch called off meanwhile is not sent."""
-    cursor = db.execute(
-        "update launches set sent_at = ? where id = ? and status = 'launching' and sent_at is null",
-        [now_iso(), launch_id],
-    )
+    started and not yet sent. A launch called off meanwhile is not sent.
+
+    Flushed to disk before it returns (other commits wait for the next checkpoint), so not
+    even a power loss can make a launch that may have gone out look as if it never did."""
+    previous = db.execute("PRAGMA synchronous").fetchone()[0]
+    db.execute("PRAGMA synchronous=FULL")
+    try:
+        cursor = db.execute(
+            "update launches set sent_at = ? where id = ? and status = 'launching'"
+            " and sent_at is null",
+            [now_iso(), launch_id],
+        )
+    finally:
+        db.execute(f"PRAGMA synchronous={int(previous)}")
     return cursor.rowcount == 1
 
 

@@ -64,7 +64,7 @@ class Launch(CallSpec):
     error: str | None = None
     decided_by: str | None = None
     decided_at: str | None = None
-    sent_at: str | None = None  # when the create went out; None: never sent
+    sent_at: str | None = None  # when the create went out; None: not known to have gone out
     created_at: str = ""
 
 

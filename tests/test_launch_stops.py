@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot import ids
 from bot.launch import ANSWER_TIMEOUT
 from bot.sandbox.slack import Ephemeral, Message
+from bot.sandbox.stack import API_KEY
 from bot.sandbox.thunderphone import ApiFaults, ThunderPhoneSandbox
 from storage.db import now_iso
 from tests.helpers import CHANNEL, PROMPT, shown
@@ -72,7 +74,7 @@ async def press_start(served: ServedBot) -> Ephemeral:
 async def test_a_run_made_while_the_bot_was_killed_is_found_not_launched_again(
     served: ServedBot, sandbox: ThunderPhoneSandbox
 ) -> None:
-    async with asyncio.timeout(90):
+    async with asyncio.timeout(150):
         # ThunderPhone makes the run 2 s after the create arrives: the bot is gone by then.
         sandbox.api_faults = ApiFaults(
             rate=1.0, kinds=(), create_kinds=("slow",), slow_seconds=(2.0, 2.0)
@@ -108,7 +110,7 @@ async def test_a_run_made_while_the_bot_was_killed_is_found_not_launched_again(
 async def test_a_create_that_never_went_out_is_called_off_without_a_search(
     served: ServedBot, sandbox: ThunderPhoneSandbox
 ) -> None:
-    async with asyncio.timeout(90):
+    async with asyncio.timeout(150):
         # Slack takes the card, but its answer never comes: the bot waits for it, before any
         # money is spent, and is killed there.
         served.fake.fault("chat.postMessage", error=None, handled=True, hang=60)
@@ -118,6 +120,22 @@ async def test_a_create_that_never_went_out_is_called_off_without_a_search(
         served.fake.clear_faults()
 
         await served.start_bot()
+        # Someone else starts the same scenario from the dashboard: a search would take it
+        # for this launch's run.
+        async with httpx.AsyncClient(base_url=served.variables["THUNDERPHONE_BASE_URL"]) as tp:
+            theirs = await tp.post(
+                "/v1/test-calls",
+                headers={"Authorization": f"Bearer {API_KEY}"},
+                json={
+                    "target_type": "agent",
+                    "target_id": 12,
+                    "direction": "outbound",
+                    "mode": "bot",
+                    "consent_to_charge": True,
+                    "scenario_prompt": PROMPT,
+                },
+            )
+        assert theirs.status_code == 201, theirs.text
         click_long_ago(served)  # overdue, but well within the 10 minutes a search would take
         told = await served.fake.wait_for(
             lambda: next((e for e in served.fake.ephemerals if "did not start" in e.text), None),
@@ -125,8 +143,8 @@ async def test_a_create_that_never_went_out_is_called_off_without_a_search(
         )
         assert told.user == "U0MARIA"
         assert (
-            "did not start: the bot stopped before sending it to ThunderPhone, so nothing was "
-            "started or charged. Run the command again if you still need it."
+            "did not start: the bot was restarted before it sent the call to ThunderPhone, so "
+            "nothing was charged. Run the command again if you still need it."
         ) in told.text
         [card] = await served.fake.wait_for(
             lambda: (
@@ -136,5 +154,10 @@ async def test_a_create_that_never_went_out_is_called_off_without_a_search(
             ),
             timeout=20,
         )
-        assert "The bot stopped before sending it to ThunderPhone" in shown(card)
-        assert creates(sandbox) == 0 and sandbox.runs == {}
+        assert "The bot was restarted before it sent the call to ThunderPhone" in shown(card)
+        assert creates(sandbox) == 1, "only theirs"
+        with sqlite3.connect(served.db_path) as db:
+            launch = db.execute("select status, run_id, sent_at from launches").fetchall()
+            runs = db.execute("select run_id from runs").fetchall()
+        db.close()
+        assert launch == [("failed", None, None)] and runs == [], "theirs was not taken"

@@ -386,6 +386,46 @@ async def test_a_launch_thunderphone_never_created_is_called_off(stack: LocalSta
     assert len(launches_posted(stack)) == 1 and rows(stack, "runs") == []
 
 
+async def test_a_launch_called_off_while_its_card_waited_is_never_sent(stack: LocalStack) -> None:
+    """Once its click is overdue (a process stalled for minutes), an unsent launch is called
+    off; the card going up after that does not send it."""
+    stack.fake.fault("chat.postMessage", error="ratelimited", status=429, retry_after=1, times=None)
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    await maria.click(confirmation, ids.START_RUN)
+    await stack.fake.wait_for(lambda: stack.fake.calls_to("chat.postMessage") or None)
+    overdue = ANSWER_TIMEOUT + timedelta(seconds=10)
+    stack.services.db.execute("update launches set decided_at = ?", [now_iso(overdue)])
+    await stack.fake.wait_for(lambda: rows(stack, "launches")[0]["status"] == "failed" or None)
+    stack.fake.clear_faults()
+    await stack.fake.wait_for(lambda: "This test call did not start" in shown(confirmation) or None)
+    assert launches_posted(stack) == [] and rows(stack, "runs") == []
+    assert rows(stack, "launches")[0]["sent_at"] is None
+
+
+async def test_a_launch_whose_sending_cannot_be_recorded_is_not_sent(stack: LocalStack) -> None:
+    # The database refuses exactly the write that must come before the money.
+    stack.services.db.execute(
+        "create trigger refuse_sent before update of sent_at on launches"
+        " begin select raise(abort, 'database or disk is full'); end"
+    )
+    maria = stack.user()
+    confirmation = await confirm(maria)
+    await maria.click(confirmation, ids.START_RUN)
+    await stack.fake.wait_for(
+        lambda: (
+            "I couldn't record that I was sending it to ThunderPhone" in shown(confirmation) or None
+        )
+    )
+    assert (
+        "so I didn't start the test call. Nothing was charged; try again in a minute."
+    ) in shown(confirmation)
+    assert launches_posted(stack) == []
+    [launch] = rows(stack, "launches")
+    assert (launch["status"], launch["sent_at"]) == ("failed", None)
+    await stack.fake.wait_for(lambda: cards(stack) == [] or None)  # the card is taken down
+
+
 async def test_where_the_bot_cannot_post_nothing_is_started(stack: LocalStack) -> None:
     stack.fake.fault(
         "chat.postMessage", error="not_in_channel", status=200, retry_after=None, times=None

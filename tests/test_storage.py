@@ -92,11 +92,20 @@ def _launching(db: Database, launch_id: str) -> Launch:
 def test_a_launch_is_either_sent_or_called_off_as_unsent_never_both(db: Database) -> None:
     later = now_iso(timedelta(minutes=-1))  # every launch here was decided before it
     sent, stopped = _launching(db, "SENT"), _launching(db, "STOPPED")
+    assert launches.unsent_launches(db, decided_before=now_iso(timedelta(minutes=3))) == [], (
+        "a launch clicked a moment ago may be about to be sent"
+    )
     unsent = launches.unsent_launches(db, decided_before=later)
     assert sorted(x.id for x in unsent) == ["SENT", "STOPPED"]
     assert launches.unsettled_launches(db, decided_before=later) == [], "nothing to look for"
 
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
     assert launches.mark_sent(db, sent.id) is True
+    db.conn.set_trace_callback(None)
+    update = next(i for i, sql in enumerate(statements) if sql.startswith("update launches"))
+    assert "PRAGMA synchronous=FULL" in statements[:update], "flushed to disk before the money"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 1, "other commits as before"
     assert launches.mark_sent(db, sent.id) is False, "sent once"
     assert launches.finish_launch(db, sent.id, status="failed", unsent=True) is False
     assert [x.id for x in launches.unsettled_launches(db, decided_before=later)] == ["SENT"]

@@ -8,7 +8,11 @@ from bot.blocks.common import clock, context, escape, mention, message, section,
 
 NOT_STARTED = "ThunderPhone has no record of this run, so nothing was charged"
 NOT_SENT_AFTER_STOP = (
-    "the bot stopped before sending it to ThunderPhone, so nothing was started or charged"
+    "the bot was restarted before it sent the call to ThunderPhone, so nothing was charged"
+)
+NOT_SENT_UNRECORDED = (
+    "I couldn't record that I was sending it to ThunderPhone, so I didn't send it; "
+    "nothing was charged"
 )
 
 

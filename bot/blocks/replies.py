@@ -206,9 +206,9 @@ def not_started(outcome: object, what: str) -> dict[str, Any] | None:
             )
         case Refused(reason):
             return decided(f"Couldn't start {what}. {escape(reason)}")
-        case NotRecorded():
+        case NotRecorded(_, record):
             return decided(
-                f"I couldn't record your consent in the audit trail, so I didn't start {what}. "
+                f"I couldn't record {record}, so I didn't start {what}. "
                 "Nothing was charged; try again in a minute."
             )
         case OverBudget():
