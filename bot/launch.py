@@ -3,6 +3,8 @@
 A launch is recorded when the confirmation is shown and claimed atomically by the first Start
 click. ThunderPhone has no idempotency key, so a create is never retried; when its answer is
 unclear, the launch is marked `unknown` and the run is looked for instead (`reconcile_launches`).
+The launch is marked sent just before its create, so one a stop left unsent is called off
+without a search (`call_off_unsent`).
 """
 
 from __future__ import annotations
