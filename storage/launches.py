@@ -67,22 +67,23 @@ def mark_sent(db: Database, launch_id: str) -> bool:
 def unsettled_launches(db: Database, *, decided_before: str) -> list[Launch]:
     """Launches whose outcome is not known: ThunderPhone gave no clear answer, or the bot
     stopped between asking and recording the answer."""
-    rows = db.table("launches").rows_where(
+    return _launches_where(
+        db,
         "status = 'unknown' or (status = 'launching' and sent_at is not null and decided_at < ?)",
-        [decided_before],
-        order_by="decided_at",
+        decided_before,
     )
-    return [Launch.from_row(row) for row in rows]
 
 
 def unsent_launches(db: Database, *, decided_before: str) -> list[Launch]:
     """Launches the bot stopped starting between the click and the paid request: never sent,
     so ThunderPhone has nothing to find."""
-    rows = db.table("launches").rows_where(
-        "status = 'launching' and sent_at is null and decided_at < ?",
-        [decided_before],
-        order_by="decided_at",
+    return _launches_where(
+        db, "status = 'launching' and sent_at is null and decided_at < ?", decided_before
     )
+
+
+def _launches_where(db: Database, where: str, decided_before: str) -> list[Launch]:
+    rows = db.table("launches").rows_where(where, [decided_before], order_by="decided_at")
     return [Launch.from_row(row) for row in rows]
 
 

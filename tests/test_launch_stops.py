@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,13 +50,23 @@ def channel_cards(served: ServedBot) -> list[Message]:
     return [m for m in served.fake.messages.get(CHANNEL, []) if m.thread_ts is None]
 
 
+def stored(served: ServedBot, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """One statement on the bot's database file, committed, as another process makes it."""
+    db = sqlite3.connect(served.db_path, timeout=5)
+    try:
+        with db:
+            return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
+
+
 def click_long_ago(served: ServedBot) -> None:
     """What the clock shows once the click's answer is overdue: its time moved back."""
-    with sqlite3.connect(served.db_path, timeout=5) as db:
-        db.execute(
-            "update launches set decided_at = ? where decided_at is not null", [now_iso(OVERDUE)]
-        )
-    db.close()
+    stored(
+        served,
+        "update launches set decided_at = ? where decided_at is not null",
+        [now_iso(OVERDUE)],
+    )
 
 
 async def kill(served: ServedBot) -> None:
@@ -100,9 +111,7 @@ async def test_a_run_made_while_the_bot_was_killed_is_found_not_launched_again(
         assert "⏳ Queued" in shown(card)
         assert len(channel_cards(served)) == 1, "the launch's card became the run's"
         assert creates(sandbox) == 1
-        with sqlite3.connect(served.db_path) as db:
-            launch = db.execute("select status, run_id, sent_at from launches").fetchall()
-        db.close()
+        launch = stored(served, "select status, run_id, sent_at from launches")
         assert [(status, found) for status, found, _ in launch] == [("launched", run_id)]
         assert launch[0][2] is not None
 
@@ -156,8 +165,6 @@ async def test_a_create_that_never_went_out_is_called_off_without_a_search(
         )
         assert "The bot was restarted before it sent the call to ThunderPhone" in shown(card)
         assert creates(sandbox) == 1, "only theirs"
-        with sqlite3.connect(served.db_path) as db:
-            launch = db.execute("select status, run_id, sent_at from launches").fetchall()
-            runs = db.execute("select run_id from runs").fetchall()
-        db.close()
+        launch = stored(served, "select status, run_id, sent_at from launches")
+        runs = stored(served, "select run_id from runs")
         assert launch == [("failed", None, None)] and runs == [], "theirs was not taken"
